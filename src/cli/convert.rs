@@ -1,0 +1,157 @@
+//! `mhg convert [FILE...] [--out DIR]`: records from files (or `-` / nothing for stdin) to
+//! Bundles. NDJSON on stdout, or one file per record under `--out`; one OperationOutcome per
+//! refused record on stderr (as NDJSON), naming the file and the field. A progress bar on a
+//! terminal for large batches.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::{Issue, RejectKind, Rejection, SourceRef};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Input files: one record, a JSON array of records, or NDJSON. `-` (or none) reads stdin.
+    pub files: Vec<String>,
+    /// Write one `<recordId>.v<version>.json` per record into this directory instead of NDJSON
+    /// on stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Add a mapping override directory (ConceptMaps that replace shipped groups). Repeatable.
+    #[arg(long = "mappings-override")]
+    pub overrides: Vec<PathBuf>,
+}
+
+/// Below this many records no progress bar is drawn.
+const PROGRESS_MIN: usize = 500;
+
+fn read_input(name: &str) -> std::io::Result<Vec<u8>> {
+    if name == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut b)?;
+        Ok(b)
+    } else {
+        std::fs::read(name)
+    }
+}
+
+fn file_name_for(bundle: &Value) -> String {
+    let id = bundle["identifier"]["value"].as_str().unwrap_or("bundle");
+    // Identifier values are schema ids ([A-Za-z0-9._-]) plus '@' and a number.
+    let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '.' }).collect();
+    let safe = safe.replacen('.', "", if safe.starts_with('.') { 1 } else { 0 });
+    format!("{}.json", safe.replace("..", ".v").replace('@', ".v"))
+}
+
+/// Writes `bytes` to `dir/name` atomically (temporary file, then rename).
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+pub fn run(config: &Config, args: Args) -> i32 {
+    let mut config = config.clone();
+    config.mappings.overrides.extend(args.overrides.iter().cloned());
+    let pipeline = match config.pipeline() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mhg: cannot load mappings: {e}");
+            return 2;
+        }
+    };
+    if let Some(dir) = &args.out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("mhg: cannot create output directory {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    let files = if args.files.is_empty() { vec!["-".to_owned()] } else { args.files.clone() };
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let stderr_tty = std::io::stderr().is_terminal();
+    let (mut converted, mut refused) = (0usize, 0usize);
+    let report = |r: &Rejection, bar: Option<&indicatif::ProgressBar>| {
+        let line = r.to_operation_outcome().to_string();
+        match bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    };
+
+    for name in &files {
+        let display = if name == "-" { "<stdin>" } else { name.as_str() };
+        let bytes = match read_input(name) {
+            Ok(b) => b,
+            Err(e) => {
+                refused += 1;
+                let r = Rejection::one(RejectKind::Malformed, Issue::new("not-found", format!("cannot read input: {}", e.kind())))
+                    .with_source(SourceRef { file: Some(display.to_owned()), ..Default::default() });
+                report(&r, None);
+                continue;
+            }
+        };
+        let items = crate::ingest::read_records(&bytes, Some(display), pipeline.max_depth);
+        let bar = (stderr_tty && items.len() >= PROGRESS_MIN).then(|| {
+            let b = indicatif::ProgressBar::new(items.len() as u64);
+            b.set_message(display.to_owned());
+            b
+        });
+        for item in items {
+            let result = item.value.and_then(|v| pipeline.convert_value(&v)).map_err(|r| r.with_source(item.source.clone()));
+            match result {
+                Ok(m) => {
+                    converted += 1;
+                    let res = match &args.out {
+                        Some(dir) => serde_json::to_vec_pretty(&m.bundle)
+                            .map_err(std::io::Error::other)
+                            .and_then(|b| write_atomic(dir, &file_name_for(&m.bundle), &b)),
+                        None => serde_json::to_writer(&mut out, &m.bundle)
+                            .map_err(std::io::Error::other)
+                            .and_then(|_| out.write_all(b"\n")),
+                    };
+                    if let Err(e) = res {
+                        eprintln!("mhg: cannot write output: {e}");
+                        return 2;
+                    }
+                }
+                Err(r) => {
+                    refused += 1;
+                    report(&r, bar.as_ref());
+                }
+            }
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+    }
+    if let Err(e) = out.flush() {
+        eprintln!("mhg: cannot write output: {e}");
+        return 2;
+    }
+    if stderr_tty || refused > 0 {
+        eprintln!("mhg: {converted} converted, {refused} refused");
+    }
+    if refused > 0 { 1 } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn output_names() {
+        assert_eq!(file_name_for(&json!({"identifier": {"value": "R-0001@2"}})), "R-0001.v2.json");
+    }
+}

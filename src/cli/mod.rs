@@ -1,0 +1,52 @@
+//! The command line: `mhg convert`, `mhg serve`. Parses arguments, loads configuration, and
+//! hands off to the pipeline or the HTTP server. Exit statuses are part of the contract:
+//! 0 success, 1 some input refused, 2 usage or configuration error.
+
+pub mod convert;
+pub mod serve;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(name = "mhg", version, about = "Migration health gateway: migration health records in, FHIR R4 out")]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, the embedded defaults apply; `MHG_*` environment
+    /// variables override both.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert records to FHIR R4 transaction Bundles (NDJSON on stdout, or files with --out).
+    Convert(convert::Args),
+    /// Run the HTTP server.
+    Serve(serve::Args),
+}
+
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, crate::error::GatewayError> {
+    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MHG_")).collect();
+    Config::load_from(path, &env)
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn run(cli: Cli) -> i32 {
+    let config = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mhg: configuration error: {e}");
+            return 2;
+        }
+    };
+    match cli.command {
+        Command::Convert(args) => convert::run(&config, args),
+        Command::Serve(args) => serve::run(config, args),
+    }
+}

@@ -1,0 +1,93 @@
+//! `mhg serve`: the HTTP server on the embedded defaults (no file needed), a TOML file
+//! (`--config`) and `MHG_*` environment variables. Stops cleanly on Ctrl-C or SIGTERM: stops
+//! accepting, lets in-flight requests finish, exits.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::http::{AppState, router};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Listen address, overriding `server.listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!(stage = "serve", "shutdown requested: draining");
+}
+
+pub fn run(mut config: Config, args: Args) -> i32 {
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    init_logging(&config);
+    let started = std::time::Instant::now();
+    let pipeline = match config.pipeline() {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            tracing::error!(stage = "startup", error = %e, "cannot load mappings");
+            eprintln!("mhg: cannot load mappings: {e}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mhg: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&config.server.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mhg: cannot listen on {}: {e}", config.server.listen);
+                return 2;
+            }
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            stage = "startup",
+            listen = %addr,
+            mapping_version = %pipeline.terminology.mapping_version,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "mhg listening"
+        );
+        let state = AppState {
+            pipeline,
+            max_body_bytes: config.limits.max_body_bytes,
+            max_records: config.limits.max_records,
+        };
+        match axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(stage = "serve", error = %e, "server failed");
+                1
+            }
+        }
+    })
+}

@@ -1,0 +1,177 @@
+//! Configuration: embedded defaults, then an optional TOML file, then environment variables
+//! (`MHG_<SECTION>_<KEY>`, e.g. `MHG_SERVER_LISTEN`). Unknown keys are errors that name the file
+//! and the key; so are values of the wrong type.
+//!
+//! The environment is read through a map ([`Config::load_from`]) so tests pass their own.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::GatewayError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: Server,
+    pub mappings: Mappings,
+    pub limits: Limits,
+    pub log: Log,
+    /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
+    /// empty (see [`Config::home`]).
+    pub home: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address and port to listen on.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mappings {
+    /// The mapping directory (with `mappings.json`); `<home>/mappings` when unset.
+    pub dir: Option<PathBuf>,
+    /// Override directories applied in order (e.g. national vaccine codes).
+    pub overrides: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted (a record needs 6).
+    pub max_depth: usize,
+    /// Most records in one request.
+    pub max_records: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info` or `mhg=debug`.
+    pub level: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server { listen: "127.0.0.1:8080".into() }
+    }
+}
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 16 * 1024 * 1024, max_depth: 32, max_records: 10_000 }
+    }
+}
+impl Default for Log {
+    fn default() -> Self {
+        Log { format: "text".into(), level: "info".into() }
+    }
+}
+impl Default for Config {
+    fn default() -> Self {
+        Config { server: Server::default(), mappings: Mappings::default(), limits: Limits::default(), log: Log::default(), home: None }
+    }
+}
+
+fn cfg_err(file: &str, message: impl Into<String>) -> GatewayError {
+    GatewayError::Config { file: file.to_owned(), message: message.into() }
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then `env`.
+    pub fn load_from(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, GatewayError> {
+        let mut table: toml::Table = match file {
+            Some(f) => {
+                let name = f.display().to_string();
+                let text = std::fs::read_to_string(f).map_err(|e| cfg_err(&name, format!("cannot read: {e}")))?;
+                text.parse().map_err(|e: toml::de::Error| cfg_err(&name, e.message().to_owned()))?
+            }
+            None => toml::Table::new(),
+        };
+        // Environment overrides, for the keys that exist.
+        const ENV_KEYS: &[(&str, &str, &str, bool)] = &[
+            ("MHG_SERVER_LISTEN", "server", "listen", false),
+            ("MHG_MAPPINGS_DIR", "mappings", "dir", false),
+            ("MHG_LIMITS_MAX_BODY_BYTES", "limits", "max_body_bytes", true),
+            ("MHG_LIMITS_MAX_DEPTH", "limits", "max_depth", true),
+            ("MHG_LIMITS_MAX_RECORDS", "limits", "max_records", true),
+            ("MHG_LOG_FORMAT", "log", "format", false),
+            ("MHG_LOG_LEVEL", "log", "level", false),
+        ];
+        for (var, section, key, numeric) in ENV_KEYS {
+            if let Some(v) = env.get(*var) {
+                let value = if *numeric {
+                    toml::Value::Integer(v.parse().map_err(|_| cfg_err(var, "expected a whole number"))?)
+                } else {
+                    toml::Value::String(v.clone())
+                };
+                let sec = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+                match sec.as_table_mut() {
+                    Some(t) => {
+                        t.insert(key.to_string(), value);
+                    }
+                    None => return Err(cfg_err(var, format!("[{section}] is not a table in the configuration file"))),
+                }
+            }
+        }
+        if let Some(h) = env.get("MHG_HOME") {
+            table.insert("home".into(), toml::Value::String(h.clone()));
+        }
+        let name = file.map(|f| f.display().to_string()).unwrap_or_else(|| "environment".into());
+        let cfg: Config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| cfg_err(&name, e.message().to_owned()))?;
+        if !matches!(cfg.log.format.as_str(), "text" | "json") {
+            return Err(cfg_err(&name, "log.format: expected \"text\" or \"json\""));
+        }
+        if cfg.limits.max_depth < 8 {
+            return Err(cfg_err(&name, "limits.max_depth: a record needs at least 8 levels"));
+        }
+        Ok(cfg)
+    }
+
+    /// Where `mappings/` and `conformance/` live: `home` if set, else the current directory if it
+    /// holds them, else the folder above the executable's `target/` (a source checkout), else the
+    /// source tree this binary was built from.
+    pub fn home(&self) -> PathBuf {
+        if let Some(h) = &self.home {
+            return h.clone();
+        }
+        let has = |p: &Path| p.join("mappings").join("mappings.json").is_file();
+        if let Ok(cwd) = std::env::current_dir() {
+            if has(&cwd) {
+                return cwd;
+            }
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            for anc in exe.ancestors().skip(1) {
+                if has(anc) {
+                    return anc.to_path_buf();
+                }
+                let share = anc.join("share").join("mhg");
+                if has(&share) {
+                    return share;
+                }
+            }
+        }
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    pub fn mappings_dir(&self) -> PathBuf {
+        self.mappings.dir.clone().unwrap_or_else(|| self.home().join("mappings"))
+    }
+
+    pub fn conformance_dir(&self) -> PathBuf {
+        self.home().join("conformance")
+    }
+
+    pub fn pipeline(&self) -> Result<crate::pipeline::Pipeline, GatewayError> {
+        crate::pipeline::Pipeline::load(&self.mappings_dir(), &self.mappings.overrides, &self.conformance_dir(), self.limits.max_depth)
+    }
+}

@@ -1,0 +1,190 @@
+//! One error model for the whole gateway.
+//!
+//! A [`Rejection`] is what any stage answers when it will not take a record: it knows its HTTP
+//! status, and renders as a FHIR `OperationOutcome` whose issues name the *input* path (a JSON
+//! Pointer into the submitted record, in `location`) and, where the problem concerns the produced
+//! FHIR, the *output* path (a FHIRPath, in `expression`).
+//!
+//! Invariant: no text built here contains a value taken from a record. Messages are made from
+//! schema keywords, codes of the gateway's own and paths only, so an OperationOutcome can be
+//! logged, returned and stored without carrying patient data.
+
+use serde_json::{Value, json};
+
+/// Why a record (or a request) was refused. Decides the HTTP status and whether retrying the
+/// same input could ever help (it cannot, for all of these: they are properties of the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// Not JSON, or JSON of the wrong outer shape.
+    Malformed,
+    /// JSON nested deeper than the configured limit.
+    TooDeep,
+    /// Request body larger than the configured limit.
+    TooLarge,
+    /// More records in one request than the configured limit.
+    TooMany,
+    /// Content-Type the endpoint does not read.
+    UnsupportedMedia,
+    /// Valid JSON that breaks the record schema.
+    Schema,
+    /// A code with no mapping in the loaded ConceptMaps.
+    UnmappedCode,
+    /// The produced FHIR failed the output check (a mapping defect, reported, never relayed).
+    OutputInvalid,
+}
+
+impl RejectKind {
+    pub fn http_status(self) -> u16 {
+        match self {
+            RejectKind::Malformed | RejectKind::TooDeep => 400,
+            RejectKind::TooLarge | RejectKind::TooMany => 413,
+            RejectKind::UnsupportedMedia => 415,
+            RejectKind::Schema | RejectKind::UnmappedCode | RejectKind::OutputInvalid => 422,
+        }
+    }
+
+    /// A stable, data-free label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectKind::Malformed => "malformed",
+            RejectKind::TooDeep => "too-deep",
+            RejectKind::TooLarge => "too-large",
+            RejectKind::TooMany => "too-many",
+            RejectKind::UnsupportedMedia => "unsupported-media",
+            RejectKind::Schema => "schema",
+            RejectKind::UnmappedCode => "unmapped-code",
+            RejectKind::OutputInvalid => "output-invalid",
+        }
+    }
+}
+
+/// One finding. `text` never holds record data (see the module invariant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// FHIR `IssueType` code: structure, required, value, invalid, code-invalid, too-long, ...
+    pub code: &'static str,
+    pub text: String,
+    /// JSON Pointer into the input record, e.g. `/vaccinations/2/vaccine`.
+    pub input_path: Option<String>,
+    /// FHIRPath of the output element concerned, e.g. `Bundle.entry[5].resource.vaccineCode`.
+    pub expression: Option<String>,
+}
+
+impl Issue {
+    pub fn new(code: &'static str, text: impl Into<String>) -> Self {
+        Issue { code, text: text.into(), input_path: None, expression: None }
+    }
+    pub fn at(mut self, input_path: impl Into<String>) -> Self {
+        self.input_path = Some(input_path.into());
+        self
+    }
+    pub fn expr(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
+    }
+}
+
+/// Where in a request or a batch of files a rejected record came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceRef {
+    /// File name as given on the command line (never read from the record).
+    pub file: Option<String>,
+    /// 1-based position of the record in its file or body.
+    pub record: Option<usize>,
+    /// 1-based line, for NDJSON.
+    pub line: Option<usize>,
+}
+
+impl SourceRef {
+    fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(f) = &self.file {
+            parts.push(format!("file {f}"));
+        }
+        if let Some(r) = self.record {
+            parts.push(format!("record {r}"));
+        }
+        if let Some(l) = self.line {
+            parts.push(format!("line {l}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub kind: RejectKind,
+    pub issues: Vec<Issue>,
+    pub source: SourceRef,
+}
+
+impl Rejection {
+    pub fn new(kind: RejectKind, issues: Vec<Issue>) -> Self {
+        Rejection { kind, issues, source: SourceRef::default() }
+    }
+    pub fn one(kind: RejectKind, issue: Issue) -> Self {
+        Self::new(kind, vec![issue])
+    }
+    pub fn with_source(mut self, source: SourceRef) -> Self {
+        self.source = source;
+        self
+    }
+    pub fn http_status(&self) -> u16 {
+        self.kind.http_status()
+    }
+
+    /// Render as a FHIR R4 `OperationOutcome`.
+    pub fn to_operation_outcome(&self) -> Value {
+        let origin = self.source.describe();
+        let issues: Vec<Value> = self
+            .issues
+            .iter()
+            .map(|i| {
+                let mut text = String::new();
+                if let Some(p) = &i.input_path {
+                    text.push_str(&format!("input {p}: "));
+                }
+                text.push_str(&i.text);
+                let mut v = json!({
+                    "severity": "error",
+                    "code": i.code,
+                    "details": {
+                        "coding": [{"system": crate::CANONICAL_CS_REJECTION, "code": self.kind.label()}],
+                        "text": text
+                    }
+                });
+                if let Some(o) = &origin {
+                    v["diagnostics"] = json!(o);
+                }
+                if let Some(p) = &i.input_path {
+                    v["location"] = json!([p]);
+                }
+                if let Some(e) = &i.expression {
+                    v["expression"] = json!([e]);
+                }
+                v
+            })
+            .collect();
+        json!({"resourceType": "OperationOutcome", "issue": issues})
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} issue(s))", self.kind.label(), self.issues.len())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// A failure of the gateway itself (configuration, mapping files, I/O), as opposed to a refusal
+/// of input. These name files and keys, never record content.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
+    #[error("{file}: {message}")]
+    Mapping { file: String, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,173 @@
+//! The HTTP interface (axum). The only module that knows axum or HTTP.
+//!
+//! - `POST /fhir/$convert`: a record, a JSON array of records, or NDJSON -> the Bundle (one
+//!   record) or NDJSON of Bundles (a batch). Relays nothing. All-or-nothing: if any record is
+//!   refused, the answer is a 4xx OperationOutcome naming each refused record and field.
+//! - `GET /health`: the process is up.
+//!
+//! Every refusal is an OperationOutcome with a 4xx status. A panic anywhere below becomes a 500
+//! OperationOutcome (and is a bug), never a dropped connection.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::error::{Issue, RejectKind, Rejection};
+use crate::pipeline::Pipeline;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+pub const FHIR_NDJSON: &str = "application/fhir+ndjson";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub max_body_bytes: usize,
+    pub max_records: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/fhir/$convert", post(convert))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn fhir_response(status: u16, body: &Value) -> Response {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    r
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        tracing::info!(stage = "ingest", reason = self.kind.label(), issues = self.issues.len(), "request refused");
+        fhir_response(self.http_status(), &self.to_operation_outcome())
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(stage = "http", "handler panicked: this is a bug");
+    fhir_response(
+        500,
+        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception", "details": {"text": "internal error"}}]}),
+    )
+}
+
+async fn not_found() -> Response {
+    fhir_response(
+        404,
+        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found", "details": {"text": "no such route"}}]}),
+    )
+}
+
+async fn health() -> Response {
+    fhir_response(200, &json!({"status": "ok"}))
+}
+
+/// Reads the body, refusing it as soon as it exceeds the limit (a 413 OperationOutcome, not a
+/// bare text answer).
+async fn read_body(req: Request, limit: usize) -> Result<(HeaderMap, Bytes), Rejection> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok((parts.headers, b)),
+        Err(_) => Err(Rejection::one(
+            RejectKind::TooLarge,
+            Issue::new("too-costly", format!("request body larger than {limit} bytes")),
+        )),
+    }
+}
+
+fn content_type_ok(headers: &HeaderMap) -> Result<(), Rejection> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    const OK: [&str; 6] =
+        ["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
+    if OK.contains(&ct.as_str()) {
+        Ok(())
+    } else {
+        Err(Rejection::one(
+            RejectKind::UnsupportedMedia,
+            Issue::new("not-supported", "Content-Type must be application/fhir+json, application/json or NDJSON"),
+        ))
+    }
+}
+
+async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
+    let (headers, body) = read_body(req, st.max_body_bytes).await?;
+    content_type_ok(&headers)?;
+    let pipeline = st.pipeline.clone();
+    let max_records = st.max_records;
+    // Mapping is CPU work: keep it off the I/O threads.
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let n = crate::ingest::reader::count_hint(&body);
+        if n > max_records {
+            return Err(Rejection::one(
+                RejectKind::TooMany,
+                Issue::new("too-costly", format!("more than {max_records} records in one request")),
+            ));
+        }
+        Ok(pipeline.convert_bytes(&body, None))
+    })
+    .await
+    .map_err(|_| Rejection::one(RejectKind::Malformed, Issue::new("exception", "conversion was interrupted")))??;
+    if outcomes.len() > max_records {
+        return Err(Rejection::one(
+            RejectKind::TooMany,
+            Issue::new("too-costly", format!("more than {max_records} records in one request")),
+        ));
+    }
+    let batch = outcomes.len() > 1 || outcomes.first().is_some_and(|o| o.source.line.is_some());
+    let mut refused: Vec<Rejection> = Vec::new();
+    let mut bundles = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        match o.result {
+            Ok(m) => bundles.push(m.bundle),
+            Err(r) => refused.push(r),
+        }
+    }
+    if !refused.is_empty() {
+        // The most telling status: a malformed body outranks a schema error, and so on.
+        let kind = refused.iter().map(|r| r.kind).min_by_key(|k| k.http_status()).unwrap_or(RejectKind::Schema);
+        let issues = refused
+            .into_iter()
+            .flat_map(|r| {
+                let prefix = match (r.source.record, r.source.line, batch) {
+                    (_, Some(l), true) => format!("line {l}"),
+                    (Some(n), None, true) => format!("record {n}"),
+                    _ => String::new(),
+                };
+                r.issues.into_iter().map(move |mut i| {
+                    if !prefix.is_empty() {
+                        i.text = format!("{prefix}: {}", i.text);
+                    }
+                    i
+                })
+            })
+            .collect();
+        return Err(Rejection::new(kind, issues));
+    }
+    tracing::info!(stage = "convert", records = bundles.len(), "converted");
+    if !batch {
+        if let Some(b) = bundles.pop() {
+            return Ok(fhir_response(200, &b));
+        }
+    }
+    let mut out = String::new();
+    for b in &bundles {
+        out.push_str(&b.to_string());
+        out.push('\n');
+    }
+    let mut r = Response::new(Body::from(out));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_NDJSON));
+    Ok(r)
+}

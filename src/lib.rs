@@ -1,0 +1,29 @@
+//! # mhg: the migration health gateway
+//!
+//! Takes migration health assessment records (`mappings/record.schema.json`), maps them onto
+//! FHIR R4 resources, checks them, and hands out transaction Bundles.
+//!
+//! # Layout (the pipeline, in order)
+//! - [`ingest`]: bytes -> checked records (JSON / array / NDJSON, depth guard, record schema,
+//!   calendar checks). Knows no FHIR.
+//! - [`terminology`]: the ConceptMaps and CodeSystems of `mappings/`, loaded and checked once.
+//! - [`map`]: record -> transaction Bundle. No I/O, no clock, no logging.
+//! - [`validate`]: the output gate (FHIR R4 JSON schema). No I/O, no logging.
+//! - [`pipeline`]: the three stages as one immutable value shared by the interfaces.
+//! - [`http`]: the axum router (`POST /fhir/$convert`, `GET /health`). Only module that knows axum.
+//! - [`cli`]: `mhg convert`, `mhg serve`.
+//! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
+//! - [`config`]: embedded defaults, TOML file, environment.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod map;
+pub mod pipeline;
+pub mod terminology;
+pub mod validate;
+
+/// CodeSystem of the gateway's rejection reasons (`OperationOutcome.issue.details.coding`).
+pub const CANONICAL_CS_REJECTION: &str = "https://w3id.org/mhg/fhir/CodeSystem/rejection";

@@ -1,0 +1,187 @@
+//! Stage 2, **map**: one checked record in, one FHIR R4 transaction `Bundle` out.
+//!
+//! Invariants (absences): no I/O, no clock, no randomness, no logging. The same record and the
+//! same mapping files always give byte-identical output; every code comes from the ConceptMaps
+//! in [`crate::terminology`], and a code with no mapping is an error naming the input field and
+//! the output element, never a silent pass-through.
+//!
+//! Layout: [`patient`], [`results`] (Observations, Specimens, classifications), [`immunization`],
+//! [`parties`] (Organization, Practitioner, Location), [`provenance`] (Provenance, Consent).
+
+mod immunization;
+mod parties;
+mod patient;
+mod provenance;
+mod results;
+pub mod util;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Issue, RejectKind, Rejection};
+use crate::ingest::Record;
+use crate::terminology::Terminology;
+use util::{concept, identifier_query, sid, uuid_for};
+
+/// A mapped record: the Bundle, and for each entry the input path it came from (so that a
+/// finding about `Bundle.entry[i]` can name the input field too).
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    pub bundle: Value,
+    pub entry_origins: Vec<String>,
+}
+
+/// How an entry is written at the destination.
+enum Request {
+    /// Conditional update on a business identifier: create if absent, update if present.
+    ByIdentifier { system: String, value: String },
+    /// Update-as-create at a client-assigned (deterministic) id.
+    ById,
+}
+
+pub(crate) struct Builder<'a> {
+    pub term: &'a Terminology,
+    entries: Vec<Value>,
+    origins: Vec<String>,
+    issues: Vec<Issue>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(term: &'a Terminology) -> Self {
+        Builder { term, entries: Vec::with_capacity(24), origins: Vec::with_capacity(24), issues: Vec::new() }
+    }
+
+    /// FHIRPath of the entry that the next [`Builder::add`] will create.
+    pub fn next_entry_path(&self) -> String {
+        format!("Bundle.entry[{}].resource", self.entries.len())
+    }
+
+    /// Adds `resource` of type `rtype`, keyed by `key` (the UUID name), and returns its full URL.
+    fn add(&mut self, key: &str, mut resource: Value, request: Request, origin: &str) -> String {
+        let rtype = resource["resourceType"].as_str().unwrap_or_default().to_owned();
+        let id = uuid_for(&format!("{rtype}|{key}"));
+        let full_url = format!("urn:uuid:{id}");
+        let (method, url) = match request {
+            Request::ByIdentifier { system, value } => ("PUT", identifier_query(&rtype, &system, &value)),
+            Request::ById => {
+                if let Some(obj) = resource.as_object_mut() {
+                    // `id` goes right after `resourceType`, as FHIR JSON is usually written.
+                    let mut ordered = Map::with_capacity(obj.len() + 1);
+                    ordered.insert("resourceType".into(), Value::String(rtype.clone()));
+                    ordered.insert("id".into(), Value::String(id.to_string()));
+                    for (k, v) in std::mem::take(obj) {
+                        if k != "resourceType" {
+                            ordered.insert(k, v);
+                        }
+                    }
+                    *obj = ordered;
+                }
+                ("PUT", format!("{rtype}/{id}"))
+            }
+        };
+        self.entries.push(json!({
+            "fullUrl": full_url,
+            "resource": resource,
+            "request": {"method": method, "url": url}
+        }));
+        self.origins.push(origin.to_owned());
+        full_url
+    }
+
+    /// A CodeableConcept for `code` of the gateway's CodeSystem `cs`: the standard codings that
+    /// ConceptMap `map` gives (in its group order), then the gateway's own coding. Records an
+    /// issue when the code is unknown to the map or misses a required target system.
+    pub fn coded(&mut self, map: &str, cs: &str, code: &str, ctx: &[(&str, &str)], input: &str, output: &str) -> Value {
+        let t = self.term.translate(map, code, ctx);
+        if !t.known {
+            self.issues.push(
+                Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'"))
+                    .at(input)
+                    .expr(output),
+            );
+        }
+        for sys in &t.missing {
+            self.issues.push(
+                Issue::new("code-invalid", format!("code has no mapping to required system {sys} in ConceptMap '{map}'"))
+                    .at(input)
+                    .expr(output),
+            );
+        }
+        let mut codings = t.codings;
+        codings.push(self.term.gateway_coding(cs, code));
+        concept(codings)
+    }
+
+    /// The first standard code a map gives (e.g. administrative gender), with an issue if none.
+    pub fn code_only(&mut self, map: &str, code: &str, input: &str, output: &str) -> Value {
+        let t = self.term.translate(map, code, &[]);
+        match t.codings.first().and_then(|c| c.get("code")).cloned() {
+            Some(c) if t.missing.is_empty() => c,
+            _ => {
+                self.issues.push(
+                    Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output),
+                );
+                Value::Null
+            }
+        }
+    }
+
+    /// Checks an ISO 3166-1 alpha-3 (or ICAO 9303 nationality) code and returns its system.
+    pub fn country_system(&mut self, code: &str, input: &str, output: &str) -> String {
+        match self.term.source_system_of("country", code) {
+            Some(s) => s.to_owned(),
+            None => {
+                self.issues.push(
+                    Issue::new("code-invalid", "not an ISO 3166-1 alpha-3 or ICAO 9303 country code").at(input).expr(output),
+                );
+                "urn:iso:std:iso:3166".to_owned()
+            }
+        }
+    }
+
+    pub fn profiles(&self, key: &str) -> Option<Value> {
+        let p = self.term.profiles(key);
+        (!p.is_empty()).then(|| json!({ "profile": p }))
+    }
+
+    pub fn issue(&mut self, issue: Issue) {
+        self.issues.push(issue);
+    }
+}
+
+/// Inserts `key: value` unless `value` is null (keeps the builders free of `if let` ladders).
+pub(crate) fn put(obj: &mut Value, key: &str, value: impl Into<Value>) {
+    let v = value.into();
+    if !v.is_null() {
+        if let Some(o) = obj.as_object_mut() {
+            o.insert(key.to_owned(), v);
+        }
+    }
+}
+
+/// Maps one record onto a transaction Bundle.
+pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejection> {
+    let mut b = Builder::new(term);
+    let site = parties::site(&mut b, record);
+    let physician = parties::physician(&mut b, record);
+    let patient = patient::patient(&mut b, record);
+    let refs = results::Refs { patient: &patient, site: &site, physician: physician.as_deref() };
+    results::results(&mut b, record, &refs);
+    results::classifications(&mut b, record, &refs);
+    immunization::immunizations(&mut b, record, &refs);
+    provenance::consent(&mut b, record, &refs);
+    provenance::provenance(&mut b, record, &site);
+
+    if !b.issues.is_empty() {
+        return Err(Rejection::new(RejectKind::UnmappedCode, b.issues));
+    }
+    let timestamp = provenance::record_instant(record);
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "identifier": {"system": sid("bundle"), "value": format!("{}@{}", record.record_id, record.record_version)},
+        "type": "transaction",
+        "timestamp": timestamp,
+        "entry": b.entries
+    });
+    Ok(Mapped { bundle, entry_origins: b.origins })
+}
+

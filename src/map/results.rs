@@ -1,0 +1,279 @@
+//! Tests and findings: one `Observation` per result (lab, imaging, vital signs), a `Specimen`
+//! where the record names one, and Observations for the TB class, the other classifications and
+//! the assessment outcome (fitness to travel, validity, programme, destination).
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::util::{norm_datetime, reference, sid};
+use super::{Builder, Request, parties, put};
+use crate::ingest::record::{ResultValue, TestResult};
+use crate::ingest::Record;
+use crate::terminology::{PROP_METHOD, PROP_SPECIMEN};
+
+const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+const UCUM: &str = "http://unitsofmeasure.org";
+/// Gateway extension: position of a specimen in a series (sputum 1 to 3).
+pub const EXT_SPECIMEN_SEQUENCE: &str = "https://w3id.org/mhg/fhir/StructureDefinition/specimen-sequence";
+
+pub struct Refs<'a> {
+    pub patient: &'a str,
+    pub site: &'a str,
+    pub physician: Option<&'a str>,
+}
+
+pub fn results(b: &mut Builder, r: &Record, refs: &Refs) {
+    let mut labs = HashMap::new();
+    for (i, res) in r.results.iter().enumerate() {
+        observation(b, r, res, i, refs, &mut labs);
+    }
+}
+
+fn quantity(b: &mut Builder, value: &serde_json::Number, unit: &str, comparator: Option<&str>, input: &str, output: &str) -> Value {
+    let ucum = b.term.translate("unit", unit, &[]);
+    let code = ucum.codings.first().and_then(|c| c.get("code")).cloned();
+    if code.is_none() || !ucum.missing.is_empty() {
+        b.issue(
+            crate::error::Issue::new("code-invalid", "unit has no UCUM code in ConceptMap 'unit'")
+                .at(format!("{input}/unit"))
+                .expr(format!("{output}.code")),
+        );
+    }
+    let mut q = json!({"value": value});
+    if let Some(c) = comparator {
+        put(&mut q, "comparator", c);
+    }
+    put(&mut q, "unit", unit);
+    put(&mut q, "system", UCUM);
+    put(&mut q, "code", code.unwrap_or(Value::Null));
+    q
+}
+
+fn specimen(b: &mut Builder, res: &TestResult, kind: &str, input: &str, patient: &str) -> String {
+    let out = b.next_entry_path();
+    let ty = b.coded("specimen", "specimen", kind, &[], &format!("{input}/specimen"), &format!("{out}.type"));
+    let mut sp = json!({"resourceType": "Specimen"});
+    put(&mut sp, "meta", b.profiles("Specimen"));
+    if let Some(seq) = res.sequence {
+        put(&mut sp, "extension", json!([{"url": EXT_SPECIMEN_SEQUENCE, "valuePositiveInt": seq}]));
+    }
+    put(&mut sp, "identifier", json!([{"system": sid("specimen"), "value": res.result_id}]));
+    put(&mut sp, "status", "available");
+    put(&mut sp, "type", ty);
+    put(&mut sp, "subject", reference(patient));
+    if let Some(c) = &res.collected {
+        put(&mut sp, "collection", json!({"collectedDateTime": norm_datetime(c)}));
+    }
+    b.add(
+        &format!("specimen|{}", res.result_id),
+        sp,
+        Request::ByIdentifier { system: sid("specimen"), value: res.result_id.clone() },
+        &format!("{input}/specimen"),
+    )
+}
+
+fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &Refs, labs: &mut HashMap<String, String>) {
+    let input = format!("/results/{i}");
+    let method = res.method.as_deref().unwrap_or("");
+    let spec = res.specimen.as_deref().unwrap_or("");
+    let ctx: [(&str, &str); 2] = [(PROP_METHOD, method), (PROP_SPECIMEN, spec)];
+
+    // Entries the Observation points at come first, so their full URLs are known.
+    let specimen_ref = match res.specimen.as_deref() {
+        Some(s) if s != "none" => Some(specimen(b, res, s, &input, refs.patient)),
+        _ => None,
+    };
+    let lab_ref = res
+        .laboratory
+        .as_deref()
+        .map(|l| parties::laboratory(b, l, &format!("{input}/laboratory"), labs));
+
+    let out = b.next_entry_path();
+    let code = b.coded("test", "test", &res.test, &ctx, &format!("{input}/test"), &format!("{out}.code"));
+    // Category is the group of the `test` map that targets observation-category.
+    let category = b.term.all_targets("test", &res.test, CATEGORY_SYSTEM);
+    let category_code = category.first().and_then(|c| c["code"].as_str()).unwrap_or("").to_owned();
+    if category.is_empty() {
+        b.issue(
+            crate::error::Issue::new("code-invalid", "test has no observation category in ConceptMap 'test'")
+                .at(format!("{input}/test"))
+                .expr(format!("{out}.category")),
+        );
+    }
+    let status = b.code_only("result-status", &res.status, &format!("{input}/status"), &format!("{out}.status"));
+
+    let mut obs = json!({"resourceType": "Observation"});
+    let mut profiles: Vec<String> = b.term.profiles(&format!("Observation:test:{}", res.test)).to_vec();
+    if profiles.is_empty() {
+        profiles = b.term.profiles(&format!("Observation:{category_code}")).to_vec();
+    }
+    if !profiles.is_empty() {
+        put(&mut obs, "meta", json!({"profile": profiles}));
+    }
+    put(&mut obs, "identifier", json!([{"system": sid("result-id"), "value": res.result_id}]));
+    put(&mut obs, "status", status);
+    put(&mut obs, "category", json!([{"coding": category.into_iter().take(1).collect::<Vec<_>>()}]));
+    put(&mut obs, "code", code);
+    put(&mut obs, "subject", reference(refs.patient));
+    let effective = res
+        .collected
+        .as_deref()
+        .or(res.resulted.as_deref())
+        .map(norm_datetime)
+        .unwrap_or_else(|| r.assessment.exam_date.clone());
+    put(&mut obs, "effectiveDateTime", effective);
+    if let Some(t) = &res.resulted {
+        put(&mut obs, "issued", norm_datetime(t));
+    }
+    let mut performers = vec![reference(refs.site)];
+    if let Some(l) = &lab_ref {
+        performers.push(reference(l));
+    }
+    put(&mut obs, "performer", Value::Array(performers));
+
+    match &res.value {
+        ResultValue::Coded { coded } => {
+            let v = b.coded("result-value", "result-value", coded, &ctx, &format!("{input}/value/coded"), &format!("{out}.value"));
+            put(&mut obs, "valueCodeableConcept", v);
+        }
+        ResultValue::Quantity { quantity: q, unit, comparator } => {
+            let v = quantity(b, q, unit, comparator.as_deref(), &format!("{input}/value"), &format!("{out}.value"));
+            put(&mut obs, "valueQuantity", v);
+        }
+        ResultValue::Titer { titer } => {
+            // "1:64" is a ratio of 1 to 64, which is how FHIR carries titers.
+            let (n, d) = titer.split_once(':').unwrap_or(("1", titer));
+            let num = |s: &str| s.parse::<u64>().map(Value::from).unwrap_or(Value::Null);
+            put(&mut obs, "valueRatio", json!({"numerator": {"value": num(n)}, "denominator": {"value": num(d)}}));
+        }
+        ResultValue::Text { text } => put(&mut obs, "valueString", text.as_str()),
+    }
+    if let Some(n) = &res.note {
+        put(&mut obs, "note", json!([{"text": n}]));
+    }
+    if let Some(m) = &res.method {
+        let v = b.coded("method", "method", m, &ctx, &format!("{input}/method"), &format!("{out}.method"));
+        put(&mut obs, "method", v);
+    }
+    if let Some(s) = &specimen_ref {
+        put(&mut obs, "specimen", reference(s));
+    }
+    let mut components = Vec::new();
+    for (ci, c) in res.components.iter().enumerate() {
+        let cin = format!("{input}/components/{ci}");
+        let cout = format!("{out}.component[{}]", components.len());
+        let code = b.coded("igra-component", "igra-component", &c.name, &ctx, &format!("{cin}/name"), &format!("{cout}.code"));
+        let q = quantity(b, &c.quantity, &c.unit, None, &cin, &format!("{cout}.value"));
+        components.push(json!({"code": code, "valueQuantity": q}));
+    }
+    for (fi, f) in res.findings.iter().enumerate() {
+        let fin = format!("{input}/findings/{fi}");
+        let cout = format!("{out}.component[{}]", components.len());
+        let v = b.coded("cxr-finding", "cxr-finding", f, &[], &fin, &format!("{cout}.value"));
+        components.push(json!({
+            "code": {"coding": [b.term.gateway_coding("observation-code", "cxr-finding")]},
+            "valueCodeableConcept": v
+        }));
+    }
+    if !components.is_empty() {
+        put(&mut obs, "component", Value::Array(components));
+    }
+    b.add(
+        &format!("result|{}", res.result_id),
+        obs,
+        Request::ByIdentifier { system: sid("result-id"), value: res.result_id.clone() },
+        &input,
+    );
+}
+
+/// An Observation made by the panel physician at the exam (category `exam`), identified by the
+/// assessment id and a suffix.
+fn exam_observation(b: &mut Builder, r: &Record, refs: &Refs, suffix: &str, code: &str) -> (Value, String) {
+    let ident = format!("{}/{suffix}", r.assessment.assessment_id);
+    let mut obs = json!({"resourceType": "Observation"});
+    put(&mut obs, "identifier", json!([{"system": sid("assessment-observation"), "value": ident}]));
+    put(&mut obs, "status", "final");
+    put(&mut obs, "category", json!([{"coding": [{"system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam"}]}]));
+    put(&mut obs, "code", json!({"coding": [b.term.gateway_coding("observation-code", code)]}));
+    put(&mut obs, "subject", reference(refs.patient));
+    put(&mut obs, "effectiveDateTime", r.assessment.exam_date.as_str());
+    let mut performers = Vec::new();
+    if let Some(p) = refs.physician {
+        performers.push(reference(p));
+    }
+    performers.push(reference(refs.site));
+    put(&mut obs, "performer", Value::Array(performers));
+    (obs, ident)
+}
+
+pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
+    let a = &r.assessment;
+    // The assessment outcome: always present, as programme, kind and destination always are.
+    let out = b.next_entry_path();
+    let (mut obs, ident) = exam_observation(b, r, refs, "outcome", "assessment-outcome");
+    let mut comps = vec![
+        json!({"code": {"coding": [b.term.gateway_coding("observation-code", "programme")]},
+               "valueCodeableConcept": {"coding": [b.term.gateway_coding("programme", &a.programme)]}}),
+        json!({"code": {"coding": [b.term.gateway_coding("observation-code", "assessment-kind")]},
+               "valueCodeableConcept": {"coding": [b.term.gateway_coding("assessment-kind", &a.kind)]}}),
+    ];
+    let csys = b.country_system(&a.destination_country, "/assessment/destinationCountry", &format!("{out}.component[2].value"));
+    comps.push(json!({"code": {"coding": [b.term.gateway_coding("observation-code", "destination-country")]},
+                      "valueCodeableConcept": {"coding": [{"system": csys, "code": a.destination_country}]}}));
+    if let Some(f) = a.fit_to_travel {
+        comps.push(json!({"code": {"coding": [b.term.gateway_coding("observation-code", "fit-to-travel")]}, "valueBoolean": f}));
+    }
+    if let Some(v) = &a.valid_until {
+        comps.push(json!({"code": {"coding": [b.term.gateway_coding("observation-code", "valid-until")]}, "valueDateTime": v}));
+    }
+    put(&mut obs, "component", Value::Array(comps));
+    if let Some(n) = &a.note {
+        put(&mut obs, "note", json!([{"text": n}]));
+    }
+    b.add(
+        &format!("assessment|{ident}"),
+        obs,
+        Request::ByIdentifier { system: sid("assessment-observation"), value: ident.clone() },
+        "/assessment",
+    );
+
+    if let Some(tb) = &a.tb_classification {
+        let out = b.next_entry_path();
+        let (mut obs, ident) = exam_observation(b, r, refs, "tb-classification", "tb-classification");
+        let v = b.coded("tb-classification", "tb-classification", tb, &[], "/assessment/tbClassification", &format!("{out}.value"));
+        put(&mut obs, "valueCodeableConcept", v);
+        b.add(
+            &format!("assessment|{ident}"),
+            obs,
+            Request::ByIdentifier { system: sid("assessment-observation"), value: ident.clone() },
+            "/assessment/tbClassification",
+        );
+    }
+
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, c) in a.other_classifications.iter().enumerate() {
+        let input = format!("/assessment/otherClassifications/{i}");
+        let n = seen.entry(c.condition.as_str()).or_insert(0);
+        *n += 1;
+        let suffix = if *n == 1 { format!("classification-{}", c.condition) } else { format!("classification-{}-{n}", c.condition) };
+        let out = b.next_entry_path();
+        let (mut obs, ident) = exam_observation(b, r, refs, &suffix, "condition-classification");
+        let v = json!({"coding": [b.term.gateway_coding("classification-class", &c.class)]});
+        put(&mut obs, "valueCodeableConcept", v);
+        if let Some(note) = &c.note {
+            put(&mut obs, "note", json!([{"text": note}]));
+        }
+        let cond = b.coded("classification-condition", "classification-condition", &c.condition, &[], &format!("{input}/condition"), &format!("{out}.component[0].value"));
+        put(&mut obs, "component", json!([{
+            "code": {"coding": [b.term.gateway_coding("observation-code", "classified-condition")]},
+            "valueCodeableConcept": cond
+        }]));
+        b.add(
+            &format!("assessment|{ident}"),
+            obs,
+            Request::ByIdentifier { system: sid("assessment-observation"), value: ident.clone() },
+            &input,
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The conversion pipeline, **ingest -> map -> validate**, as one value that interfaces (CLI,
+//! HTTP) share. Built once at start-up from the mapping and conformance directories; after that
+//! it is immutable and does no I/O, so it is shared across threads behind an `Arc`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{GatewayError, Issue, RejectKind, Rejection, SourceRef};
+use crate::ingest::{self, Record, RecordSchema};
+use crate::map::{self, Mapped};
+use crate::terminology::{self, Terminology};
+use crate::validate::R4Schema;
+
+pub struct Pipeline {
+    pub schema: RecordSchema,
+    pub terminology: Terminology,
+    pub r4: R4Schema,
+    /// Deepest JSON nesting accepted in input.
+    pub max_depth: usize,
+}
+
+/// One input record's fate.
+#[derive(Debug)]
+pub struct Outcome {
+    pub source: SourceRef,
+    pub result: Result<Mapped, Rejection>,
+}
+
+impl Pipeline {
+    /// Loads `mappings/` (plus override directories) and `conformance/fhir-r4/fhir.schema.json`.
+    pub fn load(mappings: &Path, overrides: &[std::path::PathBuf], conformance: &Path, max_depth: usize) -> Result<Self, GatewayError> {
+        let terminology = terminology::load(mappings, overrides)?;
+        let schema = RecordSchema::compile(&terminology.record_schema).map_err(|message| GatewayError::Mapping {
+            file: mappings.join("record.schema.json").display().to_string(),
+            message,
+        })?;
+        let r4_path = conformance.join("fhir-r4").join("fhir.schema.json");
+        let r4_bytes = std::fs::read(&r4_path).map_err(|e| GatewayError::Config {
+            file: r4_path.display().to_string(),
+            message: format!("cannot read the FHIR R4 JSON schema: {e}"),
+        })?;
+        let r4_json: Value = serde_json::from_slice(&r4_bytes).map_err(|e| GatewayError::Config {
+            file: r4_path.display().to_string(),
+            message: format!("not JSON: {e}"),
+        })?;
+        let r4 = R4Schema::compile(&r4_json).map_err(|message| GatewayError::Config { file: r4_path.display().to_string(), message })?;
+        Ok(Pipeline { schema, terminology, r4, max_depth })
+    }
+
+    /// Checks one parsed record and maps it, without the output gate (for benchmarks of the
+    /// mapping alone).
+    pub fn check_and_map(&self, value: &Value) -> Result<Mapped, Rejection> {
+        let issues = self.schema.check(value);
+        if !issues.is_empty() {
+            return Err(Rejection::new(RejectKind::Schema, issues));
+        }
+        let issues = ingest::semantic::check(value);
+        if !issues.is_empty() {
+            return Err(Rejection::new(RejectKind::Schema, issues));
+        }
+        let record: Record = Record::deserialize_checked(value)?;
+        map::map_record(&record, &self.terminology)
+    }
+
+    /// The whole pipeline for one parsed record: schema, semantic checks, mapping, output gate.
+    pub fn convert_value(&self, value: &Value) -> Result<Mapped, Rejection> {
+        let mapped = self.check_and_map(value)?;
+        let issues = self.r4.check_bundle(&mapped.bundle);
+        if issues.is_empty() {
+            return Ok(mapped);
+        }
+        // Name the input field too: the entry's origin in the record.
+        let issues = issues
+            .into_iter()
+            .map(|i| match entry_index(i.expression.as_deref()) {
+                Some(n) => match mapped.entry_origins.get(n) {
+                    Some(origin) => i.at(origin.clone()),
+                    None => i,
+                },
+                None => i,
+            })
+            .collect();
+        Err(Rejection::new(RejectKind::OutputInvalid, issues))
+    }
+
+    /// Reads every record in `bytes` and converts each.
+    pub fn convert_bytes(&self, bytes: &[u8], file: Option<&str>) -> Vec<Outcome> {
+        ingest::read_records(bytes, file, self.max_depth)
+            .into_iter()
+            .map(|item| {
+                let result = item.value.and_then(|v| self.convert_value(&v));
+                let result = result.map_err(|r| r.with_source(item.source.clone()));
+                Outcome { source: item.source, result }
+            })
+            .collect()
+    }
+}
+
+fn entry_index(expr: Option<&str>) -> Option<usize> {
+    let rest = expr?.strip_prefix("Bundle.entry[")?;
+    rest.split(']').next()?.parse().ok()
+}
+
+impl Record {
+    /// Deserialises a record that already passed the schema. A failure here is a gateway defect
+    /// (schema and types disagree), reported without the value.
+    pub fn deserialize_checked(value: &Value) -> Result<Record, Rejection> {
+        Record::deserialize(value).map_err(|_| {
+            Rejection::one(
+                RejectKind::Schema,
+                Issue::new("structure", "record passed the schema but does not fit the record model"),
+            )
+        })
+    }
+}
+
+use serde::Deserialize;
