@@ -68,11 +68,13 @@ pub struct Issue {
     pub input_path: Option<String>,
     /// FHIRPath of the output element concerned, e.g. `Bundle.entry[5].resource.vaccineCode`.
     pub expression: Option<String>,
+    /// Which record of a batch this is about (`line 3`, `record 2`), when one answer covers many.
+    pub origin: Option<String>,
 }
 
 impl Issue {
     pub fn new(code: &'static str, text: impl Into<String>) -> Self {
-        Issue { code, text: text.into(), input_path: None, expression: None }
+        Issue { code, text: text.into(), input_path: None, expression: None, origin: None }
     }
     pub fn at(mut self, input_path: impl Into<String>) -> Self {
         self.input_path = Some(input_path.into());
@@ -141,6 +143,10 @@ impl Rejection {
             .iter()
             .map(|i| {
                 let mut text = String::new();
+                if let Some(o) = &i.origin {
+                    text.push_str(o);
+                    text.push_str(": ");
+                }
                 if let Some(p) = &i.input_path {
                     text.push_str(&format!("input {p}: "));
                 }

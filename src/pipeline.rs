@@ -59,7 +59,14 @@ impl Pipeline {
         if !issues.is_empty() {
             return Err(Rejection::new(RejectKind::Schema, issues));
         }
-        let record: Record = Record::deserialize_checked(value)?;
+        let has_empty = contains_empty_string(value);
+        let record: Record = if has_empty {
+            let mut pruned = value.clone();
+            ingest::semantic::prune_empty(&mut pruned);
+            Record::deserialize_checked(&pruned)?
+        } else {
+            Record::deserialize_checked(value)?
+        };
         map::map_record(&record, &self.terminology)
     }
 
@@ -86,7 +93,12 @@ impl Pipeline {
 
     /// Reads every record in `bytes` and converts each.
     pub fn convert_bytes(&self, bytes: &[u8], file: Option<&str>) -> Vec<Outcome> {
-        ingest::read_records(bytes, file, self.max_depth)
+        self.convert_items(ingest::read_records(bytes, file, self.max_depth))
+    }
+
+    /// Converts records already split by [`ingest::read_records`].
+    pub fn convert_items(&self, items: Vec<ingest::Item>) -> Vec<Outcome> {
+        items
             .into_iter()
             .map(|item| {
                 let result = item.value.and_then(|v| self.convert_value(&v));
@@ -94,6 +106,15 @@ impl Pipeline {
                 Outcome { source: item.source, result }
             })
             .collect()
+    }
+}
+
+fn contains_empty_string(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.iter().any(contains_empty_string),
+        Value::Object(m) => m.values().any(contains_empty_string),
+        _ => false,
     }
 }
 

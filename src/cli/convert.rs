@@ -38,11 +38,13 @@ fn read_input(name: &str) -> std::io::Result<Vec<u8>> {
 }
 
 fn file_name_for(bundle: &Value) -> String {
+    // Bundle.identifier.value is `<recordId>@<version>`; record ids are [A-Za-z0-9._-] already,
+    // anything else is replaced so a name can never leave the output directory.
     let id = bundle["identifier"]["value"].as_str().unwrap_or("bundle");
-    // Identifier values are schema ids ([A-Za-z0-9._-]) plus '@' and a number.
-    let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '.' }).collect();
-    let safe = safe.replacen('.', "", if safe.starts_with('.') { 1 } else { 0 });
-    format!("{}.json", safe.replace("..", ".v").replace('@', ".v"))
+    let (rid, ver) = id.split_once('@').unwrap_or((id, "0"));
+    let safe: String = rid.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let safe = safe.trim_start_matches('.');
+    format!("{safe}.v{ver}.json")
 }
 
 /// Writes `bytes` to `dir/name` atomically (temporary file, then rename).

@@ -109,23 +109,17 @@ async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, R
     let max_records = st.max_records;
     // Mapping is CPU work: keep it off the I/O threads.
     let outcomes = tokio::task::spawn_blocking(move || {
-        let n = crate::ingest::reader::count_hint(&body);
-        if n > max_records {
+        let items = crate::ingest::read_records(&body, None, pipeline.max_depth);
+        if items.len() > max_records {
             return Err(Rejection::one(
                 RejectKind::TooMany,
                 Issue::new("too-costly", format!("more than {max_records} records in one request")),
             ));
         }
-        Ok(pipeline.convert_bytes(&body, None))
+        Ok(pipeline.convert_items(items))
     })
     .await
     .map_err(|_| Rejection::one(RejectKind::Malformed, Issue::new("exception", "conversion was interrupted")))??;
-    if outcomes.len() > max_records {
-        return Err(Rejection::one(
-            RejectKind::TooMany,
-            Issue::new("too-costly", format!("more than {max_records} records in one request")),
-        ));
-    }
     let batch = outcomes.len() > 1 || outcomes.first().is_some_and(|o| o.source.line.is_some());
     let mut refused: Vec<Rejection> = Vec::new();
     let mut bundles = Vec::with_capacity(outcomes.len());
@@ -148,7 +142,7 @@ async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, R
                 };
                 r.issues.into_iter().map(move |mut i| {
                     if !prefix.is_empty() {
-                        i.text = format!("{prefix}: {}", i.text);
+                        i.origin = Some(prefix.clone());
                     }
                     i
                 })

@@ -192,8 +192,3 @@ mod tests {
     }
 }
 
-/// An upper bound on the number of records in `bytes` (newlines + 1), cheap enough to refuse an
-/// oversized batch before parsing it.
-pub fn count_hint(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count() + 1
-}

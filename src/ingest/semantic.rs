@@ -1,6 +1,9 @@
 //! Checks the JSON Schema cannot express, run after it: calendar validity of dates (the schema's
 //! patterns accept `2026-02-31`) and names that say nothing (`"family": ""`, `"given": []`).
 //! Like the schema check, findings carry the input path and no input value.
+//!
+//! Also here: [`prune_empty`]. FHIR has no empty strings, and an empty optional string in a
+//! record says nothing, so it is treated as absent rather than refused.
 
 use serde_json::Value;
 
@@ -38,6 +41,9 @@ const DATE_FIELDS: &[&str] = &[
 
 fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
     match v {
+        Value::String(s) if s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')) => {
+            out.push(Issue::new("value", "text contains control characters, which FHIR strings may not hold").at(path.clone()));
+        }
         Value::Object(m) => {
             for (k, child) in m {
                 let len = path.len();
@@ -60,6 +66,23 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
                 walk(child, path, out);
                 path.truncate(len);
             }
+        }
+        _ => {}
+    }
+}
+
+/// Removes members whose value is `""` and `""` items of string arrays, everywhere. Required
+/// fields cannot be empty after the schema (their `minLength` or pattern), except names, which
+/// [`check`] covers.
+pub fn prune_empty(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| x.as_str() != Some(""));
+            m.values_mut().for_each(prune_empty);
+        }
+        Value::Array(a) => {
+            a.retain(|x| x.as_str() != Some(""));
+            a.iter_mut().for_each(prune_empty);
         }
         _ => {}
     }

@@ -91,12 +91,12 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
 
     let out = b.next_entry_path();
     let code = b.coded("test", "test", &res.test, &ctx, &format!("{input}/test"), &format!("{out}.code"));
-    // Category is the group of the `test` map that targets observation-category.
-    let category = b.term.all_targets("test", &res.test, CATEGORY_SYSTEM);
+    // Category (and so the profile) comes from ConceptMap `test-category`.
+    let category = b.term.all_targets("test-category", &res.test, CATEGORY_SYSTEM);
     let category_code = category.first().and_then(|c| c["code"].as_str()).unwrap_or("").to_owned();
     if category.is_empty() {
         b.issue(
-            crate::error::Issue::new("code-invalid", "test has no observation category in ConceptMap 'test'")
+            crate::error::Issue::new("code-invalid", "test has no observation category in ConceptMap 'test-category'")
                 .at(format!("{input}/test"))
                 .expr(format!("{out}.category")),
         );

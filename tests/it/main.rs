@@ -1,0 +1,11 @@
+//! The integration tests: one binary, a module per capability.
+
+mod cli;
+mod common;
+mod errors;
+mod fidelity;
+mod golden;
+mod http;
+mod mappings;
+mod peers;
+mod property;
