@@ -1,1 +1,77 @@
-fn main() {}
+//! `cargo bench --bench mapping`: the conversion's cost per record, against a floor measured in
+//! the same run.
+//!
+//! - `floor`: serde_json parses the input bytes and serialises the output Bundle (the same bytes
+//!   the pipeline reads and writes): what any JSON-to-JSON service pays.
+//! - `map`: mapping alone (a deserialised record to a Bundle).
+//! - `check+map`: record schema, calendar checks, deserialisation and mapping.
+//! - `parse+map+serialize`: bytes in, bytes out, without the output gate.
+//! - `pipeline`: everything `POST /fhir/$convert` does per record, including the FHIR R4 schema
+//!   gate on the output.
+//!
+//! `scripts/bench-report` turns criterion's estimates into records/s and ratios to the floor.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mhg::ingest::Record;
+use mhg::pipeline::Pipeline;
+use serde_json::Value;
+
+fn pipeline() -> Pipeline {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Pipeline::load(&root.join("mappings"), &[], &root.join("conformance"), 32).expect("pipeline loads")
+}
+
+fn bench(c: &mut Criterion) {
+    let p = pipeline();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for (label, file) in [("typical", "30-shared-adult-refugee-clear.json"), ("large", "23-us-refugee-mys-large-alias.json")] {
+        let path = root.join("tests/golden/records").join(file);
+        let Ok(text) = std::fs::read(&path) else { continue };
+        // Input as a client sends it: compact JSON.
+        let value: Value = serde_json::from_slice(&text).expect("fixture");
+        let bytes = serde_json::to_vec(&value).expect("serialises");
+        let record: Record = serde_json::from_value(value.clone()).expect("record");
+        let bundle = p.convert_value(&value).expect("converts").bundle;
+
+        let mut g = c.benchmark_group(label);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("floor", |b| {
+            b.iter(|| {
+                let v: Value = serde_json::from_slice(black_box(&bytes)).expect("parses");
+                black_box(v);
+                black_box(serde_json::to_vec(black_box(&bundle)).expect("serialises"))
+            })
+        });
+        g.bench_function("map", |b| b.iter(|| black_box(mhg::map::map_record(black_box(&record), &p.terminology).expect("maps"))));
+        g.bench_function("check+map", |b| b.iter(|| black_box(p.check_and_map(black_box(&value)).expect("maps"))));
+        g.bench_function("parse+map+serialize", |b| {
+            b.iter(|| {
+                let v: Value = serde_json::from_slice(black_box(&bytes)).expect("parses");
+                let m = p.check_and_map(&v).expect("maps");
+                black_box(serde_json::to_vec(&m.bundle).expect("serialises"))
+            })
+        });
+        g.bench_function("pipeline", |b| {
+            b.iter(|| {
+                let v: Value = serde_json::from_slice(black_box(&bytes)).expect("parses");
+                let m = p.convert_value(&v).expect("converts");
+                black_box(serde_json::to_vec(&m.bundle).expect("serialises"))
+            })
+        });
+        g.finish();
+    }
+    c.bench_function("startup/load-mappings-and-schemas", |b| b.iter(|| black_box(pipeline())));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

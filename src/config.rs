@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::GatewayError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: Server,
@@ -72,11 +72,6 @@ impl Default for Limits {
 impl Default for Log {
     fn default() -> Self {
         Log { format: "text".into(), level: "info".into() }
-    }
-}
-impl Default for Config {
-    fn default() -> Self {
-        Config { server: Server::default(), mappings: Mappings::default(), limits: Limits::default(), log: Log::default(), home: None }
     }
 }
 

@@ -21,15 +21,15 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
             .as_deref()
             .map(|c| parties::country_location(b, c, &format!("{input}/country"), &mut countries));
         let out = b.next_entry_path();
-        let status = b.code_only("vaccination-status", &v.status, &format!("{input}/status"), &format!("{out}.status"));
-        let vaccine = b.coded("vaccine", "vaccine", &v.vaccine, &[], &format!("{input}/vaccine"), &format!("{out}.vaccineCode"));
+        let status = b.code_only("vaccination-status", &v.status, || (format!("{input}/status"), format!("{out}.status")));
+        let vaccine = b.coded("vaccine", "vaccine", &v.vaccine, &[], || (format!("{input}/vaccine"), format!("{out}.vaccineCode")));
 
         let mut imm = json!({"resourceType": "Immunization"});
         put(&mut imm, "meta", b.profiles("Immunization"));
-        put(&mut imm, "identifier", json!([{"system": sid("vaccination-id"), "value": v.vaccination_id}]));
+        put(&mut imm, "identifier", crate::arr![crate::obj! {"system": sid("vaccination-id"), "value": v.vaccination_id.as_str()}]);
         put(&mut imm, "status", status);
         if let Some(reason) = &v.not_done_reason {
-            let sr = b.coded("not-done-reason", "not-done-reason", reason, &[], &format!("{input}/notDoneReason"), &format!("{out}.statusReason"));
+            let sr = b.coded("not-done-reason", "not-done-reason", reason, &[], || (format!("{input}/notDoneReason"), format!("{out}.statusReason")));
             put(&mut imm, "statusReason", sr);
         }
         put(&mut imm, "vaccineCode", vaccine);
@@ -43,14 +43,14 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
         let administered = v.source == "administered";
         put(&mut imm, "primarySource", administered);
         if !administered {
-            let origin = b.coded("vaccination-source", "vaccination-source", &v.source, &[], &format!("{input}/source"), &format!("{out}.reportOrigin"));
+            let origin = b.coded("vaccination-source", "vaccination-source", &v.source, &[], || (format!("{input}/source"), format!("{out}.reportOrigin")));
             put(&mut imm, "reportOrigin", origin);
         }
         if let Some(l) = &location {
             put(&mut imm, "location", reference(l));
         }
         if let Some(m) = &v.manufacturer {
-            put(&mut imm, "manufacturer", json!({"display": m}));
+            put(&mut imm, "manufacturer", crate::obj! {"display": m.as_str()});
         }
         if let Some(l) = &v.lot {
             put(&mut imm, "lotNumber", l.as_str());
@@ -59,30 +59,30 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
             put(&mut imm, "expirationDate", e.as_str());
         }
         if let Some(s) = &v.body_site {
-            let c = b.coded("body-site", "body-site", s, &[], &format!("{input}/bodySite"), &format!("{out}.site"));
+            let c = b.coded("body-site", "body-site", s, &[], || (format!("{input}/bodySite"), format!("{out}.site")));
             put(&mut imm, "site", c);
         }
         if let Some(rt) = &v.route {
-            let c = b.coded("route", "route", rt, &[], &format!("{input}/route"), &format!("{out}.route"));
+            let c = b.coded("route", "route", rt, &[], || (format!("{input}/route"), format!("{out}.route")));
             put(&mut imm, "route", c);
         }
         if administered {
-            put(&mut imm, "performer", json!([{
-                "function": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443", "code": "AP", "display": "Administering Provider"}]},
-                "actor": reference(refs.site)
-            }]));
+            put(&mut imm, "performer", crate::arr![crate::obj! {
+                "function": json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443", "code": "AP", "display": "Administering Provider"}]}),
+                "actor": reference(refs.site),
+            }]);
         }
         if let Some(n) = &v.note {
-            put(&mut imm, "note", json!([{"text": n}]));
+            put(&mut imm, "note", crate::arr![crate::obj! {"text": n.as_str()}]);
         }
         let diseases: Vec<Value> = b
             .term
             .all_targets("vaccine-target-disease", &v.vaccine, SNOMED)
             .into_iter()
-            .map(|c| json!({"coding": [c]}))
+            .map(|c| crate::obj! {"coding": crate::arr![c]})
             .collect();
         if v.dose_number.is_some() || v.series_doses.is_some() || !diseases.is_empty() {
-            let mut pa = json!({});
+            let mut pa = crate::obj! {};
             if !diseases.is_empty() {
                 put(&mut pa, "targetDisease", Value::Array(diseases));
             }
@@ -93,7 +93,7 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
             if let Some(s) = v.series_doses {
                 put(&mut pa, "seriesDosesPositiveInt", s);
             }
-            put(&mut imm, "protocolApplied", json!([pa]));
+            put(&mut imm, "protocolApplied", crate::arr![pa]);
         }
         b.add(
             &format!("vaccination|{}", v.vaccination_id),

@@ -15,7 +15,7 @@ mod provenance;
 mod results;
 pub mod util;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::ingest::Record;
@@ -78,28 +78,29 @@ impl<'a> Builder<'a> {
                 ("PUT", format!("{rtype}/{id}"))
             }
         };
-        self.entries.push(json!({
-            "fullUrl": full_url,
+        self.entries.push(crate::obj! {
+            "fullUrl": full_url.as_str(),
             "resource": resource,
-            "request": {"method": method, "url": url}
-        }));
+            "request": crate::obj! {"method": method, "url": url},
+        });
         self.origins.push(origin.to_owned());
         full_url
     }
 
     /// A CodeableConcept for `code` of the gateway's CodeSystem `cs`: the standard codings that
     /// ConceptMap `map` gives (in its group order), then the gateway's own coding. Records an
-    /// issue when the code is unknown to the map or misses a required target system.
-    pub fn coded(&mut self, map: &str, cs: &str, code: &str, ctx: &[(&str, &str)], input: &str, output: &str) -> Value {
+    /// issue when the code is unknown to the map or misses a required target system. `at` gives
+    /// (input path, output FHIRPath) and is called only then: paths cost allocations.
+    pub fn coded(&mut self, map: &str, cs: &str, code: &str, ctx: &[(&str, &str)], at: impl Fn() -> (String, String)) -> Value {
         let t = self.term.translate(map, code, ctx);
         if !t.known {
+            let (input, output) = at();
             self.issues.push(
-                Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'"))
-                    .at(input)
-                    .expr(output),
+                Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output),
             );
         }
         for sys in &t.missing {
+            let (input, output) = at();
             self.issues.push(
                 Issue::new("code-invalid", format!("code has no mapping to required system {sys} in ConceptMap '{map}'"))
                     .at(input)
@@ -112,11 +113,12 @@ impl<'a> Builder<'a> {
     }
 
     /// The first standard code a map gives (e.g. administrative gender), with an issue if none.
-    pub fn code_only(&mut self, map: &str, code: &str, input: &str, output: &str) -> Value {
+    pub fn code_only(&mut self, map: &str, code: &str, at: impl Fn() -> (String, String)) -> Value {
         let t = self.term.translate(map, code, &[]);
         match t.codings.first().and_then(|c| c.get("code")).cloned() {
             Some(c) if t.missing.is_empty() => c,
             _ => {
+                let (input, output) = at();
                 self.issues.push(
                     Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output),
                 );
@@ -126,10 +128,11 @@ impl<'a> Builder<'a> {
     }
 
     /// Checks an ISO 3166-1 alpha-3 (or ICAO 9303 nationality) code and returns its system.
-    pub fn country_system(&mut self, code: &str, input: &str, output: &str) -> String {
+    pub fn country_system(&mut self, code: &str, at: impl Fn() -> (String, String)) -> String {
         match self.term.source_system_of("country", code) {
             Some(s) => s.to_owned(),
             None => {
+                let (input, output) = at();
                 self.issues.push(
                     Issue::new("code-invalid", "not an ISO 3166-1 alpha-3 or ICAO 9303 country code").at(input).expr(output),
                 );
@@ -140,7 +143,7 @@ impl<'a> Builder<'a> {
 
     pub fn profiles(&self, key: &str) -> Option<Value> {
         let p = self.term.profiles(key);
-        (!p.is_empty()).then(|| json!({ "profile": p }))
+        (!p.is_empty()).then(|| crate::obj! { "profile": p.to_vec() })
     }
 
     pub fn issue(&mut self, issue: Issue) {
@@ -175,13 +178,13 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
         return Err(Rejection::new(RejectKind::UnmappedCode, b.issues));
     }
     let timestamp = provenance::record_instant(record);
-    let bundle = json!({
+    let bundle = crate::obj! {
         "resourceType": "Bundle",
-        "identifier": {"system": sid("bundle"), "value": format!("{}@{}", record.record_id, record.record_version)},
+        "identifier": crate::obj! {"system": sid("bundle"), "value": format!("{}@{}", record.record_id, record.record_version)},
         "type": "transaction",
         "timestamp": timestamp,
-        "entry": b.entries
-    });
+        "entry": b.entries,
+    };
     Ok(Mapped { bundle, entry_origins: b.origins })
 }
 

@@ -12,8 +12,8 @@ use crate::ingest::Record;
 pub fn site(b: &mut Builder, r: &Record) -> String {
     let s = &r.assessment.site;
     let out = b.next_entry_path();
-    let country_system = b.country_system(&s.country, "/assessment/site/country", &format!("{out}.address[0].country"));
-    let _ = country_system;
+    // Checked for a known country code; Address.country holds the code itself.
+    b.country_system(&s.country, || ("/assessment/site/country".to_owned(), format!("{out}.address[0].country")));
     let mut org = json!({"resourceType": "Organization"});
     put(&mut org, "meta", b.profiles("Organization"));
     put(&mut org, "identifier", json!([{"system": sid("assessment-site"), "value": s.code}]));
@@ -84,7 +84,7 @@ pub fn country_location(b: &mut Builder, code: &str, input: &str, cache: &mut Ha
         return u.clone();
     }
     let out = b.next_entry_path();
-    let system = b.country_system(code, input, &format!("{out}.identifier[0]"));
+    let system = b.country_system(code, || (input.to_string(), format!("{out}.identifier[0]")));
     let name = b
         .term
         .all_targets("country", code, "urn:iso:std:iso:3166")

@@ -2,10 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::util::{sid, uuid_for};
+use super::util::sid;
 use super::{Builder, Request, put};
 use crate::ingest::Record;
-use crate::terminology::BASE;
 
 /// Gateway extension marking an estimated (conventional) date, on the `_birthDate` primitive.
 pub const EXT_DATE_ESTIMATED: &str = "https://w3id.org/mhg/fhir/StructureDefinition/date-estimated";
@@ -13,7 +12,7 @@ pub const EXT_DATE_ESTIMATED: &str = "https://w3id.org/mhg/fhir/StructureDefinit
 pub fn patient(b: &mut Builder, r: &Record) -> String {
     let p = &r.person;
     let out = b.next_entry_path();
-    let mut ids = vec![json!({"use": "usual", "system": sid("person-id"), "value": p.person_id})];
+    let mut ids = vec![crate::obj! {"use": "usual", "system": sid("person-id"), "value": p.person_id.as_str()}];
     for (i, id) in p.identifiers.iter().enumerate() {
         let input = format!("/person/identifiers/{i}");
         let expr = format!("{out}.identifier[{}]", i + 1);
@@ -29,8 +28,8 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
         let mut assigner = Value::Null;
         let system = match (&id.issuer, id.kind.as_str()) {
             (Some(issuer), kind) => {
-                let csys = b.country_system(issuer, &format!("{input}/issuer"), &format!("{expr}.assigner"));
-                assigner = json!({"identifier": {"system": csys, "value": issuer}});
+                let csys = b.country_system(issuer, || (format!("{input}/issuer"), format!("{expr}.assigner")));
+                assigner = crate::obj! {"identifier": crate::obj! {"system": csys, "value": issuer.as_str()}};
                 let numeric = b.term.target_code("country", issuer, "urn:iso:std:iso:3166").map(str::to_owned);
                 match (kind, numeric) {
                     // The passport OID arc per issuing country (v2-0203 PPN practice).
@@ -43,12 +42,15 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
             (None, "passport") if base.starts_with("urn:oid:") => sid("passport"),
             (None, _) => base,
         };
-        let ty = b.coded("identifier-type", "identifier-type", &id.kind, &[], &format!("{input}/type"), &format!("{expr}.type"));
-        // Only the v2-0203 coding and the gateway's own belong in Identifier.type.
-        let ty = json!({"coding": ty["coding"].as_array().map(|cs| cs.iter().filter(|c| c["system"] != "urn:ietf:rfc:3986").cloned().collect::<Vec<_>>())});
-        let mut ident = json!({"use": "official", "type": ty, "system": system, "value": id.value});
+        let mut ty = b.coded("identifier-type", "identifier-type", &id.kind, &[], || (format!("{input}/type"), format!("{expr}.type")));
+        // Only the v2-0203 coding and the gateway's own belong in Identifier.type, not the
+        // identifier system URI (the map's other group).
+        if let Some(cs) = ty.get_mut("coding").and_then(Value::as_array_mut) {
+            cs.retain(|c| c["system"] != "urn:ietf:rfc:3986");
+        }
+        let mut ident = crate::obj! {"use": "official", "type": ty, "system": system, "value": id.value.as_str()};
         if let Some(exp) = &id.expires {
-            put(&mut ident, "period", json!({"end": exp}));
+            put(&mut ident, "period", crate::obj! {"end": exp.as_str()});
         }
         put(&mut ident, "assigner", assigner);
         ids.push(ident);
@@ -60,46 +62,49 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
         .enumerate()
         .map(|(i, n)| {
             let input = format!("/person/names/{i}");
-            let name_use = b.code_only("name-use", &n.name_use, &format!("{input}/use"), &format!("{out}.name[{i}].use"));
-            let mut hn = json!({});
+            let name_use = b.code_only("name-use", &n.name_use, || (format!("{input}/use"), format!("{out}.name[{i}].use")));
+            let mut hn = crate::obj! {};
             if let Some(s) = &n.script {
-                put(&mut hn, "extension", json!([{
+                put(&mut hn, "extension", crate::arr![crate::obj! {
                     "url": "http://hl7.org/fhir/StructureDefinition/language",
-                    "valueCode": format!("und-{s}")
-                }]));
+                    "valueCode": format!("und-{s}"),
+                }]);
             }
             put(&mut hn, "use", name_use);
             put(&mut hn, "family", n.family.as_deref().map(Value::from).unwrap_or(Value::Null));
             if !n.given.is_empty() {
-                put(&mut hn, "given", json!(n.given));
+                put(&mut hn, "given", n.given.clone());
             }
             hn
         })
         .collect();
 
-    let gender = b.code_only("sex", &p.sex, "/person/sex", &format!("{out}.gender"));
+    let gender = b.code_only("sex", &p.sex, || ("/person/sex".to_owned(), format!("{out}.gender")));
 
     let mut extensions = Vec::new();
     if let Some(c) = &p.birth_country {
-        b.country_system(c, "/person/birthCountry", &format!("{out}.extension"));
-        extensions.push(json!({
+        b.country_system(c, || ("/person/birthCountry".to_owned(), format!("{out}.extension")));
+        extensions.push(crate::obj! {
             "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
-            "valueAddress": {"country": c}
-        }));
+            "valueAddress": crate::obj! {"country": c.as_str()},
+        });
     }
     for (i, n) in p.nationalities.iter().enumerate() {
-        let sys = b.country_system(n, &format!("/person/nationalities/{i}"), &format!("{out}.extension"));
-        extensions.push(json!({
+        let sys = b.country_system(n, || (format!("/person/nationalities/{i}"), format!("{out}.extension")));
+        extensions.push(crate::obj! {
             "url": "http://hl7.org/fhir/StructureDefinition/patient-nationality",
-            "extension": [{"url": "code", "valueCodeableConcept": {"coding": [{"system": sys, "code": n}]}}]
-        }));
+            "extension": crate::arr![crate::obj! {
+                "url": "code",
+                "valueCodeableConcept": crate::obj! {"coding": crate::arr![crate::obj! {"system": sys, "code": n.as_str()}]},
+            }],
+        });
     }
     let interpreter: Vec<bool> = p.languages.iter().filter_map(|l| l.interpreter_needed).collect();
     if !interpreter.is_empty() {
-        extensions.push(json!({
+        extensions.push(crate::obj! {
             "url": "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired",
-            "valueBoolean": interpreter.iter().any(|&x| x)
-        }));
+            "valueBoolean": interpreter.iter().any(|&x| x),
+        });
     }
 
     let mut pat = json!({"resourceType": "Patient"});
@@ -111,10 +116,10 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
     put(&mut pat, "name", Value::Array(names));
     let mut telecom = Vec::new();
     if let Some(ph) = &p.phone {
-        telecom.push(json!({"system": "phone", "value": ph}));
+        telecom.push(crate::obj! {"system": "phone", "value": ph.as_str()});
     }
     if let Some(em) = &p.email {
-        telecom.push(json!({"system": "email", "value": em}));
+        telecom.push(crate::obj! {"system": "email", "value": em.as_str()});
     }
     if !telecom.is_empty() {
         put(&mut pat, "telecom", Value::Array(telecom));
@@ -122,26 +127,26 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
     put(&mut pat, "gender", gender);
     put(&mut pat, "birthDate", p.birth_date.as_str());
     if p.birth_date_estimated == Some(true) {
-        put(&mut pat, "_birthDate", json!({"extension": [{"url": EXT_DATE_ESTIMATED, "valueBoolean": true}]}));
+        put(&mut pat, "_birthDate", crate::obj! {"extension": crate::arr![crate::obj! {"url": EXT_DATE_ESTIMATED, "valueBoolean": true}]});
     }
     if let Some(a) = &p.destination_address {
-        b.country_system(&a.country, "/person/destinationAddress/country", &format!("{out}.address[0].country"));
-        let mut addr = json!({"use": "home", "type": "physical"});
+        b.country_system(&a.country, || ("/person/destinationAddress/country".to_owned(), format!("{out}.address[0].country")));
+        let mut addr = crate::obj! {"use": "home", "type": "physical"};
         if !a.lines.is_empty() {
-            put(&mut addr, "line", json!(a.lines));
+            put(&mut addr, "line", a.lines.clone());
         }
         put(&mut addr, "city", a.city.as_deref().map(Value::from).unwrap_or(Value::Null));
         put(&mut addr, "district", a.district.as_deref().map(Value::from).unwrap_or(Value::Null));
         put(&mut addr, "postalCode", a.postal_code.as_deref().map(Value::from).unwrap_or(Value::Null));
         put(&mut addr, "country", a.country.as_str());
-        put(&mut pat, "address", json!([addr]));
+        put(&mut pat, "address", crate::arr![addr]);
     }
     if !p.languages.is_empty() {
         let comm: Vec<Value> = p
             .languages
             .iter()
             .map(|l| {
-                let mut c = json!({"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": l.code}]}});
+                let mut c = crate::obj! {"language": crate::obj! {"coding": crate::arr![crate::obj! {"system": "urn:ietf:bcp:47", "code": l.code.as_str()}]}};
                 if let Some(pr) = l.preferred {
                     put(&mut c, "preferred", pr);
                 }
@@ -150,7 +155,6 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
             .collect();
         put(&mut pat, "communication", Value::Array(comm));
     }
-    let _ = (BASE, uuid_for);
     b.add(
         &format!("person|{}", p.person_id),
         pat,

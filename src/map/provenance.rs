@@ -21,7 +21,7 @@ pub fn record_instant(r: &Record) -> String {
 pub fn consent(b: &mut Builder, r: &Record, refs: &Refs) {
     let Some(c) = r.provenance.as_ref().and_then(|p| p.consent.as_ref()) else { return };
     let out = b.next_entry_path();
-    let status = b.code_only("consent-status", &c.status, "/provenance/consent/status", &format!("{out}.status"));
+    let status = b.code_only("consent-status", &c.status, || ("/provenance/consent/status".to_owned(), format!("{out}.status")));
     let mut cons = json!({"resourceType": "Consent"});
     put(&mut cons, "identifier", json!([{"system": sid("consent"), "value": r.record_id}]));
     put(&mut cons, "status", status);
@@ -40,7 +40,7 @@ pub fn consent(b: &mut Builder, r: &Record, refs: &Refs) {
         "code": if granted { "OPTIN" } else { "OPTOUT" }
     }]}));
     if let Some(s) = &c.scope {
-        let purpose = b.coded("consent-scope", "consent-scope", s, &[], "/provenance/consent/scope", &format!("{out}.provision.purpose"));
+        let purpose = b.coded("consent-scope", "consent-scope", s, &[], || ("/provenance/consent/scope".to_owned(), format!("{out}.provision.purpose")));
         let codings = purpose["coding"].as_array().cloned().unwrap_or_default();
         put(&mut cons, "provision", json!({"type": if granted { "permit" } else { "deny" }, "purpose": codings}));
     }
@@ -53,7 +53,7 @@ pub fn consent(b: &mut Builder, r: &Record, refs: &Refs) {
 }
 
 pub fn provenance(b: &mut Builder, r: &Record, site: &str) {
-    let targets: Vec<Value> = b.entries.iter().map(|e| json!({"reference": e["fullUrl"]})).collect();
+    let targets: Vec<Value> = b.entries.iter().map(|e| crate::obj! {"reference": e["fullUrl"].clone()}).collect();
     let participant = |code: &str, display: &str| {
         json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": code, "display": display}]})
     };

@@ -40,7 +40,7 @@ fn quantity(b: &mut Builder, value: &serde_json::Number, unit: &str, comparator:
                 .expr(format!("{output}.code")),
         );
     }
-    let mut q = json!({"value": value});
+    let mut q = crate::obj! {"value": Value::Number(value.clone())};
     if let Some(c) = comparator {
         put(&mut q, "comparator", c);
     }
@@ -52,18 +52,18 @@ fn quantity(b: &mut Builder, value: &serde_json::Number, unit: &str, comparator:
 
 fn specimen(b: &mut Builder, res: &TestResult, kind: &str, input: &str, patient: &str) -> String {
     let out = b.next_entry_path();
-    let ty = b.coded("specimen", "specimen", kind, &[], &format!("{input}/specimen"), &format!("{out}.type"));
+    let ty = b.coded("specimen", "specimen", kind, &[], || (format!("{input}/specimen"), format!("{out}.type")));
     let mut sp = json!({"resourceType": "Specimen"});
     put(&mut sp, "meta", b.profiles("Specimen"));
     if let Some(seq) = res.sequence {
-        put(&mut sp, "extension", json!([{"url": EXT_SPECIMEN_SEQUENCE, "valuePositiveInt": seq}]));
+        put(&mut sp, "extension", crate::arr![crate::obj! {"url": EXT_SPECIMEN_SEQUENCE, "valuePositiveInt": seq}]);
     }
-    put(&mut sp, "identifier", json!([{"system": sid("specimen"), "value": res.result_id}]));
+    put(&mut sp, "identifier", crate::arr![crate::obj! {"system": sid("specimen"), "value": res.result_id.as_str()}]);
     put(&mut sp, "status", "available");
     put(&mut sp, "type", ty);
     put(&mut sp, "subject", reference(patient));
     if let Some(c) = &res.collected {
-        put(&mut sp, "collection", json!({"collectedDateTime": norm_datetime(c)}));
+        put(&mut sp, "collection", crate::obj! {"collectedDateTime": norm_datetime(c)});
     }
     b.add(
         &format!("specimen|{}", res.result_id),
@@ -90,7 +90,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
         .map(|l| parties::laboratory(b, l, &format!("{input}/laboratory"), labs));
 
     let out = b.next_entry_path();
-    let code = b.coded("test", "test", &res.test, &ctx, &format!("{input}/test"), &format!("{out}.code"));
+    let code = b.coded("test", "test", &res.test, &ctx, || (format!("{input}/test"), format!("{out}.code")));
     // Category (and so the profile) comes from ConceptMap `test-category`.
     let category = b.term.all_targets("test-category", &res.test, CATEGORY_SYSTEM);
     let category_code = category.first().and_then(|c| c["code"].as_str()).unwrap_or("").to_owned();
@@ -101,7 +101,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
                 .expr(format!("{out}.category")),
         );
     }
-    let status = b.code_only("result-status", &res.status, &format!("{input}/status"), &format!("{out}.status"));
+    let status = b.code_only("result-status", &res.status, || (format!("{input}/status"), format!("{out}.status")));
 
     let mut obs = json!({"resourceType": "Observation"});
     let mut profiles: Vec<String> = b.term.profiles(&format!("Observation:test:{}", res.test)).to_vec();
@@ -109,11 +109,11 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
         profiles = b.term.profiles(&format!("Observation:{category_code}")).to_vec();
     }
     if !profiles.is_empty() {
-        put(&mut obs, "meta", json!({"profile": profiles}));
+        put(&mut obs, "meta", crate::obj! {"profile": profiles});
     }
-    put(&mut obs, "identifier", json!([{"system": sid("result-id"), "value": res.result_id}]));
+    put(&mut obs, "identifier", crate::arr![crate::obj! {"system": sid("result-id"), "value": res.result_id.as_str()}]);
     put(&mut obs, "status", status);
-    put(&mut obs, "category", json!([{"coding": category.into_iter().take(1).collect::<Vec<_>>()}]));
+    put(&mut obs, "category", crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}]);
     put(&mut obs, "code", code);
     put(&mut obs, "subject", reference(refs.patient));
     let effective = res
@@ -134,7 +134,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
 
     match &res.value {
         ResultValue::Coded { coded } => {
-            let v = b.coded("result-value", "result-value", coded, &ctx, &format!("{input}/value/coded"), &format!("{out}.value"));
+            let v = b.coded("result-value", "result-value", coded, &ctx, || (format!("{input}/value/coded"), format!("{out}.value")));
             put(&mut obs, "valueCodeableConcept", v);
         }
         ResultValue::Quantity { quantity: q, unit, comparator } => {
@@ -145,15 +145,15 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
             // "1:64" is a ratio of 1 to 64, which is how FHIR carries titers.
             let (n, d) = titer.split_once(':').unwrap_or(("1", titer));
             let num = |s: &str| s.parse::<u64>().map(Value::from).unwrap_or(Value::Null);
-            put(&mut obs, "valueRatio", json!({"numerator": {"value": num(n)}, "denominator": {"value": num(d)}}));
+            put(&mut obs, "valueRatio", crate::obj! {"numerator": crate::obj! {"value": num(n)}, "denominator": crate::obj! {"value": num(d)}});
         }
         ResultValue::Text { text } => put(&mut obs, "valueString", text.as_str()),
     }
     if let Some(n) = &res.note {
-        put(&mut obs, "note", json!([{"text": n}]));
+        put(&mut obs, "note", crate::arr![crate::obj! {"text": n.as_str()}]);
     }
     if let Some(m) = &res.method {
-        let v = b.coded("method", "method", m, &ctx, &format!("{input}/method"), &format!("{out}.method"));
+        let v = b.coded("method", "method", m, &ctx, || (format!("{input}/method"), format!("{out}.method")));
         put(&mut obs, "method", v);
     }
     if let Some(s) = &specimen_ref {
@@ -163,18 +163,18 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
     for (ci, c) in res.components.iter().enumerate() {
         let cin = format!("{input}/components/{ci}");
         let cout = format!("{out}.component[{}]", components.len());
-        let code = b.coded("igra-component", "igra-component", &c.name, &ctx, &format!("{cin}/name"), &format!("{cout}.code"));
+        let code = b.coded("igra-component", "igra-component", &c.name, &ctx, || (format!("{cin}/name"), format!("{cout}.code")));
         let q = quantity(b, &c.quantity, &c.unit, None, &cin, &format!("{cout}.value"));
-        components.push(json!({"code": code, "valueQuantity": q}));
+        components.push(crate::obj! {"code": code, "valueQuantity": q});
     }
     for (fi, f) in res.findings.iter().enumerate() {
         let fin = format!("{input}/findings/{fi}");
         let cout = format!("{out}.component[{}]", components.len());
-        let v = b.coded("cxr-finding", "cxr-finding", f, &[], &fin, &format!("{cout}.value"));
-        components.push(json!({
-            "code": {"coding": [b.term.gateway_coding("observation-code", "cxr-finding")]},
-            "valueCodeableConcept": v
-        }));
+        let v = b.coded("cxr-finding", "cxr-finding", f, &[], || (fin.to_string(), format!("{cout}.value")));
+        components.push(crate::obj! {
+            "code": crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", "cxr-finding")]},
+            "valueCodeableConcept": v,
+        });
     }
     if !components.is_empty() {
         put(&mut obs, "component", Value::Array(components));
@@ -192,10 +192,10 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
 fn exam_observation(b: &mut Builder, r: &Record, refs: &Refs, suffix: &str, code: &str) -> (Value, String) {
     let ident = format!("{}/{suffix}", r.assessment.assessment_id);
     let mut obs = json!({"resourceType": "Observation"});
-    put(&mut obs, "identifier", json!([{"system": sid("assessment-observation"), "value": ident}]));
+    put(&mut obs, "identifier", crate::arr![crate::obj! {"system": sid("assessment-observation"), "value": ident.as_str()}]);
     put(&mut obs, "status", "final");
     put(&mut obs, "category", json!([{"coding": [{"system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam"}]}]));
-    put(&mut obs, "code", json!({"coding": [b.term.gateway_coding("observation-code", code)]}));
+    put(&mut obs, "code", crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", code)]});
     put(&mut obs, "subject", reference(refs.patient));
     put(&mut obs, "effectiveDateTime", r.assessment.exam_date.as_str());
     let mut performers = Vec::new();
@@ -212,24 +212,25 @@ pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
     // The assessment outcome: always present, as programme, kind and destination always are.
     let out = b.next_entry_path();
     let (mut obs, ident) = exam_observation(b, r, refs, "outcome", "assessment-outcome");
+    let own = |b: &Builder, cs: &str, code: &str| crate::obj! {"coding": crate::arr![b.term.gateway_coding(cs, code)]};
     let mut comps = vec![
-        json!({"code": {"coding": [b.term.gateway_coding("observation-code", "programme")]},
-               "valueCodeableConcept": {"coding": [b.term.gateway_coding("programme", &a.programme)]}}),
-        json!({"code": {"coding": [b.term.gateway_coding("observation-code", "assessment-kind")]},
-               "valueCodeableConcept": {"coding": [b.term.gateway_coding("assessment-kind", &a.kind)]}}),
+        crate::obj! {"code": own(b, "observation-code", "programme"), "valueCodeableConcept": own(b, "programme", &a.programme)},
+        crate::obj! {"code": own(b, "observation-code", "assessment-kind"), "valueCodeableConcept": own(b, "assessment-kind", &a.kind)},
     ];
-    let csys = b.country_system(&a.destination_country, "/assessment/destinationCountry", &format!("{out}.component[2].value"));
-    comps.push(json!({"code": {"coding": [b.term.gateway_coding("observation-code", "destination-country")]},
-                      "valueCodeableConcept": {"coding": [{"system": csys, "code": a.destination_country}]}}));
+    let csys = b.country_system(&a.destination_country, || ("/assessment/destinationCountry".to_owned(), format!("{out}.component[2].value")));
+    comps.push(crate::obj! {
+        "code": own(b, "observation-code", "destination-country"),
+        "valueCodeableConcept": crate::obj! {"coding": crate::arr![crate::obj! {"system": csys, "code": a.destination_country.as_str()}]},
+    });
     if let Some(f) = a.fit_to_travel {
-        comps.push(json!({"code": {"coding": [b.term.gateway_coding("observation-code", "fit-to-travel")]}, "valueBoolean": f}));
+        comps.push(crate::obj! {"code": own(b, "observation-code", "fit-to-travel"), "valueBoolean": f});
     }
     if let Some(v) = &a.valid_until {
-        comps.push(json!({"code": {"coding": [b.term.gateway_coding("observation-code", "valid-until")]}, "valueDateTime": v}));
+        comps.push(crate::obj! {"code": own(b, "observation-code", "valid-until"), "valueDateTime": v.as_str()});
     }
     put(&mut obs, "component", Value::Array(comps));
     if let Some(n) = &a.note {
-        put(&mut obs, "note", json!([{"text": n}]));
+        put(&mut obs, "note", crate::arr![crate::obj! {"text": n.as_str()}]);
     }
     b.add(
         &format!("assessment|{ident}"),
@@ -241,7 +242,7 @@ pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
     if let Some(tb) = &a.tb_classification {
         let out = b.next_entry_path();
         let (mut obs, ident) = exam_observation(b, r, refs, "tb-classification", "tb-classification");
-        let v = b.coded("tb-classification", "tb-classification", tb, &[], "/assessment/tbClassification", &format!("{out}.value"));
+        let v = b.coded("tb-classification", "tb-classification", tb, &[], || ("/assessment/tbClassification".to_owned(), format!("{out}.value")));
         put(&mut obs, "valueCodeableConcept", v);
         b.add(
             &format!("assessment|{ident}"),
@@ -259,16 +260,16 @@ pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
         let suffix = if *n == 1 { format!("classification-{}", c.condition) } else { format!("classification-{}-{n}", c.condition) };
         let out = b.next_entry_path();
         let (mut obs, ident) = exam_observation(b, r, refs, &suffix, "condition-classification");
-        let v = json!({"coding": [b.term.gateway_coding("classification-class", &c.class)]});
+        let v = crate::obj! {"coding": crate::arr![b.term.gateway_coding("classification-class", &c.class)]};
         put(&mut obs, "valueCodeableConcept", v);
         if let Some(note) = &c.note {
-            put(&mut obs, "note", json!([{"text": note}]));
+            put(&mut obs, "note", crate::arr![crate::obj! {"text": note.as_str()}]);
         }
-        let cond = b.coded("classification-condition", "classification-condition", &c.condition, &[], &format!("{input}/condition"), &format!("{out}.component[0].value"));
-        put(&mut obs, "component", json!([{
-            "code": {"coding": [b.term.gateway_coding("observation-code", "classified-condition")]},
-            "valueCodeableConcept": cond
-        }]));
+        let cond = b.coded("classification-condition", "classification-condition", &c.condition, &[], || (format!("{input}/condition"), format!("{out}.component[0].value")));
+        put(&mut obs, "component", crate::arr![crate::obj! {
+            "code": crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", "classified-condition")]},
+            "valueCodeableConcept": cond,
+        }]);
         b.add(
             &format!("assessment|{ident}"),
             obs,

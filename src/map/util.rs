@@ -1,4 +1,25 @@
 //! Small pure helpers for building FHIR JSON: deterministic ids, dates, references, queries.
+//!
+//! Build JSON with [`obj!`](crate::obj) and [`arr!`](crate::arr), not `serde_json::json!`, when a
+//! part is already a `Value`: `json!` copies every interpolated value through `to_value`, which
+//! made mapping an order of magnitude slower (measured with `cargo bench --bench mapping`).
+
+/// A JSON object from `"key": value` pairs; values are moved in (`Value::from`), not copied.
+#[macro_export]
+macro_rules! obj {
+    ($($k:literal : $v:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut m = serde_json::Map::new();
+        $( m.insert($k.to_owned(), serde_json::Value::from($v)); )*
+        serde_json::Value::Object(m)
+    }};
+}
+
+/// A JSON array; items are moved in (`Value::from`).
+#[macro_export]
+macro_rules! arr {
+    ($($v:expr),* $(,)?) => { serde_json::Value::Array(vec![$(serde_json::Value::from($v)),*]) };
+}
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -6,14 +27,12 @@ use uuid::Uuid;
 use crate::terminology::BASE;
 
 /// Namespace of every UUID the gateway derives: UUIDv5(URL, BASE).
-fn namespace() -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, BASE.as_bytes())
-}
+static NAMESPACE: std::sync::LazyLock<Uuid> = std::sync::LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, BASE.as_bytes()));
 
 /// A deterministic `urn:uuid:` for `name` (e.g. `Patient|P-0001`): the same record always gives
 /// the same full URLs.
 pub fn uuid_for(name: &str) -> Uuid {
-    Uuid::new_v5(&namespace(), name.as_bytes())
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
 /// Gateway identifier system for a kind of business identifier.
@@ -38,12 +57,12 @@ pub fn norm_datetime(s: &str) -> String {
 
 /// `Reference` to a resource in the same Bundle, by its full URL.
 pub fn reference(full_url: &str) -> Value {
-    json!({ "reference": full_url })
+    crate::obj! { "reference": full_url }
 }
 
 /// `CodeableConcept` from codings (standard ones first, the gateway's own last).
 pub fn concept(codings: Vec<Value>) -> Value {
-    json!({ "coding": codings })
+    crate::obj! { "coding": codings }
 }
 
 /// Percent-encodes a search parameter value for a conditional request URL.

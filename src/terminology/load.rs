@@ -160,7 +160,7 @@ pub fn load(base: &Path, overrides: &[PathBuf]) -> Result<Terminology, GatewayEr
     let record_schema = read_json(&schema_path)?;
 
     let mut by_url: HashMap<String, MapIndex> = HashMap::new();
-    let mut displays = HashMap::new();
+    let mut own: HashMap<String, HashMap<String, Value>> = HashMap::new();
     for (layer, dir) in std::iter::once(base).chain(overrides.iter().map(PathBuf::as_path)).enumerate() {
         if layer > 0 && !dir.is_dir() {
             return Err(err(dir, "override mapping directory does not exist"));
@@ -183,11 +183,18 @@ pub fn load(base: &Path, overrides: &[PathBuf]) -> Result<Terminology, GatewayEr
                 }
                 Some("CodeSystem") => {
                     let url = str_at(&v, "url", &file, "CodeSystem")?.to_owned();
+                    // Only the gateway's own systems are emitted as "own" codings.
+                    let Some(name) = url.strip_prefix(&format!("{}/CodeSystem/", super::BASE)) else { continue };
+                    let codes = own.entry(name.to_owned()).or_default();
                     for c in v.get("concept").and_then(Value::as_array).into_iter().flatten() {
-                        if let (Some(code), Some(d)) =
-                            (c.get("code").and_then(Value::as_str), c.get("display").and_then(Value::as_str))
-                        {
-                            displays.insert((url.clone(), code.to_owned()), d.to_owned());
+                        if let Some(code) = c.get("code").and_then(Value::as_str) {
+                            let mut m = Map::new();
+                            m.insert("system".into(), Value::String(url.clone()));
+                            m.insert("code".into(), Value::String(code.to_owned()));
+                            if let Some(d) = c.get("display").and_then(Value::as_str) {
+                                m.insert("display".into(), Value::String(d.to_owned()));
+                            }
+                            codes.insert(code.to_owned(), Value::Object(m));
                         }
                     }
                 }
@@ -238,7 +245,7 @@ pub fn load(base: &Path, overrides: &[PathBuf]) -> Result<Terminology, GatewayEr
         mapping_version: manifest.mapping_version,
         maps,
         bindings,
-        displays,
+        own,
         profiles: manifest.profiles,
         record_schema,
     })

@@ -68,8 +68,9 @@ pub struct Terminology {
     pub mapping_version: String,
     maps: HashMap<String, MapIndex>,
     bindings: HashMap<String, MapBinding>,
-    /// (system, code) -> display, from the gateway's own CodeSystems.
-    displays: HashMap<(String, String), String>,
+    /// Gateway CodeSystem name -> code -> prebuilt `Coding` (with display), from the
+    /// gateway's own CodeSystems under `mappings/codesystems`.
+    own: HashMap<String, HashMap<String, Value>>,
     /// Profiles claimed in `meta.profile`, by key (resource type, or `Observation:<category>`,
     /// or `Observation:test:<test>`).
     profiles: HashMap<String, Vec<String>>,
@@ -154,14 +155,12 @@ impl Terminology {
 
     /// The gateway's own coding for `code` in its CodeSystem `code_system`.
     pub fn gateway_coding(&self, code_system: &str, code: &str) -> Value {
-        let system = gateway_system(code_system);
-        let mut m = Map::new();
-        let display = self.displays.get(&(system.clone(), code.to_owned())).cloned();
-        m.insert("system".into(), Value::String(system));
-        m.insert("code".into(), json!(code));
-        if let Some(d) = display {
-            m.insert("display".into(), Value::String(d));
+        if let Some(c) = self.own.get(code_system).and_then(|m| m.get(code)) {
+            return c.clone();
         }
+        let mut m = Map::new();
+        m.insert("system".into(), Value::String(gateway_system(code_system)));
+        m.insert("code".into(), json!(code));
         Value::Object(m)
     }
 
