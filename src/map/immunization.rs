@@ -37,8 +37,13 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
         match &v.date {
             // Partial dates (YYYY, YYYY-MM) are valid FHIR dateTimes and stay partial.
             Some(d) => put(&mut imm, "occurrenceDateTime", d.as_str()),
-            // occurrence[x] is 1..1; the record does not know it: say so, do not invent it.
-            None => put(&mut imm, "_occurrenceDateTime", absent("unknown")),
+            // occurrence[x] is 1..1 and the record does not know it: say so, do not invent a date.
+            // A value ("unknown") beside the data-absent-reason, because servers (HFS 0.2.7)
+            // refuse a required primitive that has only an extension.
+            None => {
+                put(&mut imm, "occurrenceString", "unknown");
+                put(&mut imm, "_occurrenceString", absent("unknown"));
+            }
         }
         let administered = v.source == "administered";
         put(&mut imm, "primarySource", administered);
@@ -88,7 +93,11 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
             }
             match v.dose_number {
                 Some(n) => put(&mut pa, "doseNumberPositiveInt", n),
-                None => put(&mut pa, "_doseNumberString", absent("unknown")),
+                // doseNumber[x] is 1..1: as for occurrence, a stated "unknown", not a guess.
+                None => {
+                    put(&mut pa, "doseNumberString", "unknown");
+                    put(&mut pa, "_doseNumberString", absent("unknown"));
+                }
             }
             if let Some(s) = v.series_doses {
                 put(&mut pa, "seriesDosesPositiveInt", s);

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod errors;
+mod fhir_server;
 mod fidelity;
 mod golden;
 mod http;
