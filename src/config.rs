@@ -18,6 +18,12 @@ pub struct Config {
     pub mappings: Mappings,
     pub limits: Limits,
     pub log: Log,
+    /// Where accepted records are kept until delivered.
+    pub store: StoreConfig,
+    /// Where records go. When none is configured, one `directory` destination named `outbox`
+    /// writes Bundles under `data/outbox` (the embedded default).
+    pub destinations: Option<Vec<crate::relay::DestinationConfig>>,
+    pub relay: crate::relay::worker::RelayConfig,
     /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
     /// empty (see [`Config::home`]).
     pub home: Option<PathBuf>,
@@ -48,6 +54,19 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most records in one request.
     pub max_records: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST/DB` (replicas).
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: "sqlite://data/mhg.db".into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +118,7 @@ impl Config {
             ("MHG_LIMITS_MAX_RECORDS", "limits", "max_records", true),
             ("MHG_LOG_FORMAT", "log", "format", false),
             ("MHG_LOG_LEVEL", "log", "level", false),
+            ("MHG_STORE_URL", "store", "url", false),
         ];
         for (var, section, key, numeric) in ENV_KEYS {
             if let Some(v) = env.get(*var) {
@@ -124,6 +144,15 @@ impl Config {
             .map_err(|e| cfg_err(&name, e.message().to_owned()))?;
         if !matches!(cfg.log.format.as_str(), "text" | "json") {
             return Err(cfg_err(&name, "log.format: expected \"text\" or \"json\""));
+        }
+        if let Some(ds) = &cfg.destinations {
+            let mut seen = std::collections::HashSet::new();
+            for d in ds {
+                d.check().map_err(|m| cfg_err(&name, m))?;
+                if !seen.insert(d.name.clone()) {
+                    return Err(cfg_err(&name, format!("destinations: the name '{}' is used twice", d.name)));
+                }
+            }
         }
         if cfg.limits.max_depth < 8 {
             return Err(cfg_err(&name, "limits.max_depth: a record needs at least 8 levels"));
@@ -164,6 +193,27 @@ impl Config {
 
     pub fn conformance_dir(&self) -> PathBuf {
         self.home().join("conformance")
+    }
+
+    /// The configured destinations, or the embedded default (`outbox`, a folder).
+    pub fn destinations(&self) -> Vec<crate::relay::DestinationConfig> {
+        match &self.destinations {
+            Some(d) => d.clone(),
+            None => vec![crate::relay::DestinationConfig {
+                name: "outbox".into(),
+                kind: crate::relay::DestinationKind::Directory,
+                base_url: None,
+                path: Some(PathBuf::from("data/outbox")),
+                fhir_version: "4.0.1".into(),
+                profiles: vec![],
+                countries: vec![],
+                programmes: vec![],
+                concurrency: 4,
+                timeout_secs: 30,
+                max_attempts: 0,
+                auth: crate::relay::AuthConfig::None,
+            }],
+        }
     }
 
     pub fn pipeline(&self) -> Result<crate::pipeline::Pipeline, GatewayError> {

@@ -22,6 +22,8 @@ pub mod http;
 pub mod ingest;
 pub mod map;
 pub mod pipeline;
+pub mod queue;
+pub mod relay;
 pub mod terminology;
 pub mod validate;
 

@@ -27,8 +27,57 @@ pub struct Cli {
 pub enum Command {
     /// Convert records to FHIR R4 transaction Bundles (NDJSON on stdout, or files with --out).
     Convert(convert::Args),
-    /// Run the HTTP server.
+    /// Run the HTTP server and the relay.
     Serve(serve::Args),
+    /// Replay the dead-lettered deliveries of a submission (after fixing the cause).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// Submission ids (from `POST /records` or `GET /submissions?state=dead-letter`).
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+fn replay(config: &Config, args: ReplayArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mhg: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async {
+        let store = match crate::queue::Store::open(&config.store.url).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("mhg: cannot open the store: {e}");
+                return 2;
+            }
+        };
+        let mut status = 0;
+        for id in &args.ids {
+            match store.get(id).await {
+                Ok(Some(_)) => match store.replay(id, crate::queue::now_ms()).await {
+                    Ok(n) => println!("{id}: {n} dead delivery(ies) replayed"),
+                    Err(e) => {
+                        eprintln!("mhg: {id}: {e}");
+                        status = 1;
+                    }
+                },
+                Ok(None) => {
+                    eprintln!("mhg: {id}: no such submission");
+                    status = 1;
+                }
+                Err(e) => {
+                    eprintln!("mhg: {e}");
+                    return 2;
+                }
+            }
+        }
+        status
+    })
 }
 
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, crate::error::GatewayError> {
@@ -48,5 +97,6 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Convert(args) => convert::run(&config, args),
         Command::Serve(args) => serve::run(config, args),
+        Command::Replay(args) => replay(&config, args),
     }
 }

@@ -1,6 +1,7 @@
-//! `mhg serve`: the HTTP server on the embedded defaults (no file needed), a TOML file
-//! (`--config`) and `MHG_*` environment variables. Stops cleanly on Ctrl-C or SIGTERM: stops
-//! accepting, lets in-flight requests finish, exits.
+//! `mhg serve`: the HTTP server and the relay, on the embedded defaults (no file needed: a
+//! SQLite store under `data/`, Bundles delivered to `data/outbox/`), a TOML file (`--config`) and
+//! `MHG_*` environment variables. Stops cleanly on Ctrl-C or SIGTERM: stops accepting, lets
+//! in-flight requests and deliveries finish, gives back unstarted leases, exits.
 
 use std::sync::Arc;
 
@@ -62,6 +63,25 @@ pub fn run(mut config: Config, args: Args) -> i32 {
         }
     };
     runtime.block_on(async move {
+        let store = match crate::queue::Store::open(&config.store.url).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(stage = "startup", error = %e, "cannot open the store");
+                eprintln!("mhg: cannot open the store: {e}");
+                return 2;
+            }
+        };
+        let dest_configs = config.destinations();
+        let mut destinations = Vec::new();
+        for d in &dest_configs {
+            match crate::relay::deliver::Destination::new(d.clone()) {
+                Ok(d) => destinations.push(Arc::new(d)),
+                Err(e) => {
+                    eprintln!("mhg: configuration error: {e}");
+                    return 2;
+                }
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(&config.server.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -69,10 +89,13 @@ pub fn run(mut config: Config, args: Args) -> i32 {
                 return 2;
             }
         };
+        let relay = crate::relay::Relay::start(store.clone(), destinations, config.relay.clone());
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             stage = "startup",
             listen = %addr,
+            store = store.kind(),
+            destinations = dest_configs.len(),
             mapping_version = %pipeline.terminology.mapping_version,
             startup_ms = started.elapsed().as_millis() as u64,
             "mhg listening"
@@ -81,8 +104,18 @@ pub fn run(mut config: Config, args: Args) -> i32 {
             pipeline,
             max_body_bytes: config.limits.max_body_bytes,
             max_records: config.limits.max_records,
+            relay: Some(crate::http::RelayState {
+                committer: crate::queue::commit::Committer::start(store.clone()),
+                store,
+                destinations: Arc::new(dest_configs),
+                wake: relay.wake.clone(),
+            }),
         };
-        match axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await {
+        let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await;
+        // No more requests: let in-flight deliveries finish, give back what is not started.
+        relay.shutdown().await;
+        tracing::info!(stage = "serve", "stopped");
+        match served {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!(stage = "serve", error = %e, "server failed");

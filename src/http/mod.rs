@@ -3,6 +3,12 @@
 //! - `POST /fhir/$convert`: a record, a JSON array of records, or NDJSON -> the Bundle (one
 //!   record) or NDJSON of Bundles (a batch). Relays nothing. All-or-nothing: if any record is
 //!   refused, the answer is a 4xx OperationOutcome naming each refused record and field.
+//! - `POST /records`: the same input, converted and validated as `$convert` does, stored
+//!   durably, and answered `202 Accepted` with a submission id and `Location` only after the
+//!   store committed; the relay then delivers it. `Idempotency-Key` (or the record's own id and
+//!   version) makes a resend return the first submission.
+//! - `GET /submissions/{id}`, `GET /submissions?state=`, `GET /submissions/{id}/audit`,
+//!   `POST /submissions/{id}/$replay`: what happened to each record, and replaying dead letters.
 //! - `GET /health`: the process is up.
 //!
 //! Every refusal is an OperationOutcome with a 4xx status. A panic anywhere below becomes a 500
@@ -21,6 +27,10 @@ use serde_json::{Value, json};
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::pipeline::Pipeline;
 
+mod records;
+
+pub use records::RelayState;
+
 pub const FHIR_JSON: &str = "application/fhir+json";
 pub const FHIR_NDJSON: &str = "application/fhir+ndjson";
 
@@ -29,11 +39,18 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub max_body_bytes: usize,
     pub max_records: usize,
+    /// The durable relay (`/records`, `/submissions`); absent when only converting.
+    pub relay: Option<records::RelayState>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/fhir/$convert", post(convert))
+        .route("/records", post(records::accept))
+        .route("/submissions", get(records::list))
+        .route("/submissions/{id}", get(records::status))
+        .route("/submissions/{id}/audit", get(records::audit))
+        .route("/submissions/{id}/$replay", post(records::replay))
         .route("/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
@@ -41,7 +58,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn fhir_response(status: u16, body: &Value) -> Response {
+pub(crate) fn fhir_response(status: u16, body: &Value) -> Response {
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
@@ -102,7 +119,10 @@ fn content_type_ok(headers: &HeaderMap) -> Result<(), Rejection> {
     }
 }
 
-async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
+/// Reads and converts every record of a request, all or nothing: the Bundles (with the record
+/// facts the relay needs) and whether the request was a batch, or one refusal naming every bad
+/// record and field.
+async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map::Mapped>, bool, HeaderMap), Rejection> {
     let (headers, body) = read_body(req, st.max_body_bytes).await?;
     content_type_ok(&headers)?;
     let pipeline = st.pipeline.clone();
@@ -122,34 +142,46 @@ async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, R
     .map_err(|_| Rejection::one(RejectKind::Malformed, Issue::new("exception", "conversion was interrupted")))??;
     let batch = outcomes.len() > 1 || outcomes.first().is_some_and(|o| o.source.line.is_some());
     let mut refused: Vec<Rejection> = Vec::new();
-    let mut bundles = Vec::with_capacity(outcomes.len());
+    let mut mapped = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         match o.result {
-            Ok(m) => bundles.push(m.bundle),
+            Ok(m) => mapped.push(m),
             Err(r) => refused.push(r),
         }
     }
     if !refused.is_empty() {
-        // The most telling status: a malformed body outranks a schema error, and so on.
-        let kind = refused.iter().map(|r| r.kind).min_by_key(|k| k.http_status()).unwrap_or(RejectKind::Schema);
-        let issues = refused
-            .into_iter()
-            .flat_map(|r| {
-                let prefix = match (r.source.record, r.source.line, batch) {
-                    (_, Some(l), true) => format!("line {l}"),
-                    (Some(n), None, true) => format!("record {n}"),
-                    _ => String::new(),
-                };
-                r.issues.into_iter().map(move |mut i| {
-                    if !prefix.is_empty() {
-                        i.origin = Some(prefix.clone());
-                    }
-                    i
-                })
-            })
-            .collect();
-        return Err(Rejection::new(kind, issues));
+        return Err(merge_refusals(refused, batch));
     }
+    Ok((mapped, batch, headers))
+}
+
+/// One OperationOutcome for every refused record of a request, each issue prefixed with its
+/// line or record number in a batch. The status is the most telling one (a malformed body
+/// outranks a schema error).
+pub(crate) fn merge_refusals(refused: Vec<Rejection>, batch: bool) -> Rejection {
+    let kind = refused.iter().map(|r| r.kind).min_by_key(|k| k.http_status()).unwrap_or(RejectKind::Schema);
+    let issues = refused
+        .into_iter()
+        .flat_map(|r| {
+            let prefix = match (r.source.record, r.source.line, batch) {
+                (_, Some(l), true) => format!("line {l}"),
+                (Some(n), None, true) => format!("record {n}"),
+                _ => String::new(),
+            };
+            r.issues.into_iter().map(move |mut i| {
+                if !prefix.is_empty() {
+                    i.origin = Some(prefix.clone());
+                }
+                i
+            })
+        })
+        .collect();
+    Rejection::new(kind, issues)
+}
+
+async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
+    let (mapped, batch, _) = convert_request(&st, req).await?;
+    let mut bundles: Vec<Value> = mapped.into_iter().map(|m| m.bundle).collect();
     tracing::info!(stage = "convert", records = bundles.len(), "converted");
     if !batch {
         if let Some(b) = bundles.pop() {

@@ -28,6 +28,21 @@ use util::{concept, identifier_query, sid, uuid_for};
 pub struct Mapped {
     pub bundle: Value,
     pub entry_origins: Vec<String>,
+    /// What the relay needs to store and route the Bundle, without reading it again.
+    pub meta: RecordMeta,
+}
+
+/// Facts of the source record that routing, idempotency and ordering use. Holds no patient data
+/// but the pseudonymous `person_key`.
+#[derive(Debug, Clone)]
+pub struct RecordMeta {
+    pub record_id: String,
+    pub record_version: i64,
+    pub source_system: String,
+    pub destination_country: String,
+    pub programme: String,
+    /// SHA-256 of the person id (hex, truncated): orders a person's records without naming them.
+    pub person_key: String,
 }
 
 /// How an entry is written at the destination.
@@ -161,6 +176,12 @@ pub(crate) fn put(obj: &mut Value, key: &str, value: impl Into<Value>) {
     }
 }
 
+fn person_key(person_id: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("mhg-person|{person_id}").as_bytes());
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Maps one record onto a transaction Bundle.
 pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejection> {
     let mut b = Builder::new(term);
@@ -185,6 +206,14 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
         "timestamp": timestamp,
         "entry": b.entries,
     };
-    Ok(Mapped { bundle, entry_origins: b.origins })
+    let meta = RecordMeta {
+        record_id: record.record_id.clone(),
+        record_version: i64::from(record.record_version),
+        source_system: record.source_system.clone(),
+        destination_country: record.assessment.destination_country.clone(),
+        programme: record.assessment.programme.clone(),
+        person_key: person_key(&record.person.person_id),
+    };
+    Ok(Mapped { bundle, entry_origins: b.origins, meta })
 }
 

@@ -1,0 +1,302 @@
+//! Stage 4, **queue**: the durable store between accepting a record and delivering it.
+//!
+//! # What is on disk
+//! - `submissions`: one row per accepted record (`seq` orders everything; `id` is what callers
+//!   see; `idem_key` is unique, so a resend finds the first submission).
+//! - `payloads`: the validated Bundle of each submission (pruned after the retention period once
+//!   every delivery is final; the audit stays).
+//! - `deliveries`: one row per (submission, destination): `pending` (due at `next_at`),
+//!   `leased` (a worker holds it until `lease_until`), `delivered`, `dead`, `superseded`.
+//! - `audit`: append-only history of every state change, with no patient data (ids, states,
+//!   HTTP statuses, the destination's OperationOutcome).
+//!
+//! # Invariants
+//! - A submission is answered "accepted" only after the transaction holding its submission,
+//!   payload and deliveries has committed (SQLite: WAL with `synchronous=FULL`; PostgreSQL:
+//!   a committed transaction). Accepting is group-committed: one transaction for everything
+//!   waiting, so durability costs one fsync per batch, not per record.
+//! - A delivery is claimable only if no earlier unfinished delivery to the same destination
+//!   exists for the same person (`order_key`): records of a person arrive in order.
+//! - A delivery whose record already reached that destination at the same or a higher version is
+//!   `superseded`, never sent: an older version never overwrites a newer one.
+//! - Leases expire: a worker that dies (kill -9) leaves nothing stuck; the delivery is claimed
+//!   again and, being idempotent at the destination, sent again harmlessly.
+//!
+//! Only this module knows SQL. It does not know HTTP or FHIR beyond carrying bytes.
+
+pub mod commit;
+mod postgres;
+mod sqlite;
+pub mod sql;
+
+use serde_json::Value;
+
+use crate::error::GatewayError;
+
+/// What [`Store::accept`] stores for one record.
+#[derive(Clone)]
+pub struct NewSubmission {
+    pub id: String,
+    pub idem_key: String,
+    pub record_id: String,
+    pub record_version: i64,
+    /// Pseudonymous key of the person (a hash), for ordering.
+    pub order_key: String,
+    /// Who submitted (a client name, never a person).
+    pub submitter: String,
+    pub bundle: Vec<u8>,
+    pub destinations: Vec<String>,
+}
+
+impl std::fmt::Debug for NewSubmission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSubmission").field("id", &self.id).field("destinations", &self.destinations).finish_non_exhaustive()
+    }
+}
+
+/// The answer for one record: stored now, or found stored before (same idempotency key).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    New(String),
+    Existing(String),
+}
+
+impl Accepted {
+    pub fn id(&self) -> &str {
+        match self {
+            Accepted::New(i) | Accepted::Existing(i) => i,
+        }
+    }
+}
+
+/// A delivery a worker holds.
+#[derive(Clone)]
+pub struct Claim {
+    pub seq: i64,
+    pub submission_id: String,
+    pub destination: String,
+    pub record_id: String,
+    pub record_version: i64,
+    pub attempts: i64,
+    pub bundle: Vec<u8>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Accepted by the destination; `detail` keeps its resource ids and versions.
+    Delivered { status: Option<u16>, detail: Value },
+    /// Try again at `at` (unix ms).
+    Retry { status: Option<u16>, at: i64, detail: Value },
+    /// Refused for good; `detail` keeps the destination's OperationOutcome.
+    Dead { status: Option<u16>, detail: Value },
+}
+
+/// The state of a submission, derived from its deliveries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubmissionView {
+    pub id: String,
+    pub state: String,
+    #[serde(rename = "recordId")]
+    pub record_id: String,
+    #[serde(rename = "recordVersion")]
+    pub record_version: i64,
+    pub submitter: String,
+    #[serde(rename = "acceptedAt")]
+    pub accepted_at: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryView {
+    pub destination: String,
+    pub state: String,
+    pub attempts: i64,
+    #[serde(rename = "lastStatus", skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<i64>,
+    #[serde(rename = "nextAttemptAt", skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// The destination's answer: resource ids and versions, or its OperationOutcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Value>,
+}
+
+/// A submission's overall state from its deliveries' states and attempts.
+pub fn overall_state(deliveries: &[DeliveryView]) -> &'static str {
+    let all = |f: &dyn Fn(&DeliveryView) -> bool| deliveries.iter().all(f);
+    let any = |f: &dyn Fn(&DeliveryView) -> bool| deliveries.iter().any(f);
+    if any(&|d| d.state == "dead") {
+        "dead-letter"
+    } else if all(&|d| d.state == "delivered" || d.state == "superseded") {
+        "delivered"
+    } else if any(&|d| d.state == "leased") {
+        "delivering"
+    } else if any(&|d| d.state == "pending" && d.attempts > 0) {
+        "retrying"
+    } else {
+        "accepted"
+    }
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant), valid for the whole proleptic Gregorian range we use.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The store: SQLite (embedded) or PostgreSQL (replicas), chosen by URL.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+impl Store {
+    /// `sqlite://path/to/file.db` (relative to the working directory) or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, GatewayError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(postgres::PgStore::open(url).await?))
+        } else {
+            Err(GatewayError::Config {
+                file: "store.url".into(),
+                message: "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
+            })
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Stores every submission in one transaction; answers only after it committed.
+    pub async fn accept(&self, batch: Vec<NewSubmission>, now: i64) -> Result<Vec<Accepted>, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.accept(batch, now).await,
+            Store::Postgres(s) => s.accept(batch, now).await,
+        }
+    }
+
+    /// Leases up to `limit` due deliveries of `destination` to `owner` until `now + lease_ms`.
+    /// Deliveries already superseded by a newer delivered version are marked so and not returned.
+    pub async fn claim(&self, destination: &str, limit: i64, owner: &str, lease_ms: i64, now: i64) -> Result<Vec<Claim>, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.claim(destination, limit, owner, lease_ms, now).await,
+            Store::Postgres(s) => s.claim(destination, limit, owner, lease_ms, now).await,
+        }
+    }
+
+    pub async fn complete(&self, claim: &Claim, owner: &str, outcome: Outcome, now: i64) -> Result<(), GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.complete(claim, owner, outcome, now).await,
+            Store::Postgres(s) => s.complete(claim, owner, outcome, now).await,
+        }
+    }
+
+    /// Gives back leases held by `owner` (graceful shutdown): due again at once.
+    pub async fn release(&self, owner: &str) -> Result<(), GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.release(owner).await,
+            Store::Postgres(s) => s.release(owner).await,
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<SubmissionView>, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.get(id).await,
+            Store::Postgres(s) => s.get(id).await,
+        }
+    }
+
+    /// Submissions whose overall state is `state` (all when None), newest first.
+    pub async fn list(&self, state: Option<&str>, limit: i64) -> Result<Vec<SubmissionView>, GatewayError> {
+        let ids = match self {
+            Store::Sqlite(s) => s.recent_ids(state, limit).await?,
+            Store::Postgres(s) => s.recent_ids(state, limit).await?,
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(v) = self.get(&id).await? {
+                if state.is_none_or(|s| s == v.state) {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dead deliveries of a submission become pending again. Returns how many.
+    pub async fn replay(&self, id: &str, now: i64) -> Result<u64, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.replay(id, now).await,
+            Store::Postgres(s) => s.replay(id, now).await,
+        }
+    }
+
+    /// Deletes payloads whose deliveries are all final and older than `before` (unix ms).
+    pub async fn prune(&self, before: i64) -> Result<u64, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.prune(before).await,
+            Store::Postgres(s) => s.prune(before).await,
+        }
+    }
+
+    /// Audit trail of a submission: (time, event, destination, detail).
+    pub async fn audit(&self, id: &str) -> Result<Vec<Value>, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.audit(id).await,
+            Store::Postgres(s) => s.audit(id).await,
+        }
+    }
+
+    /// Counts of deliveries by (destination, state), for readiness and operators.
+    pub async fn depth(&self) -> Result<Vec<(String, String, i64)>, GatewayError> {
+        match self {
+            Store::Sqlite(s) => s.depth().await,
+            Store::Postgres(s) => s.depth().await,
+        }
+    }
+}
+
+pub(crate) fn store_err(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Config { file: "store".into(), message: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_formats() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_763_733_600_123), "2025-11-21T14:00:00.123Z");
+    }
+}
+
+/// The delivery state that an overall state implies at least one delivery to be in (a cheap
+/// pre-filter for listing; the overall state is then computed exactly).
+pub(crate) fn delivery_state_for(overall: &str) -> String {
+    match overall {
+        "dead-letter" => "dead",
+        "delivered" => "delivered",
+        "delivering" => "leased",
+        _ => "pending",
+    }
+    .to_owned()
+}

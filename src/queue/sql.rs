@@ -1,0 +1,104 @@
+//! The SQL both backends run, written once with PostgreSQL placeholders (`$1`); the SQLite
+//! backend rewrites them to `?1`. Schema differences are in [`schema`].
+
+pub fn schema(postgres: bool) -> String {
+    let (serial, blob) = if postgres { ("BIGSERIAL PRIMARY KEY", "BYTEA") } else { ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB") };
+    format!(
+        "CREATE TABLE IF NOT EXISTS submissions (
+            seq {serial},
+            id TEXT NOT NULL UNIQUE,
+            idem_key TEXT NOT NULL UNIQUE,
+            record_id TEXT NOT NULL,
+            record_version BIGINT NOT NULL,
+            order_key TEXT NOT NULL,
+            submitter TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS payloads (
+            submission_seq BIGINT PRIMARY KEY,
+            bundle {blob} NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS deliveries (
+            submission_seq BIGINT NOT NULL,
+            destination TEXT NOT NULL,
+            order_key TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            record_version BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            attempts BIGINT NOT NULL DEFAULT 0,
+            next_at BIGINT NOT NULL,
+            lease_owner TEXT,
+            lease_until BIGINT,
+            last_status BIGINT,
+            outcome TEXT,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (submission_seq, destination)
+        );
+        CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_at);
+        CREATE INDEX IF NOT EXISTS deliveries_person ON deliveries (destination, order_key, submission_seq);
+        CREATE INDEX IF NOT EXISTS deliveries_record ON deliveries (destination, record_id, state);
+        CREATE TABLE IF NOT EXISTS audit (
+            id {serial},
+            submission_seq BIGINT NOT NULL,
+            at BIGINT NOT NULL,
+            event TEXT NOT NULL,
+            destination TEXT,
+            detail TEXT
+        );
+        CREATE INDEX IF NOT EXISTS audit_submission ON audit (submission_seq, id);"
+    )
+}
+
+pub const INSERT_SUBMISSION: &str = "INSERT INTO submissions (id, idem_key, record_id, record_version, order_key, submitter, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idem_key) DO NOTHING RETURNING seq";
+pub const FIND_BY_KEY: &str = "SELECT id FROM submissions WHERE idem_key = $1";
+pub const INSERT_PAYLOAD: &str = "INSERT INTO payloads (submission_seq, bundle) VALUES ($1, $2)";
+pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (submission_seq, destination, order_key, record_id, record_version, state, attempts, next_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)";
+pub const INSERT_AUDIT: &str = "INSERT INTO audit (submission_seq, at, event, destination, detail) VALUES ($1, $2, $3, $4, $5)";
+
+/// Due deliveries of a destination whose person has no earlier unfinished delivery there.
+pub const DUE: &str = "SELECT d.submission_seq, d.record_id, d.record_version, d.attempts FROM deliveries d
+     WHERE d.destination = $1
+       AND ((d.state = 'pending' AND d.next_at <= $2) OR (d.state = 'leased' AND d.lease_until < $2))
+       AND NOT EXISTS (SELECT 1 FROM deliveries e
+                       WHERE e.destination = d.destination AND e.order_key = d.order_key
+                         AND e.submission_seq < d.submission_seq AND e.state IN ('pending', 'leased'))
+     ORDER BY d.submission_seq LIMIT $3";
+/// Whether the same record already reached the destination at this or a higher version.
+pub const SUPERSEDED: &str = "SELECT 1 FROM deliveries f
+     WHERE f.destination = $1 AND f.record_id = $2 AND f.record_version >= $3
+       AND f.submission_seq <> $4 AND f.state = 'delivered' LIMIT 1";
+pub const MARK_SUPERSEDED: &str = "UPDATE deliveries SET state = 'superseded', lease_owner = NULL, lease_until = NULL, updated_at = $3
+     WHERE submission_seq = $1 AND destination = $2";
+pub const LEASE: &str = "UPDATE deliveries SET state = 'leased', lease_owner = $3, lease_until = $4, attempts = attempts + 1, updated_at = $5
+     WHERE submission_seq = $1 AND destination = $2";
+pub const LOAD: &str = "SELECT s.id, p.bundle FROM submissions s JOIN payloads p ON p.submission_seq = s.seq WHERE s.seq = $1";
+pub const FINISH: &str = "UPDATE deliveries SET state = $3, next_at = $4, last_status = $5, outcome = $6, lease_owner = NULL, lease_until = NULL, updated_at = $7
+     WHERE submission_seq = $1 AND destination = $2 AND lease_owner = $8";
+pub const RELEASE: &str = "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, attempts = attempts - 1
+     WHERE state = 'leased' AND lease_owner = $1";
+pub const GET_SUBMISSION: &str = "SELECT seq, id, record_id, record_version, submitter, created_at FROM submissions WHERE id = $1";
+pub const GET_DELIVERIES: &str = "SELECT destination, state, attempts, last_status, next_at, outcome FROM deliveries WHERE submission_seq = $1 ORDER BY destination";
+pub const RECENT_ALL: &str = "SELECT id FROM submissions ORDER BY seq DESC LIMIT $1";
+/// Candidates for a state filter (the overall state is derived; the caller filters exactly).
+pub const RECENT_WITH_DELIVERY_STATE: &str = "SELECT s.id FROM submissions s WHERE EXISTS
+     (SELECT 1 FROM deliveries d WHERE d.submission_seq = s.seq AND d.state = $1) ORDER BY s.seq DESC LIMIT $2";
+pub const REPLAY: &str = "UPDATE deliveries SET state = 'pending', next_at = $2, updated_at = $2
+     WHERE state = 'dead' AND submission_seq = (SELECT seq FROM submissions WHERE id = $1)";
+pub const PRUNE: &str = "DELETE FROM payloads WHERE submission_seq IN (
+     SELECT s.seq FROM submissions s WHERE s.created_at < $1
+       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.submission_seq = s.seq AND d.state IN ('pending', 'leased', 'dead')))";
+pub const AUDIT: &str = "SELECT a.at, a.event, a.destination, a.detail FROM audit a JOIN submissions s ON s.seq = a.submission_seq
+     WHERE s.id = $1 ORDER BY a.id";
+pub const DEPTH: &str = "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state ORDER BY destination, state";
+
+/// The delivery state an outcome leads to, its next time, status and stored detail.
+pub fn finish_values(outcome: &super::Outcome, now: i64) -> (&'static str, i64, Option<i64>, String, &'static str) {
+    use super::Outcome::*;
+    match outcome {
+        Delivered { status, detail } => ("delivered", now, status.map(i64::from), detail.to_string(), "delivered"),
+        Retry { status, at, detail } => ("pending", *at, status.map(i64::from), detail.to_string(), "retry-scheduled"),
+        Dead { status, detail } => ("dead", now, status.map(i64::from), detail.to_string(), "dead-letter"),
+    }
+}

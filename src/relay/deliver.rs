@@ -1,0 +1,176 @@
+//! One delivery attempt, and what its result means.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::{AuthConfig, DestinationConfig, DestinationKind};
+use crate::queue::{Claim, Outcome, now_ms};
+
+/// Backoff of retryable failures.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base_ms: i64,
+    pub max_ms: i64,
+}
+
+impl Backoff {
+    /// `base * 2^(attempt-1)`, capped, with ±50% jitter so that a recovering destination is not
+    /// hit by every retry at once.
+    pub fn delay_ms(&self, attempt: i64) -> i64 {
+        let exp = self.base_ms.saturating_mul(1i64 << (attempt - 1).clamp(0, 30)).min(self.max_ms);
+        let jitter: f64 = rand::rng().random_range(0.5..1.5);
+        ((exp as f64) * jitter) as i64
+    }
+}
+
+/// A destination ready to send to: configuration plus the HTTP client and the secret.
+pub struct Destination {
+    pub config: DestinationConfig,
+    client: reqwest::Client,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination").field("name", &self.config.name).finish_non_exhaustive()
+    }
+}
+
+impl Destination {
+    pub fn new(config: DestinationConfig) -> Result<Destination, String> {
+        config.check()?;
+        // rustls needs one process-wide crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let token = match &config.auth {
+            AuthConfig::None => None,
+            AuthConfig::Bearer { token_file, token_env } => {
+                let t = match (token_file, token_env) {
+                    (Some(f), _) => std::fs::read_to_string(f)
+                        .map_err(|e| format!("destinations[{}].auth.token_file: cannot read {}: {e}", config.name, f.display()))?,
+                    (None, Some(v)) => std::env::var(v)
+                        .map_err(|_| format!("destinations[{}].auth.token_env: variable {v} is not set", config.name))?,
+                    (None, None) => unreachable_auth(&config.name)?,
+                };
+                Some(t.trim().to_owned())
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
+            .user_agent(concat!("mhg/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("destinations[{}]: cannot build the HTTP client: {e}", config.name))?;
+        Ok(Destination { config, client, token })
+    }
+
+    /// Sends one claimed delivery and classifies the result.
+    pub async fn deliver(&self, claim: &Claim, backoff: Backoff) -> Outcome {
+        let outcome = match self.config.kind {
+            DestinationKind::Fhir => self.post_transaction(claim, backoff).await,
+            DestinationKind::Directory => self.write_file(claim, backoff).await,
+        };
+        // A retryable failure past the attempt limit is given up on, keeping what came back.
+        match outcome {
+            Outcome::Retry { status, detail, .. } if self.config.max_attempts > 0 && claim.attempts >= self.config.max_attempts => {
+                Outcome::Dead { status, detail: json!({"gaveUpAfter": claim.attempts, "last": detail}) }
+            }
+            o => o,
+        }
+    }
+
+    async fn post_transaction(&self, claim: &Claim, backoff: Backoff) -> Outcome {
+        let base = self.config.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
+        let mut req = self
+            .client
+            .post(base)
+            .header("content-type", "application/fhir+json")
+            .header("accept", "application/fhir+json")
+            .body(claim.bundle.clone());
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let retry_at = |extra_ms: Option<i64>| now_ms() + extra_ms.unwrap_or_else(|| backoff.delay_ms(claim.attempts));
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" };
+                return Outcome::Retry { status: None, at: retry_at(None), detail: json!({"error": kind}) };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|s| s.clamp(0, 86_400) * 1000);
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        match status {
+            200..=299 => Outcome::Delivered { status: Some(status), detail: receipt(&body) },
+            408 | 429 | 500..=599 => Outcome::Retry {
+                status: Some(status),
+                at: retry_at(retry_after.map(|r| r.max(0))),
+                detail: outcome_or_status(body, status),
+            },
+            _ => Outcome::Dead { status: Some(status), detail: outcome_or_status(body, status) },
+        }
+    }
+
+    async fn write_file(&self, claim: &Claim, backoff: Backoff) -> Outcome {
+        let dir = self.config.path.clone().unwrap_or_default();
+        let name = format!("{}.v{}.json", safe_name(&claim.record_id), claim.record_version);
+        let bytes = claim.bundle.clone();
+        let res = tokio::task::spawn_blocking(move || write_atomic(&dir, &name, &bytes).map(|_| name)).await;
+        match res {
+            Ok(Ok(name)) => Outcome::Delivered { status: None, detail: json!({"file": name}) },
+            Ok(Err(e)) => Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": e.kind().to_string()}) },
+            Err(_) => Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": "interrupted"}) },
+        }
+    }
+}
+
+fn unreachable_auth(name: &str) -> Result<String, String> {
+    Err(format!("destinations[{name}].auth: bearer needs token_file or token_env"))
+}
+
+/// What to keep of a transaction-response: per entry, the status, location (type/id/_history/v)
+/// and etag; never the resources it may echo.
+fn receipt(body: &Value) -> Value {
+    let entries: Vec<Value> = body["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let r = &e["response"];
+            json!({"status": r["status"], "location": r["location"], "etag": r["etag"]})
+        })
+        .collect();
+    json!({"entries": entries})
+}
+
+fn outcome_or_status(body: Value, status: u16) -> Value {
+    if body["resourceType"] == "OperationOutcome" { body } else { json!({"status": status}) }
+}
+
+fn safe_name(s: &str) -> String {
+    let n: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    n.trim_start_matches('.').to_owned()
+}
+
+/// Write to a temporary name, fsync, rename into place, fsync the folder: a reader never sees a
+/// half-written Bundle, and a crash leaves either the old file or the new one.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}

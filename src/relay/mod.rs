@@ -1,0 +1,134 @@
+//! Stage 5, **relay**: deliveries from the queue to the destinations, durably.
+//!
+//! One worker per destination leases due deliveries from the store, sends them (a FHIR
+//! transaction, or a file), and records the outcome:
+//! - success (2xx): the destination's resource ids and versions are kept;
+//! - retryable (network error, timeout, 408, 429, 5xx): tried again after exponential backoff
+//!   with jitter, or after the destination's `Retry-After`; a destination that keeps failing
+//!   trips its breaker and is left alone for a while;
+//! - permanent (any other 4xx): dead letter, keeping the destination's OperationOutcome, until
+//!   an operator replays it.
+//!
+//! Invariant (vector's rule): a delivery is marked done only after the destination said so.
+//! Nothing here logs record content: ids, destinations, statuses and counts only. Only this
+//! module knows reqwest.
+
+pub mod deliver;
+pub mod worker;
+
+use serde::Deserialize;
+
+pub use worker::Relay;
+
+/// A destination as configured (`[[destinations]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Unique name; appears in statuses, audit and logs.
+    pub name: String,
+    pub kind: DestinationKind,
+    /// FHIR server base URL (kind `fhir`).
+    pub base_url: Option<String>,
+    /// Folder for Bundles (kind `directory`).
+    pub path: Option<std::path::PathBuf>,
+    /// FHIR version the destination speaks (only 4.0.1 is produced).
+    #[serde(default = "default_fhir_version")]
+    pub fhir_version: String,
+    /// Profiles the destination requires its records to meet.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Which records go there: destination countries (ISO alpha-3); empty = any.
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Which records go there: programmes; empty = any.
+    #[serde(default)]
+    pub programmes: Vec<String>,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Timeout of one attempt, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Attempts before a retryable failure becomes a dead letter; 0 = keep trying.
+    #[serde(default)]
+    pub max_attempts: i64,
+    /// Outbound authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    Fhir,
+    Directory,
+}
+
+/// Outbound credentials. Secrets come from a file or an environment variable, never from the
+/// configuration text itself, and never reach a log.
+#[derive(Clone, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    #[default]
+    None,
+    Bearer {
+        token_file: Option<std::path::PathBuf>,
+        token_env: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthConfig::None => f.write_str("None"),
+            AuthConfig::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+fn default_fhir_version() -> String {
+    "4.0.1".into()
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+impl DestinationConfig {
+    /// Whether a record for `country` and `programme` goes to this destination.
+    pub fn takes(&self, country: &str, programme: &str) -> bool {
+        (self.countries.is_empty() || self.countries.iter().any(|c| c == country))
+            && (self.programmes.is_empty() || self.programmes.iter().any(|p| p == programme))
+    }
+
+    /// Checks the parts that depend on each other; names the destination and the key.
+    pub fn check(&self) -> Result<(), String> {
+        let ok_name = !self.name.is_empty() && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok_name {
+            return Err(format!("destinations.name '{}': use letters, digits, '-', '_', '.'", self.name));
+        }
+        let n = &self.name;
+        match self.kind {
+            DestinationKind::Fhir => match &self.base_url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+                _ => return Err(format!("destinations[{n}].base_url: a fhir destination needs an http(s) URL")),
+            },
+            DestinationKind::Directory if self.path.is_none() => {
+                return Err(format!("destinations[{n}].path: a directory destination needs a folder"));
+            }
+            DestinationKind::Directory => {}
+        }
+        if self.fhir_version != "4.0.1" {
+            return Err(format!("destinations[{n}].fhir_version: only 4.0.1 is produced"));
+        }
+        if self.concurrency == 0 || self.concurrency > 256 {
+            return Err(format!("destinations[{n}].concurrency: expected 1 to 256"));
+        }
+        if let AuthConfig::Bearer { token_file: None, token_env: None } = self.auth {
+            return Err(format!("destinations[{n}].auth: bearer needs token_file or token_env"));
+        }
+        Ok(())
+    }
+}

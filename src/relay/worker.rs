@@ -1,0 +1,157 @@
+//! The workers: one loop per destination, woken when records are accepted or a retry is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::deliver::{Backoff, Destination};
+use crate::queue::{Outcome, Store, now_ms};
+
+/// Relay tuning (`[relay]`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Longest wait between looks at the queue when nothing wakes the worker.
+    pub poll_ms: u64,
+    /// How long a lease lasts; a worker that dies gives its deliveries back after this.
+    pub lease_secs: u64,
+    /// First retry delay; doubles each attempt.
+    pub backoff_base_ms: i64,
+    /// Longest retry delay.
+    pub backoff_max_ms: i64,
+    /// Consecutive all-failing rounds after which a destination's breaker opens.
+    pub breaker_threshold: u32,
+    /// Delivered payloads are deleted after this many days (the audit stays).
+    pub retention_days: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig { poll_ms: 500, lease_secs: 120, backoff_base_ms: 1_000, backoff_max_ms: 300_000, breaker_threshold: 3, retention_days: 30 }
+    }
+}
+
+/// The running relay: workers, and the handles to wake and stop them.
+pub struct Relay {
+    pub wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    store: Store,
+    owner: String,
+}
+
+impl Relay {
+    pub fn start(store: Store, destinations: Vec<Arc<Destination>>, cfg: RelayConfig) -> Relay {
+        let wake = Arc::new(Notify::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let owner = format!("mhg-{}", uuid::Uuid::new_v4());
+        let mut tasks = JoinSet::new();
+        for d in destinations {
+            tasks.spawn(run(store.clone(), d, cfg.clone(), owner.clone(), wake.clone(), stop_rx.clone()));
+        }
+        tasks.spawn(retention(store.clone(), cfg.retention_days, stop_rx));
+        Relay { wake, stop, tasks, store, owner }
+    }
+
+    /// Stops claiming, lets in-flight deliveries finish, gives back any lease still held.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.wake.notify_waiters();
+        while self.tasks.join_next().await.is_some() {}
+        if let Err(e) = self.store.release(&self.owner).await {
+            tracing::warn!(stage = "relay", error = %e, "could not release leases; they expire instead");
+        }
+    }
+}
+
+async fn retention(store: Store, days: u32, mut stop: watch::Receiver<bool>) {
+    loop {
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        match store.prune(cutoff).await {
+            Ok(n) if n > 0 => tracing::info!(stage = "retention", pruned = n, "delivered payloads pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(stage = "retention", error = %e, "prune failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: String, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let name = dest.config.name.clone();
+    let backoff = Backoff { base_ms: cfg.backoff_base_ms, max_ms: cfg.backoff_max_ms };
+    let lease_ms = (cfg.lease_secs as i64) * 1000;
+    // Consecutive rounds in which every attempt failed in a retryable way.
+    let mut failing_rounds: u32 = 0;
+    tracing::info!(stage = "relay", destination = %name, "worker started");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // An open breaker claims one delivery at a time: the probe that closes it again.
+        let limit = if failing_rounds >= cfg.breaker_threshold { 1 } else { dest.config.concurrency as i64 };
+        let claims = match store.claim(&name, limit, &owner, lease_ms, now_ms()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(stage = "relay", destination = %name, error = %e, "claim failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if claims.is_empty() {
+            let notified = wake.notified();
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(cfg.poll_ms)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut inflight = JoinSet::new();
+        for c in claims {
+            let (d, s, o) = (dest.clone(), store.clone(), owner.clone());
+            inflight.spawn(async move {
+                let outcome = d.deliver(&c, backoff).await;
+                let (label, status) = match &outcome {
+                    Outcome::Delivered { status, .. } => ("delivered", *status),
+                    Outcome::Retry { status, .. } => ("retry", *status),
+                    Outcome::Dead { status, .. } => ("dead-letter", *status),
+                };
+                tracing::info!(stage = "relay", destination = %d.config.name, submission_id = %c.submission_id,
+                               attempt = c.attempts, outcome = label, status = status.unwrap_or(0), "delivery attempt");
+                let retryable = matches!(outcome, Outcome::Retry { .. });
+                if let Err(e) = s.complete(&c, &o, outcome, now_ms()).await {
+                    tracing::error!(stage = "relay", destination = %d.config.name, error = %e, "could not record the outcome; the lease will expire and the delivery repeat");
+                }
+                retryable
+            });
+        }
+        let mut all_failed = true;
+        while let Some(r) = inflight.join_next().await {
+            all_failed &= r.unwrap_or(true);
+        }
+        if all_failed {
+            failing_rounds += 1;
+            if failing_rounds == cfg.breaker_threshold {
+                tracing::warn!(stage = "relay", destination = %name, "breaker open: destination keeps failing");
+            }
+            if failing_rounds >= cfg.breaker_threshold {
+                let pause = backoff.delay_ms(i64::from(failing_rounds - cfg.breaker_threshold + 1)).max(0) as u64;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        } else {
+            if failing_rounds >= cfg.breaker_threshold {
+                tracing::info!(stage = "relay", destination = %name, "breaker closed");
+            }
+            failing_rounds = 0;
+        }
+    }
+    tracing::info!(stage = "relay", destination = %name, "worker stopped");
+}
