@@ -42,8 +42,7 @@ impl std::fmt::Debug for Destination {
 impl Destination {
     pub fn new(config: DestinationConfig) -> Result<Destination, String> {
         config.check()?;
-        // rustls needs one process-wide crypto provider; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        super::install_tls();
         let token = match &config.auth {
             AuthConfig::None => None,
             AuthConfig::Bearer { token_file, token_env } => {

@@ -20,6 +20,12 @@ use serde::Deserialize;
 
 pub use worker::Relay;
 
+/// Installs the process-wide rustls crypto provider (ring) that every HTTPS client and server of
+/// the gateway uses. Idempotent.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A destination as configured (`[[destinations]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

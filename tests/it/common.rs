@@ -60,3 +60,9 @@ pub fn json_diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// An HTTP client for tests (with the gateway's TLS provider installed).
+pub fn http() -> reqwest::Client {
+    mhg::relay::install_tls();
+    reqwest::Client::new()
+}

@@ -43,7 +43,7 @@ impl Hfs {
             .spawn()
             .expect("hfs starts");
         let hfs = Hfs { child, base, _dir: dir };
-        let client = reqwest::Client::new();
+        let client = http();
         for _ in 0..240 {
             if let Ok(r) = client.get(format!("{}/metadata", hfs.base)).send().await {
                 if r.status().is_success() {
@@ -99,7 +99,7 @@ fn golden_bundles() -> Vec<(String, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundles_load_and_resending_is_idempotent() {
     let hfs = Hfs::start("off").await;
-    let client = reqwest::Client::new();
+    let client = http();
     let bundles = golden_bundles();
     for round in 0..2 {
         for (name, b) in &bundles {
@@ -142,7 +142,7 @@ async fn bundles_load_and_resending_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_validate_finds_no_errors() {
     let hfs = Hfs::start("enforce").await;
-    let client = reqwest::Client::new();
+    let client = http();
     let validate = |r: Value| {
         let client = client.clone();
         let base = hfs.base.clone();

@@ -126,7 +126,7 @@ async fn real_socket() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app()).await });
-    let client = reqwest::Client::new();
+    let client = http();
     let resp = client
         .post(format!("http://{addr}/fhir/$convert"))
         .header("content-type", "application/fhir+json")
