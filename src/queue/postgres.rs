@@ -5,8 +5,40 @@
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 
-use super::{Accepted, Claim, DeliveryView, NewSubmission, Outcome, SubmissionView, overall_state, rfc3339, sql, store_err};
+use super::{Accepted, Claim, DeliveryView, NewSubmission, Outcome, SubmissionView, overall_state, rfc3339, sql};
 use crate::error::GatewayError;
+
+/// The server's message and SQLSTATE; never its `detail`, which can quote row values.
+fn store_err(e: impl Into<PgError>) -> GatewayError {
+    let e: PgError = e.into();
+    super::store_err(e.0)
+}
+
+pub struct PgError(String);
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => PgError(format!("PostgreSQL {}: {}", db.code().code(), db.message())),
+            None => PgError(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for PgError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(b) => b.into(),
+            other => PgError(other.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::BuildError> for PgError {
+    fn from(e: deadpool_postgres::BuildError) -> Self {
+        PgError(e.to_string())
+    }
+}
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -23,11 +55,11 @@ impl PgStore {
         let pool = Pool::builder(mgr).max_size(16).build().map_err(store_err)?;
         let mut client = pool.get().await.map_err(|e| GatewayError::Config {
             file: "store.url".into(),
-            message: format!("cannot connect to PostgreSQL: {e}"),
+            message: format!("cannot connect to PostgreSQL: {}", PgError::from(e).0),
         })?;
         // Replicas may start together: create the schema under an advisory lock.
         let tx = client.transaction().await.map_err(store_err)?;
-        tx.execute("SELECT pg_advisory_xact_lock(724_001)", &[]).await.map_err(store_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock(724001)", &[]).await.map_err(store_err)?;
         tx.batch_execute(&sql::schema(true)).await.map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
         Ok(PgStore { pool })

@@ -63,7 +63,7 @@ impl Drop for Hfs {
     }
 }
 
-async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = client
         .post(url)
         .header("content-type", "application/fhir+json")
@@ -75,14 +75,14 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, V
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn search_count(client: &reqwest::Client, base: &str, query: &str) -> usize {
+pub async fn search_count(client: &reqwest::Client, base: &str, query: &str) -> usize {
     let r = client.get(format!("{base}/{query}")).send().await.expect("searched");
     assert!(r.status().is_success(), "search {query}: {}", r.status());
     let b: Value = r.json().await.expect("bundle");
     b["entry"].as_array().map(|e| e.iter().filter(|x| x["search"]["mode"] != "include").count()).unwrap_or(0)
 }
 
-fn golden_bundles() -> Vec<(String, Value)> {
+pub fn golden_bundles() -> Vec<(String, Value)> {
     let p = pipeline();
     fixtures()
         .into_iter()

@@ -10,3 +10,4 @@ mod http;
 mod mappings;
 mod peers;
 mod property;
+mod relay;

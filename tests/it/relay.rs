@@ -1,0 +1,363 @@
+//! The durable relay, end to end: accept over HTTP, store (SQLite and PostgreSQL), deliver.
+//! Faults with exact timing come from a small in-process fake destination; delivery itself is
+//! proven against the real FHIR server (and, for a crash, with the real binary killed -9).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::fhir_server::{Hfs, search_count};
+use mhg::http::{AppState, RelayState, router};
+use mhg::queue::{Store, commit::Committer};
+use mhg::relay::deliver::Destination;
+use mhg::relay::worker::RelayConfig;
+use mhg::relay::{AuthConfig, DestinationConfig, DestinationKind, Relay};
+
+// ---------- the gateway, in process ----------
+
+pub struct Gateway {
+    pub base: String,
+    pub store: Store,
+    relay: Option<Relay>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+fn fast() -> RelayConfig {
+    RelayConfig { poll_ms: 50, lease_secs: 10, backoff_base_ms: 200, backoff_max_ms: 2_000, breaker_threshold: 1_000, retention_days: 30 }
+}
+
+impl Gateway {
+    pub async fn start(store_url: &str, destinations: Vec<DestinationConfig>) -> Gateway {
+        let store = Store::open(store_url).await.expect("store opens");
+        let dests = destinations.iter().map(|d| Arc::new(Destination::new(d.clone()).expect("destination"))).collect();
+        let relay = Relay::start(store.clone(), dests, fast());
+        let state = AppState {
+            pipeline: pipeline(),
+            max_body_bytes: 64 * 1024 * 1024,
+            max_records: 10_000,
+            relay: Some(RelayState {
+                store: store.clone(),
+                committer: Committer::start(store.clone()),
+                destinations: Arc::new(destinations),
+                wake: relay.wake.clone(),
+            }),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router(state)).await;
+        });
+        Gateway { base, store, relay: Some(relay), server }
+    }
+
+    pub async fn stop(mut self) {
+        self.server.abort();
+        if let Some(r) = self.relay.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+pub fn fhir_destination(name: &str, base_url: &str) -> DestinationConfig {
+    DestinationConfig {
+        name: name.into(),
+        kind: DestinationKind::Fhir,
+        base_url: Some(base_url.into()),
+        path: None,
+        fhir_version: "4.0.1".into(),
+        profiles: vec![],
+        countries: vec![],
+        programmes: vec![],
+        concurrency: 4,
+        timeout_secs: 30,
+        max_attempts: 0,
+        auth: AuthConfig::None,
+    }
+}
+
+pub async fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("mhg.db").display())
+}
+
+/// A fresh schema in the PostgreSQL of the machine (`MHG_TEST_PG`, default the local `test`
+/// database): each test has its own queue.
+pub async fn postgres_url() -> String {
+    let base = std::env::var("MHG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL for the store tests (scripts/test starts one when missing)");
+    tokio::spawn(conn);
+    let schema = format!("mhg_t_{}", uuid::Uuid::new_v4().simple());
+    client.execute(&format!("CREATE SCHEMA {schema}"), &[]).await.expect("schema");
+    format!("{base}?options=-csearch_path%3D{schema}")
+}
+
+// ---------- records ----------
+
+pub fn record(record_id: &str, person_id: &str, version: u32) -> Value {
+    let mut r = read_json(&root().join("tests/golden/records/32-shared-labour-minimal.json"));
+    r["recordId"] = json!(record_id);
+    r["recordVersion"] = json!(version);
+    r["person"]["personId"] = json!(person_id);
+    r["assessment"]["assessmentId"] = json!(format!("A-{record_id}"));
+    r
+}
+
+fn ndjson(records: &[Value]) -> String {
+    records.iter().map(|r| r.to_string() + "\n").collect()
+}
+
+pub async fn post_records(client: &reqwest::Client, base: &str, body: String) -> (u16, Value) {
+    let r = client.post(format!("{base}/records")).header("content-type", "application/x-ndjson").body(body).send().await.expect("sent");
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn ids(resp: &Value) -> Vec<String> {
+    match resp.get("submissions") {
+        Some(s) => s.as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect(),
+        None => vec![resp["id"].as_str().unwrap().to_owned()],
+    }
+}
+
+pub async fn status(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    client.get(format!("{base}/submissions/{id}")).send().await.unwrap().json().await.unwrap()
+}
+
+pub async fn wait_state(client: &reqwest::Client, base: &str, id: &str, state: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = status(client, base, id).await;
+        if s["state"] == state {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "submission never reached {state}: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------- a fake destination with exact fault timing ----------
+
+#[derive(Clone, Default)]
+struct Fake {
+    /// (Bundle identifier `recordId@version`, when it arrived)
+    arrivals: Arc<Mutex<Vec<(String, Instant)>>>,
+    /// Answers to give, in order; then 200.
+    plan: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Fake {
+    async fn start(plan: &[u16]) -> (Fake, String) {
+        let fake = Fake::default();
+        fake.plan.lock().unwrap().extend(plan.iter().copied());
+        let f = fake.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |body: String| {
+                let f = f.clone();
+                async move {
+                    let b: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let ident = b["identifier"]["value"].as_str().unwrap_or("?").to_owned();
+                    f.arrivals.lock().unwrap().push((ident, Instant::now()));
+                    let code = f.plan.lock().unwrap().pop_front().unwrap_or(200);
+                    let status = StatusCode::from_u16(code).unwrap();
+                    match code {
+                        200 => (status, [("retry-after", "0")], json!({"resourceType": "Bundle", "type": "transaction-response",
+                            "entry": [{"response": {"status": "201 Created", "location": "Patient/1/_history/1"}}]}).to_string()).into_response(),
+                        503 => (status, [("retry-after", "1")], "{}".to_owned()).into_response(),
+                        _ => (status, [("retry-after", "0")], json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+                            "code": "processing", "details": {"text": "rejected by the fake for the test"}}]}).to_string()).into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (fake, base)
+    }
+
+    fn arrivals(&self) -> Vec<(String, Instant)> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+// ---------- the tests, on both stores ----------
+
+async fn accepts_durably_and_resends_are_idempotent(store_url: String) {
+    let out = tempfile::tempdir().unwrap();
+    let mut dest = fhir_destination("clinic-files", "http://unused");
+    dest.kind = DestinationKind::Directory;
+    dest.base_url = None;
+    dest.path = Some(out.path().to_path_buf());
+    let gw = Gateway::start(&store_url, vec![dest]).await;
+    let client = http();
+    let records: Vec<Value> = (0..5).map(|i| record(&format!("D-{i}"), &format!("DP-{i}"), 1)).collect();
+    let (s, first) = post_records(&client, &gw.base, ndjson(&records)).await;
+    assert_eq!(s, 202, "{first}");
+    let first_ids = ids(&first);
+    assert_eq!(first_ids.len(), 5);
+    for id in &first_ids {
+        let st = wait_state(&client, &gw.base, id, "delivered", 20).await;
+        assert_eq!(st["deliveries"][0]["destination"], "clinic-files");
+    }
+    // The same records again: the first submissions come back, nothing new is stored or sent.
+    let (s, again) = post_records(&client, &gw.base, ndjson(&records)).await;
+    assert_eq!(s, 202);
+    assert_eq!(ids(&again), first_ids);
+    assert!(again["submissions"].as_array().unwrap().iter().all(|x| x["duplicate"] == true));
+    let files: Vec<_> = std::fs::read_dir(out.path()).unwrap().filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).collect();
+    assert_eq!(files.len(), 5);
+    // An explicit Idempotency-Key wins over the record's own id and version.
+    let one = record("D-key", "DP-key", 1).to_string();
+    let send = |body: String| client.post(format!("{}/records", gw.base)).header("idempotency-key", "client-42").header("content-type", "application/json").body(body).send();
+    let a: Value = send(one.clone()).await.unwrap().json().await.unwrap();
+    let b: Value = send(record("D-key-other", "DP-key", 1).to_string()).await.unwrap().json().await.unwrap();
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(b["duplicate"], true);
+    // Invalid input stores nothing.
+    let mut bad = record("D-bad", "DP-bad", 1);
+    bad["person"]["sex"] = json!("Q");
+    let (s, oo) = post_records(&client, &gw.base, ndjson(&[record("D-ok", "DP-ok", 1), bad])).await;
+    assert_eq!(s, 422, "{oo}");
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    let listed: Value = client.get(format!("{}/submissions?limit=1000", gw.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["submissions"].as_array().unwrap().len(), 6, "5 records + the keyed one; nothing of the refused batch");
+    gw.stop().await;
+}
+
+async fn retry_after_is_honoured(store_url: String) {
+    let (fake, fake_url) = Fake::start(&[503]).await;
+    let gw = Gateway::start(&store_url, vec![fhir_destination("moh", &fake_url)]).await;
+    let client = http();
+    let (s, r) = post_records(&client, &gw.base, record("RA-1", "RAP-1", 1).to_string()).await;
+    assert_eq!(s, 202, "{r}");
+    let st = wait_state(&client, &gw.base, &ids(&r)[0], "delivered", 20).await;
+    assert_eq!(st["deliveries"][0]["attempts"], 2);
+    let a = fake.arrivals();
+    assert_eq!(a.len(), 2);
+    assert!(a[1].1 - a[0].1 >= Duration::from_millis(950), "Retry-After: 1 was honoured ({:?})", a[1].1 - a[0].1);
+    gw.stop().await;
+}
+
+async fn dead_letter_keeps_the_outcome_and_replays(store_url: String) {
+    let (fake, fake_url) = Fake::start(&[422]).await;
+    let gw = Gateway::start(&store_url, vec![fhir_destination("moh", &fake_url)]).await;
+    let client = http();
+    let (_, r) = post_records(&client, &gw.base, record("DL-1", "DLP-1", 1).to_string()).await;
+    let id = ids(&r)[0].clone();
+    let st = wait_state(&client, &gw.base, &id, "dead-letter", 20).await;
+    assert_eq!(st["deliveries"][0]["lastStatus"], 422);
+    assert_eq!(st["deliveries"][0]["outcome"]["resourceType"], "OperationOutcome");
+    let dead: Value = client.get(format!("{}/submissions?state=dead-letter", gw.base)).send().await.unwrap().json().await.unwrap();
+    assert!(dead["submissions"].as_array().unwrap().iter().any(|s| s["id"] == id.as_str()));
+    // The destination is fixed (the fake answers 200 from now on): replay.
+    let rep: Value = client.post(format!("{}/submissions/{id}/$replay", gw.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(rep["replayed"], 1);
+    wait_state(&client, &gw.base, &id, "delivered", 20).await;
+    assert_eq!(fake.arrivals().len(), 2);
+    let audit: Value = client.get(format!("{}/submissions/{id}/audit", gw.base)).send().await.unwrap().json().await.unwrap();
+    let events: Vec<&str> = audit["audit"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, vec!["accepted", "attempt", "dead-letter", "replayed", "attempt", "delivered"]);
+    gw.stop().await;
+}
+
+async fn a_persons_records_arrive_in_version_order(store_url: String) {
+    // Version 1 fails once (503, retry after 1 s): versions 2 and 3 must wait for it.
+    let (fake, fake_url) = Fake::start(&[503]).await;
+    let gw = Gateway::start(&store_url, vec![fhir_destination("moh", &fake_url)]).await;
+    let client = http();
+    let recs: Vec<Value> = (1..=3).map(|v| record("ORD-1", "ORDP-1", v)).collect();
+    let (s, r) = post_records(&client, &gw.base, ndjson(&recs)).await;
+    assert_eq!(s, 202, "{r}");
+    for id in ids(&r) {
+        wait_state(&client, &gw.base, &id, "delivered", 30).await;
+    }
+    let order: Vec<String> = fake.arrivals().into_iter().map(|a| a.0).collect();
+    assert_eq!(order, vec!["ORD-1@1", "ORD-1@1", "ORD-1@2", "ORD-1@3"]);
+    gw.stop().await;
+}
+
+async fn an_older_version_never_overwrites(store_url: String) {
+    let (fake, fake_url) = Fake::start(&[]).await;
+    let gw = Gateway::start(&store_url, vec![fhir_destination("moh", &fake_url)]).await;
+    let client = http();
+    let (_, r2) = post_records(&client, &gw.base, record("OLD-1", "OLDP-1", 2).to_string()).await;
+    wait_state(&client, &gw.base, &ids(&r2)[0], "delivered", 20).await;
+    let (_, r1) = post_records(&client, &gw.base, record("OLD-1", "OLDP-1", 1).to_string()).await;
+    let st = wait_state(&client, &gw.base, &ids(&r1)[0], "delivered", 20).await;
+    assert_eq!(st["deliveries"][0]["state"], "superseded");
+    let order: Vec<String> = fake.arrivals().into_iter().map(|a| a.0).collect();
+    assert_eq!(order, vec!["OLD-1@2"], "version 1 was never sent");
+    gw.stop().await;
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(super::sqlite_url(&dir).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::postgres_url().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    accepts_durably_and_resends_are_idempotent,
+    retry_after_is_honoured,
+    dead_letter_keeps_the_outcome_and_replays,
+    a_persons_records_arrive_in_version_order,
+    an_older_version_never_overwrites,
+);
+
+// ---------- the real FHIR server ----------
+
+/// Every golden record, sent twice, reaches the real server once: counted there by identifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_to_the_real_fhir_server_exactly_once() {
+    let hfs = Hfs::start("off").await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&sqlite_url(&dir).await, vec![fhir_destination("moh", &hfs.base)]).await;
+    let client = http();
+    let records: Vec<Value> = fixtures().iter().map(|f| read_json(f)).collect();
+    let (s, r) = post_records(&client, &gw.base, ndjson(&records)).await;
+    assert_eq!(s, 202, "{r}");
+    let (_, again) = post_records(&client, &gw.base, ndjson(&records)).await;
+    assert_eq!(ids(&again), ids(&r));
+    for id in ids(&r) {
+        let st = wait_state(&client, &gw.base, &id, "delivered", 120).await;
+        let d = &st["deliveries"][0];
+        assert!(d["state"] == "delivered" || d["state"] == "superseded", "{st}");
+        if d["state"] == "delivered" {
+            assert!(d["outcome"]["entries"].as_array().is_some_and(|e| !e.is_empty()), "the server's ids are kept: {st}");
+        }
+    }
+    for b in crate::fhir_server::golden_bundles() {
+        for e in b.1["entry"].as_array().unwrap() {
+            let url = e["request"]["url"].as_str().unwrap();
+            if url.contains("?identifier=") {
+                assert_eq!(search_count(&client, &hfs.base, url).await, 1, "{}: {url}", b.0);
+            }
+        }
+    }
+    gw.stop().await;
+}
