@@ -12,9 +12,12 @@ use crate::common::*;
 
 /// A running server, killed when dropped.
 pub struct Hfs {
-    child: Child,
+    child: Option<Child>,
     pub base: String,
-    _dir: tempfile::TempDir,
+    bin: String,
+    port: u16,
+    mode: String,
+    dir: tempfile::TempDir,
 }
 
 impl Hfs {
@@ -30,24 +33,40 @@ impl Hfs {
             std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let child = Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--database-url", dir.path().join("hfs.db").to_str().unwrap()])
-            .args(["--data-dir", dir.path().to_str().unwrap(), "--base-url", &base])
+        let mut hfs = Hfs { child: None, base: format!("http://127.0.0.1:{port}"), bin, port, mode: mode.to_owned(), dir };
+        hfs.restart().await;
+        hfs
+    }
+
+    /// Stops the server (its data stays).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data, and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let dir = self.dir.path();
+        let child = Command::new(&self.bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--database-url", dir.join("hfs.db").to_str().unwrap()])
+            .args(["--data-dir", dir.to_str().unwrap(), "--base-url", &self.base])
             .args(["--seed-conformance", "--enable-versioning"])
-            .env("HFS_VALIDATION_MODE", mode)
+            .env("HFS_VALIDATION_MODE", &self.mode)
             .env("HFS_NL_SEARCH_ENABLED", "false")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("hfs starts");
-        let hfs = Hfs { child, base, _dir: dir };
+        self.child = Some(child);
         let client = http();
         for _ in 0..240 {
-            if let Ok(r) = client.get(format!("{}/metadata", hfs.base)).send().await {
+            if let Ok(r) = client.get(format!("{}/metadata", self.base)).send().await {
                 if r.status().is_success() {
-                    return hfs;
+                    return;
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -58,8 +77,7 @@ impl Hfs {
 
 impl Drop for Hfs {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

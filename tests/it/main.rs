@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod crash;
 mod errors;
 mod fhir_server;
 mod fidelity;

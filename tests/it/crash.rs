@@ -1,0 +1,159 @@
+//! Nothing lost: the real binary, killed -9 in the middle of a 2,000-record load and restarted,
+//! delivers every record it answered 202 for to the real FHIR server, once by identifier; and a
+//! destination that is down for a while gets everything once it is back.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::common::*;
+use crate::fhir_server::{Hfs, search_count};
+use crate::relay::{Gateway, fhir_destination, record, sqlite_url, wait_state};
+
+fn spawn_gateway(config: &std::path::Path, dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mhg"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("gateway.log")).unwrap())
+        .spawn()
+        .expect("gateway starts")
+}
+
+async fn wait_up(client: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gateway did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_in_the_middle_of_a_load_loses_nothing() {
+    const RECORDS: usize = 2_000;
+    const KILL_AFTER: usize = 600;
+    let hfs = Hfs::start("off").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("mhg.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "home = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}\"\n\
+             [relay]\npoll_ms = 50\nlease_secs = 5\nbackoff_base_ms = 200\nbackoff_max_ms = 2000\n\
+             [[destinations]]\nname = \"moh\"\nkind = \"fhir\"\nbase_url = \"{}\"\nconcurrency = 8\n",
+            root().display(),
+            dir.path().join("mhg.db").display(),
+            hfs.base
+        ),
+    )
+    .unwrap();
+    let client = http();
+    let gateway = Arc::new(Mutex::new(spawn_gateway(&config, dir.path())));
+    wait_up(&client, &base).await;
+
+    // A client that retries each record until it gets its 202 (as a careful sender would).
+    let accepted: Arc<Mutex<Vec<(usize, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(16));
+    let mut senders = Vec::new();
+    for i in 0..RECORDS {
+        let (client, base, accepted, count, gate) = (client.clone(), base.clone(), accepted.clone(), count.clone(), gate.clone());
+        senders.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            let body = record(&format!("K-{i}"), &format!("KP-{i}"), 1).to_string();
+            loop {
+                let sent = client.post(format!("{base}/records")).header("content-type", "application/json").body(body.clone()).send().await;
+                if let Ok(r) = sent {
+                    if r.status() == 202 {
+                        if let Ok(v) = r.json::<Value>().await {
+                            accepted.lock().await.push((i, v["id"].as_str().unwrap_or_default().to_owned()));
+                            count.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    // kill -9 once enough is accepted, then start it again on the same store.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count.load(Ordering::SeqCst) < KILL_AFTER {
+        assert!(Instant::now() < deadline, "load too slow");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    {
+        let mut g = gateway.lock().await;
+        g.kill().expect("SIGKILL");
+        let _ = g.wait();
+    }
+    let at_kill = count.load(Ordering::SeqCst);
+    assert!(at_kill < RECORDS, "the kill happened in the middle of the load");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    *gateway.lock().await = spawn_gateway(&config, dir.path());
+    wait_up(&client, &base).await;
+    for s in senders {
+        s.await.unwrap();
+    }
+    let accepted = accepted.lock().await.clone();
+    assert_eq!(accepted.len(), RECORDS);
+
+    // Every accepted record is delivered ...
+    for (_, id) in &accepted {
+        wait_state(&client, &base, id, "delivered", 300).await;
+    }
+    // ... and at the server there is exactly one of each person (read back, not taken on trust).
+    let person_sys = "https://w3id.org/mhg/fhir/sid/person-id";
+    let gate = Arc::new(Semaphore::new(8));
+    let mut checks = Vec::new();
+    for (i, _) in &accepted {
+        let (client, hbase, gate) = (client.clone(), hfs.base.clone(), gate.clone());
+        let q = format!("Patient?identifier={person_sys}%7CKP-{i}");
+        checks.push(tokio::spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            (q.clone(), search_count(&client, &hbase, &q).await)
+        }));
+    }
+    for c in checks {
+        let (q, n) = c.await.unwrap();
+        assert_eq!(n, 1, "{q}");
+    }
+    let mut g = gateway.lock().await;
+    let _ = g.kill();
+    let _ = g.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_down_for_a_while_gets_everything_when_back() {
+    let mut hfs = Hfs::start("off").await;
+    hfs.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&sqlite_url(&dir).await, vec![fhir_destination("moh", &hfs.base)]).await;
+    let client = http();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (s, r) = crate::relay::post_records(&client, &gw.base, record(&format!("OUT-{i}"), &format!("OUTP-{i}"), 1).to_string()).await;
+        assert_eq!(s, 202);
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    // While it is down, deliveries are retried, not lost and not dead-lettered.
+    wait_state(&client, &gw.base, &ids[0], "retrying", 20).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    hfs.restart().await;
+    for id in &ids {
+        wait_state(&client, &gw.base, id, "delivered", 60).await;
+    }
+    for i in 0..20 {
+        let q = format!("Patient?identifier=https://w3id.org/mhg/fhir/sid/person-id%7COUTP-{i}");
+        assert_eq!(search_count(&client, &hfs.base, &q).await, 1);
+    }
+    gw.stop().await;
+}
