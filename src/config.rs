@@ -212,6 +212,7 @@ impl Config {
                 timeout_secs: 30,
                 max_attempts: 0,
                 auth: crate::relay::AuthConfig::None,
+                tls: Default::default(),
             }],
         }
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::{AuthConfig, DestinationConfig, DestinationKind};
+use super::auth::TokenSource;
+use super::{DestinationConfig, DestinationKind};
 use crate::queue::{Claim, Outcome, now_ms};
 
 /// Backoff of retryable failures.
@@ -30,7 +31,7 @@ impl Backoff {
 pub struct Destination {
     pub config: DestinationConfig,
     client: reqwest::Client,
-    token: Option<String>,
+    tokens: TokenSource,
 }
 
 impl std::fmt::Debug for Destination {
@@ -43,26 +44,27 @@ impl Destination {
     pub fn new(config: DestinationConfig) -> Result<Destination, String> {
         config.check()?;
         super::install_tls();
-        let token = match &config.auth {
-            AuthConfig::None => None,
-            AuthConfig::Bearer { token_file, token_env } => {
-                let t = match (token_file, token_env) {
-                    (Some(f), _) => std::fs::read_to_string(f)
-                        .map_err(|e| format!("destinations[{}].auth.token_file: cannot read {}: {e}", config.name, f.display()))?,
-                    (None, Some(v)) => std::env::var(v)
-                        .map_err(|_| format!("destinations[{}].auth.token_env: variable {v} is not set", config.name))?,
-                    (None, None) => unreachable_auth(&config.name)?,
-                };
-                Some(t.trim().to_owned())
-            }
-        };
-        let client = reqwest::Client::builder()
+        let tokens = TokenSource::new(&config.name, &config.auth)?;
+        let n = &config.name;
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
-            .user_agent(concat!("mhg/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("destinations[{}]: cannot build the HTTP client: {e}", config.name))?;
-        Ok(Destination { config, client, token })
+            .user_agent(concat!("mhg/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &config.tls.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("destinations[{n}].tls.ca_file: cannot read {}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("destinations[{n}].tls.ca_file: not PEM certificates: {e}"))?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if let (Some(c), Some(k)) = (&config.tls.client_cert_file, &config.tls.client_key_file) {
+            let mut pem = std::fs::read(c).map_err(|e| format!("destinations[{n}].tls.client_cert_file: cannot read {}: {e}", c.display()))?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(k).map_err(|e| format!("destinations[{n}].tls.client_key_file: cannot read {}: {e}", k.display()))?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| format!("destinations[{n}].tls: not a PEM certificate and key: {e}"))?;
+            builder = builder.identity(id);
+        }
+        let client = builder.build().map_err(|e| format!("destinations[{n}]: cannot build the HTTP client: {e}"))?;
+        Ok(Destination { config, client, tokens })
     }
 
     /// Sends one claimed delivery and classifies the result.
@@ -88,10 +90,13 @@ impl Destination {
             .header("content-type", "application/fhir+json")
             .header("accept", "application/fhir+json")
             .body(claim.bundle.clone());
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
         let retry_at = |extra_ms: Option<i64>| now_ms() + extra_ms.unwrap_or_else(|| backoff.delay_ms(claim.attempts));
+        match self.tokens.token(&self.client).await {
+            Ok(Some(t)) => req = req.bearer_auth(t),
+            Ok(None) => {}
+            // No token, no delivery: the authorisation server may answer later.
+            Err(e) => return Outcome::Retry { status: e.status, at: retry_at(None), detail: json!({"error": format!("token: {}", e.message)}) },
+        }
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -107,6 +112,11 @@ impl Destination {
             .and_then(|v| v.trim().parse::<i64>().ok())
             .map(|s| s.clamp(0, 86_400) * 1000);
         let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status == 401 {
+            // The token may have been revoked or expired early: fetch a new one next time.
+            self.tokens.invalidate().await;
+            return Outcome::Retry { status: Some(status), at: retry_at(None), detail: outcome_or_status(body, status) };
+        }
         match status {
             200..=299 => Outcome::Delivered { status: Some(status), detail: receipt(&body) },
             408 | 429 | 500..=599 => Outcome::Retry {
@@ -129,10 +139,6 @@ impl Destination {
             Err(_) => Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": "interrupted"}) },
         }
     }
-}
-
-fn unreachable_auth(name: &str) -> Result<String, String> {
-    Err(format!("destinations[{name}].auth: bearer needs token_file or token_env"))
 }
 
 /// What to keep of a transaction-response: per entry, the status, location (type/id/_history/v)

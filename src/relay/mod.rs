@@ -13,8 +13,11 @@
 //! Nothing here logs record content: ids, destinations, statuses and counts only. Only this
 //! module knows reqwest.
 
+pub mod auth;
 pub mod deliver;
 pub mod worker;
+
+pub use auth::AuthConfig;
 
 use serde::Deserialize;
 
@@ -61,6 +64,9 @@ pub struct DestinationConfig {
     /// Outbound authentication.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Private CA and client certificate.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -70,26 +76,17 @@ pub enum DestinationKind {
     Directory,
 }
 
-/// Outbound credentials. Secrets come from a file or an environment variable, never from the
-/// configuration text itself, and never reach a log.
-#[derive(Clone, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum AuthConfig {
-    #[default]
-    None,
-    Bearer {
-        token_file: Option<std::path::PathBuf>,
-        token_env: Option<String>,
-    },
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AuthConfig::None => f.write_str("None"),
-            AuthConfig::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
-        }
-    }
+/// TLS towards a destination (`tls = { ... }`): a private CA to trust instead of the public
+/// roots, and a client certificate for mutual TLS. PEM files.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Trust only this CA (PEM), e.g. a ministry's private CA.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    pub client_cert_file: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    pub client_key_file: Option<std::path::PathBuf>,
 }
 
 fn default_fhir_version() -> String {
@@ -134,6 +131,9 @@ impl DestinationConfig {
         }
         if let AuthConfig::Bearer { token_file: None, token_env: None } = self.auth {
             return Err(format!("destinations[{n}].auth: bearer needs token_file or token_env"));
+        }
+        if self.tls.client_cert_file.is_some() != self.tls.client_key_file.is_some() {
+            return Err(format!("destinations[{n}].tls: client_cert_file and client_key_file go together"));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod fidelity;
 mod golden;
 mod http;
 mod mappings;
+mod outbound;
 mod peers;
 mod property;
 mod relay;

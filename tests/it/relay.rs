@@ -22,7 +22,6 @@ use mhg::relay::{AuthConfig, DestinationConfig, DestinationKind, Relay};
 
 pub struct Gateway {
     pub base: String,
-    pub store: Store,
     relay: Option<Relay>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -52,7 +51,7 @@ impl Gateway {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router(state)).await;
         });
-        Gateway { base, store, relay: Some(relay), server }
+        Gateway { base, relay: Some(relay), server }
     }
 
     pub async fn stop(mut self) {
@@ -77,6 +76,7 @@ pub fn fhir_destination(name: &str, base_url: &str) -> DestinationConfig {
         timeout_secs: 30,
         max_attempts: 0,
         auth: AuthConfig::None,
+        tls: Default::default(),
     }
 }
 
