@@ -211,6 +211,7 @@ impl Config {
                 concurrency: 4,
                 timeout_secs: 30,
                 max_attempts: 0,
+                transactions: true,
                 auth: crate::relay::AuthConfig::None,
                 tls: Default::default(),
             }],

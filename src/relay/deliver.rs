@@ -70,7 +70,8 @@ impl Destination {
     /// Sends one claimed delivery and classifies the result.
     pub async fn deliver(&self, claim: &Claim, backoff: Backoff) -> Outcome {
         let outcome = match self.config.kind {
-            DestinationKind::Fhir => self.post_transaction(claim, backoff).await,
+            DestinationKind::Fhir if self.config.transactions => self.post_transaction(claim, backoff).await,
+            DestinationKind::Fhir => self.put_each(claim, backoff).await,
             DestinationKind::Directory => self.write_file(claim, backoff).await,
         };
         // A retryable failure past the attempt limit is given up on, keeping what came back.
@@ -105,27 +106,84 @@ impl Destination {
             }
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(|s| s.clamp(0, 86_400) * 1000);
+        let retry_after = retry_after_ms(resp.headers());
         let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Outcome::Delivered { status: Some(status), detail: receipt(&body) };
+        }
         if status == 401 {
             // The token may have been revoked or expired early: fetch a new one next time.
             self.tokens.invalidate().await;
-            return Outcome::Retry { status: Some(status), at: retry_at(None), detail: outcome_or_status(body, status) };
         }
-        match status {
-            200..=299 => Outcome::Delivered { status: Some(status), detail: receipt(&body) },
-            408 | 429 | 500..=599 => Outcome::Retry {
-                status: Some(status),
-                at: retry_at(retry_after.map(|r| r.max(0))),
-                detail: outcome_or_status(body, status),
-            },
-            _ => Outcome::Dead { status: Some(status), detail: outcome_or_status(body, status) },
+        classify_failure(status, retry_after, body, retry_at(None))
+    }
+
+    /// For destinations that take no transactions: each entry as its own conditional request,
+    /// in Bundle order (the mapper puts referenced resources first), with `urn:uuid:` references
+    /// rewritten to the ids the server gave. Any failure stops the attempt; a retry sends every
+    /// entry again, which conditional updates make harmless.
+    async fn put_each(&self, claim: &Claim, backoff: Backoff) -> Outcome {
+        let base = self.config.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
+        let Ok(bundle) = serde_json::from_slice::<Value>(&claim.bundle) else {
+            return Outcome::Dead { status: None, detail: json!({"error": "stored payload is not JSON"}) };
+        };
+        let token = match self.tokens.token(&self.client).await {
+            Ok(t) => t,
+            Err(e) => {
+                return Outcome::Retry { status: e.status, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": format!("token: {}", e.message)}) };
+            }
+        };
+        let mut ids: Vec<(String, String)> = Vec::new();
+        let mut receipts = Vec::new();
+        for entry in bundle["entry"].as_array().into_iter().flatten() {
+            let mut text = entry["resource"].to_string();
+            for (full_url, local) in &ids {
+                text = text.replace(&format!("\"{full_url}\""), &format!("\"{local}\""));
+            }
+            let method = entry["request"]["method"].as_str().unwrap_or("PUT");
+            let url = format!("{base}/{}", entry["request"]["url"].as_str().unwrap_or_default());
+            let mut req = self
+                .client
+                .request(if method == "POST" { reqwest::Method::POST } else { reqwest::Method::PUT }, &url)
+                .header("content-type", "application/fhir+json")
+                .header("accept", "application/fhir+json")
+                .body(text);
+            if let Some(t) = &token {
+                req = req.bearer_auth(t);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let kind = if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" };
+                    return Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": kind, "done": receipts.len()}) };
+                }
+            };
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .or_else(|| resp.headers().get("content-location"))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let retry_after = retry_after_ms(resp.headers());
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if !(200..300).contains(&status) {
+                if status == 401 {
+                    self.tokens.invalidate().await;
+                }
+                return classify_failure(status, retry_after, body, now_ms() + backoff.delay_ms(claim.attempts));
+            }
+            // The server's id: from the body, else from Location (…/Type/id/_history/v).
+            let rtype = entry["resource"]["resourceType"].as_str().unwrap_or_default();
+            let id = body["id"].as_str().map(str::to_owned).or_else(|| {
+                location.as_deref().and_then(|l| l.split('/').skip_while(|s| *s != rtype).nth(1).map(str::to_owned))
+            });
+            if let (Some(id), Some(full)) = (id, entry["fullUrl"].as_str()) {
+                ids.push((full.to_owned(), format!("{rtype}/{id}")));
+            }
+            receipts.push(json!({"status": status, "location": location, "etag": body["meta"]["versionId"]}));
         }
+        Outcome::Delivered { status: Some(200), detail: json!({"entries": receipts}) }
     }
 
     async fn write_file(&self, claim: &Claim, backoff: Backoff) -> Outcome {
@@ -154,6 +212,24 @@ fn receipt(body: &Value) -> Value {
         })
         .collect();
     json!({"entries": entries})
+}
+
+/// `Retry-After` in seconds (an HTTP date is not honoured; the backoff applies then).
+fn retry_after_ms(h: &reqwest::header::HeaderMap) -> Option<i64> {
+    h.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).map(|s| s.clamp(0, 86_400) * 1000)
+}
+
+/// A non-2xx answer: 401, 408, 429 and 5xx are worth another try (at `Retry-After`, else at
+/// `backoff_at`); any other status is final, keeping the destination's OperationOutcome.
+fn classify_failure(status: u16, retry_after: Option<i64>, body: Value, backoff_at: i64) -> Outcome {
+    match status {
+        401 | 408 | 429 | 500..=599 => Outcome::Retry {
+            status: Some(status),
+            at: retry_after.map(|r| now_ms() + r).unwrap_or(backoff_at),
+            detail: outcome_or_status(body, status),
+        },
+        _ => Outcome::Dead { status: Some(status), detail: outcome_or_status(body, status) },
+    }
 }
 
 fn outcome_or_status(body: Value, status: u16) -> Value {

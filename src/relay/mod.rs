@@ -58,6 +58,10 @@ pub struct DestinationConfig {
     /// Timeout of one attempt, in seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Whether the destination takes transaction Bundles; when false, each entry is sent as its
+    /// own conditional request, in order, with references rewritten to the server's ids.
+    #[serde(default = "default_true")]
+    pub transactions: bool,
     /// Attempts before a retryable failure becomes a dead letter; 0 = keep trying.
     #[serde(default)]
     pub max_attempts: i64,
@@ -91,6 +95,9 @@ pub struct TlsConfig {
 
 fn default_fhir_version() -> String {
     "4.0.1".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_concurrency() -> usize {
     4
