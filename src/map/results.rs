@@ -25,9 +25,106 @@ pub struct Refs<'a> {
 
 pub fn results(b: &mut Builder, r: &Record, refs: &Refs) {
     let mut labs = HashMap::new();
+    let pairs = bp_pairs(&r.results);
     for (i, res) in r.results.iter().enumerate() {
-        observation(b, r, res, i, refs, &mut labs);
+        if pairs.iter().any(|&(_, d)| d == i) {
+            continue;
+        }
+        match pairs.iter().find(|&&(s, _)| s == i) {
+            Some(&(s, d)) => bp_panel(b, r, (s, &r.results[s]), (d, &r.results[d]), refs),
+            None => observation(b, r, res, i, refs, &mut labs),
+        }
     }
+}
+
+/// Systolic and diastolic readings that belong together: taken at the same time, with the same
+/// status, method, and no specimen or laboratory, both as quantities. They become one blood
+/// pressure panel, as the FHIR R4 `bp` profile requires; nothing of either reading is lost (both
+/// result ids are identifiers, both notes are kept). Readings that do not pair stay single
+/// Observations claiming the base vital-signs profile.
+fn bp_pairs(results: &[TestResult]) -> Vec<(usize, usize)> {
+    let mut used = Vec::new();
+    let mut pairs = Vec::new();
+    for (i, s) in results.iter().enumerate().filter(|(_, r)| r.test == "bp-systolic") {
+        let fits = |d: &TestResult| {
+            d.collected == s.collected
+                && d.resulted == s.resulted
+                && d.status == s.status
+                && d.method == s.method
+                && matches!(d.specimen.as_deref(), None | Some("none"))
+                && matches!(s.specimen.as_deref(), None | Some("none"))
+                && d.laboratory.is_none()
+                && s.laboratory.is_none()
+                && matches!(d.value, ResultValue::Quantity { .. })
+                && matches!(s.value, ResultValue::Quantity { .. })
+        };
+        if let Some(j) = results.iter().enumerate().position(|(j, d)| d.test == "bp-diastolic" && !used.contains(&j) && fits(d)) {
+            used.push(j);
+            pairs.push((i, j));
+        }
+    }
+    pairs
+}
+
+fn effective(r: &Record, res: &TestResult) -> String {
+    res.collected
+        .as_deref()
+        .or(res.resulted.as_deref())
+        .map(norm_datetime)
+        .unwrap_or_else(|| r.assessment.exam_date.clone())
+}
+
+fn bp_panel(b: &mut Builder, r: &Record, (i, sys): (usize, &TestResult), (j, dia): (usize, &TestResult), refs: &Refs) {
+    let input = format!("/results/{i}");
+    let out = b.next_entry_path();
+    let code = b.coded("panel", "observation-code", "bp-panel", &[], || (format!("{input}/test"), format!("{out}.code")));
+    let status = b.code_only("result-status", &sys.status, || (format!("{input}/status"), format!("{out}.status")));
+    let category = b.term.all_targets("test-category", &sys.test, CATEGORY_SYSTEM);
+    let mut obs = json!({"resourceType": "Observation"});
+    if let Some(m) = b.profiles("Observation:bp-panel") {
+        put(&mut obs, "meta", m);
+    }
+    put(
+        &mut obs,
+        "identifier",
+        crate::arr![
+            crate::obj! {"system": sid("result-id"), "value": sys.result_id.as_str()},
+            crate::obj! {"system": sid("result-id"), "value": dia.result_id.as_str()},
+        ],
+    );
+    put(&mut obs, "status", status);
+    put(&mut obs, "category", crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}]);
+    put(&mut obs, "code", code);
+    put(&mut obs, "subject", reference(refs.patient));
+    put(&mut obs, "effectiveDateTime", effective(r, sys));
+    if let Some(t) = &sys.resulted {
+        put(&mut obs, "issued", norm_datetime(t));
+    }
+    put(&mut obs, "performer", crate::arr![reference(refs.site)]);
+    let notes: Vec<Value> = [&sys.note, &dia.note].into_iter().flatten().map(|n| crate::obj! {"text": n.as_str()}).collect();
+    if !notes.is_empty() {
+        put(&mut obs, "note", Value::Array(notes));
+    }
+    if let Some(m) = &sys.method {
+        let v = b.coded("method", "method", m, &[], || (format!("{input}/method"), format!("{out}.method")));
+        put(&mut obs, "method", v);
+    }
+    let mut components = Vec::new();
+    for (k, (idx, res)) in [(i, sys), (j, dia)].into_iter().enumerate() {
+        let cin = format!("/results/{idx}");
+        let cout = format!("{out}.component[{k}]");
+        let code = b.coded("test", "test", &res.test, &[], || (format!("{cin}/test"), format!("{cout}.code")));
+        let ResultValue::Quantity { quantity: q, unit, comparator } = &res.value else { continue };
+        let v = quantity(b, q, unit, comparator.as_deref(), &format!("{cin}/value"), &format!("{cout}.value"));
+        components.push(crate::obj! {"code": code, "valueQuantity": v});
+    }
+    put(&mut obs, "component", Value::Array(components));
+    b.add(
+        &format!("result|{}", sys.result_id),
+        obs,
+        Request::ByIdentifier { system: sid("result-id"), value: sys.result_id.clone() },
+        &input,
+    );
 }
 
 fn quantity(b: &mut Builder, value: &serde_json::Number, unit: &str, comparator: Option<&str>, input: &str, output: &str) -> Value {
@@ -116,13 +213,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
     put(&mut obs, "category", crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}]);
     put(&mut obs, "code", code);
     put(&mut obs, "subject", reference(refs.patient));
-    let effective = res
-        .collected
-        .as_deref()
-        .or(res.resulted.as_deref())
-        .map(norm_datetime)
-        .unwrap_or_else(|| r.assessment.exam_date.clone());
-    put(&mut obs, "effectiveDateTime", effective);
+    put(&mut obs, "effectiveDateTime", effective(r, res));
     if let Some(t) = &res.resulted {
         put(&mut obs, "issued", norm_datetime(t));
     }

@@ -86,3 +86,26 @@ fn requests_are_idempotent() {
         }
     }
 }
+
+/// Systolic and diastolic taken together become one blood-pressure panel (the R4 `bp` profile);
+/// taken at different times they stay two Observations, neither losing anything.
+#[test]
+fn blood_pressure_pairs_into_a_panel_only_when_taken_together() {
+    let p = pipeline();
+    let codes = |b: &serde_json::Value| -> Vec<String> {
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Observation")
+            .map(|e| e["resource"]["code"]["coding"][0]["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut rec = read_json(&root().join("tests/golden/records/30-shared-adult-refugee-clear.json"));
+    let paired = codes(&p.convert_value(&rec).unwrap().bundle);
+    assert!(paired.contains(&"85354-9".to_owned()) && !paired.contains(&"8480-6".to_owned()));
+    rec["results"][4]["collected"] = serde_json::json!("2026-10-02T09:15:00+03:00");
+    let apart = codes(&p.convert_value(&rec).unwrap().bundle);
+    assert!(!apart.contains(&"85354-9".to_owned()));
+    assert!(apart.contains(&"8480-6".to_owned()) && apart.contains(&"8462-4".to_owned()));
+}

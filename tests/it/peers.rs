@@ -15,8 +15,16 @@ fn golden_bundles_pass_an_independent_validator() {
     let setup = Command::new("bash").arg(peers.join("setup.sh")).status().expect("bash runs");
     assert!(setup.success(), "tests/peers/setup.sh failed: node and npm are needed for this test");
     let p = pipeline();
-    let mut input = String::new();
-    let mut names = Vec::new();
+    // HL7's own blood-pressure example, claiming the bp profile: medplum 4.5.2 cannot match
+    // component slices by pattern and refuses it. Its errors on that example are tolerated on our
+    // blood-pressure panels, and only while medplum still gives them for the example.
+    let cache = std::env::var("MHG_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/mhg")
+    });
+    let mut official = read_json(&cache.join("packages/hl7.fhir.r4.examples#4.0.1/package/Observation-blood-pressure.json"));
+    official["meta"] = serde_json::json!({"profile": ["http://hl7.org/fhir/StructureDefinition/bp"]});
+    let mut input = official.to_string() + "\n";
+    let mut names = vec!["<HL7 example>".to_owned()];
     for f in fixtures() {
         input.push_str(&p.convert_value(&read_json(&f)).expect("converts").bundle.to_string());
         input.push('\n');
@@ -33,11 +41,22 @@ fn golden_bundles_pass_an_independent_validator() {
     assert!(out.status.success(), "validator could not run");
     let mut problems = Vec::new();
     let mut checked = 0;
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).expect("verdict line");
-        let i = v["index"].as_u64().unwrap() as usize;
+    let verdicts: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("verdict line")).collect();
+    let defects: Vec<String> = verdicts[0]["errors"].as_array().into_iter().flatten().map(|e| e["message"].to_string()).collect();
+    for (i, v) in verdicts.iter().enumerate().skip(1) {
         checked += v["checked"].as_array().map(Vec::len).unwrap_or(0);
+        let bundle: Value = serde_json::from_str(input.lines().nth(i).unwrap()).unwrap();
         for e in v["errors"].as_array().into_iter().flatten() {
+            let path = e["path"].as_str().unwrap_or_default();
+            let on_bp_panel = path.ends_with(".component")
+                && path
+                    .strip_prefix("Bundle.entry[")
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| bundle["entry"][n]["resource"]["code"]["coding"][0]["code"] == "85354-9");
+            if on_bp_panel && defects.contains(&e["message"].to_string()) {
+                continue;
+            }
             problems.push(format!("{}: {} {}", names[i], e["path"], e["message"]));
         }
     }
