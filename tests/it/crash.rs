@@ -157,3 +157,96 @@ async fn a_destination_down_for_a_while_gets_everything_when_back() {
     }
     gw.stop().await;
 }
+
+/// SIGTERM while a delivery is in flight: the gateway stops accepting, lets the delivery finish
+/// and record its outcome, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_deliveries_then_exits() {
+    use std::sync::atomic::AtomicUsize as Counter;
+    // A destination that takes two seconds to answer.
+    let seen = Arc::new(Counter::new(0));
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move || {
+            let s = s2.clone();
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                serde_json::json!({"resourceType": "Bundle", "type": "transaction-response", "entry": []}).to_string()
+            }
+        }),
+    );
+    let fl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = format!("http://{}", fl.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(fl, app).await;
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let db = dir.path().join("mhg.db");
+    let config = dir.path().join("mhg.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "home = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}\"\n[relay]\npoll_ms = 50\n\
+             [[destinations]]\nname = \"slow\"\nkind = \"fhir\"\nbase_url = \"{fake}\"\n",
+            root().display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let client = http();
+    let mut gw = spawn_gateway(&config, dir.path());
+    wait_up(&client, &base).await;
+    let (s, r) = crate::relay::post_records(&client, &base, record("TERM-1", "TERMP-1", 1).to_string()).await;
+    assert_eq!(s, 202);
+    let id = r["id"].as_str().unwrap().to_owned();
+    while seen.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    let term = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || gw.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit");
+    assert!(t0.elapsed() >= Duration::from_millis(1500), "it waited for the delivery in flight");
+    // The outcome was recorded before exiting.
+    let store = mhg::queue::Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().state, "delivered");
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "sent once");
+}
+
+/// Retention: delivered payloads are pruned after the period; the submission's status and audit
+/// stay, and undelivered payloads are never pruned.
+#[tokio::test]
+async fn retention_prunes_delivered_payloads_and_keeps_the_audit() {
+    use mhg::queue::{NewSubmission, Outcome, Store, now_ms};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&sqlite_url(&dir).await).await.unwrap();
+    let sub = |i: usize| NewSubmission {
+        id: format!("ret-{i}"),
+        idem_key: format!("ret-key-{i}"),
+        record_id: format!("RET-{i}"),
+        record_version: 1,
+        order_key: format!("person-{i}"),
+        submitter: "test".into(),
+        bundle: b"{}".to_vec(),
+        destinations: vec!["moh".into()],
+    };
+    store.accept(vec![sub(1), sub(2)], now_ms()).await.unwrap();
+    let claims = store.claim("moh", 10, "me", 10_000, now_ms()).await.unwrap();
+    let c1 = claims.iter().find(|c| c.submission_id == "ret-1").unwrap();
+    store.complete(c1, "me", Outcome::Delivered { status: Some(200), detail: serde_json::json!({}) }, now_ms()).await.unwrap();
+    store.release("me").await.unwrap();
+    let pruned = store.prune(now_ms() + 1_000).await.unwrap();
+    assert_eq!(pruned, 1, "only the delivered payload");
+    assert_eq!(store.get("ret-1").await.unwrap().unwrap().state, "delivered");
+    assert!(!store.audit("ret-1").await.unwrap().is_empty(), "the audit stays");
+    // The pending one still has its payload: it can still be claimed and sent.
+    let again = store.claim("moh", 10, "me", 10_000, now_ms()).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].submission_id, "ret-2");
+}
