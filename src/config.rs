@@ -200,20 +200,8 @@ impl Config {
         match &self.destinations {
             Some(d) => d.clone(),
             None => vec![crate::relay::DestinationConfig {
-                name: "outbox".into(),
-                kind: crate::relay::DestinationKind::Directory,
-                base_url: None,
                 path: Some(PathBuf::from("data/outbox")),
-                fhir_version: "4.0.1".into(),
-                profiles: vec![],
-                countries: vec![],
-                programmes: vec![],
-                concurrency: 4,
-                timeout_secs: 30,
-                max_attempts: 0,
-                transactions: true,
-                auth: crate::relay::AuthConfig::None,
-                tls: Default::default(),
+                ..crate::relay::DestinationConfig::new("outbox", crate::relay::DestinationKind::Directory)
             }],
         }
     }

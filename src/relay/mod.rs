@@ -107,6 +107,26 @@ fn default_timeout() -> u64 {
 }
 
 impl DestinationConfig {
+    /// A destination with every optional key at its default (as an empty TOML table gives).
+    pub fn new(name: &str, kind: DestinationKind) -> Self {
+        DestinationConfig {
+            name: name.to_owned(),
+            kind,
+            base_url: None,
+            path: None,
+            fhir_version: default_fhir_version(),
+            profiles: Vec::new(),
+            countries: Vec::new(),
+            programmes: Vec::new(),
+            concurrency: default_concurrency(),
+            timeout_secs: default_timeout(),
+            transactions: true,
+            max_attempts: 0,
+            auth: AuthConfig::None,
+            tls: TlsConfig::default(),
+        }
+    }
+
     /// Whether a record for `country` and `programme` goes to this destination.
     pub fn takes(&self, country: &str, programme: &str) -> bool {
         (self.countries.is_empty() || self.countries.iter().any(|c| c == country))

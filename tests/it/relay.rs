@@ -16,7 +16,7 @@ use mhg::http::{AppState, RelayState, router};
 use mhg::queue::{Store, commit::Committer};
 use mhg::relay::deliver::Destination;
 use mhg::relay::worker::RelayConfig;
-use mhg::relay::{AuthConfig, DestinationConfig, DestinationKind, Relay};
+use mhg::relay::{DestinationConfig, DestinationKind, Relay};
 
 // ---------- the gateway, in process ----------
 
@@ -63,22 +63,7 @@ impl Gateway {
 }
 
 pub fn fhir_destination(name: &str, base_url: &str) -> DestinationConfig {
-    DestinationConfig {
-        name: name.into(),
-        kind: DestinationKind::Fhir,
-        base_url: Some(base_url.into()),
-        path: None,
-        fhir_version: "4.0.1".into(),
-        profiles: vec![],
-        countries: vec![],
-        programmes: vec![],
-        concurrency: 4,
-        timeout_secs: 30,
-        max_attempts: 0,
-        transactions: true,
-        auth: AuthConfig::None,
-        tls: Default::default(),
-    }
+    DestinationConfig { base_url: Some(base_url.into()), ..DestinationConfig::new(name, DestinationKind::Fhir) }
 }
 
 pub async fn sqlite_url(dir: &tempfile::TempDir) -> String {
