@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod map;
+pub mod ops;
 pub mod pipeline;
 pub mod queue;
 pub mod relay;

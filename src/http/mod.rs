@@ -9,7 +9,8 @@
 //!   version) makes a resend return the first submission.
 //! - `GET /submissions/{id}`, `GET /submissions?state=`, `GET /submissions/{id}/audit`,
 //!   `POST /submissions/{id}/$replay`: what happened to each record, and replaying dead letters.
-//! - `GET /health`: the process is up.
+//! - `GET /health`: the process is up. `GET /ready`: the store answers. `GET /metrics`:
+//!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement.
 //!
 //! Every refusal is an OperationOutcome with a 4xx status. A panic anywhere below becomes a 500
 //! OperationOutcome (and is a bug), never a dropped connection.
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .route("/submissions/{id}/audit", get(records::audit))
         .route("/submissions/{id}/$replay", post(records::replay))
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/fhir/metadata", get(metadata))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
@@ -68,6 +72,7 @@ pub(crate) fn fhir_response(status: u16, body: &Value) -> Response {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         tracing::info!(stage = "ingest", reason = self.kind.label(), issues = self.issues.len(), "request refused");
+        crate::ops::inc("mhg_requests_refused_total", &[("reason", self.kind.label())], 1);
         fhir_response(self.http_status(), &self.to_operation_outcome())
     }
 }
@@ -89,6 +94,58 @@ async fn not_found() -> Response {
 
 async fn health() -> Response {
     fhir_response(200, &json!({"status": "ok"}))
+}
+
+/// Ready when the mappings are loaded (they are, or the process would not have started) and the
+/// store answers.
+async fn ready(State(st): State<AppState>) -> Response {
+    let mappings = st.pipeline.terminology.mapping_version.clone();
+    match &st.relay {
+        Some(r) => match r.store.depth().await {
+            Ok(_) => fhir_response(200, &json!({"status": "ready", "store": r.store.kind(), "mappings": mappings})),
+            Err(_) => fhir_response(503, &json!({"status": "not ready", "store": "unavailable", "mappings": mappings})),
+        },
+        None => fhir_response(200, &json!({"status": "ready", "store": "none", "mappings": mappings})),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let depth = match &st.relay {
+        Some(r) => r.store.depth().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut r = Response::new(Body::from(crate::ops::render(&depth)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+/// The CapabilityStatement: what this server really implements, and nothing more.
+async fn metadata(State(st): State<AppState>) -> Response {
+    let relay = st.relay.is_some();
+    let mut ops = vec![json!({"name": "convert", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/convert",
+        "documentation": "POST a migration health record (JSON, JSON array or NDJSON); returns the FHIR R4 transaction Bundle(s). Relays nothing."})];
+    if relay {
+        ops.push(json!({"name": "replay", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/replay",
+            "documentation": "POST /submissions/{id}/$replay: replay the dead-lettered deliveries of a submission."}));
+    }
+    fhir_response(200, &json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": crate::queue::rfc3339(crate::queue::now_ms())[..10].to_owned(),
+        "kind": "instance",
+        "software": {"name": "mhg", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": format!(
+            "Migration health gateway: records in, FHIR R4 transaction Bundles out{}. Mappings {}.",
+            if relay { ", relayed durably to national systems (POST /records)" } else { "" },
+            st.pipeline.terminology.mapping_version)},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. Profile validation ($validate) is not implemented yet.",
+            "operation": ops
+        }]
+    }))
 }
 
 /// Reads the body, refusing it as soon as it exceeds the limit (a 413 OperationOutcome, not a
@@ -123,6 +180,7 @@ fn content_type_ok(headers: &HeaderMap) -> Result<(), Rejection> {
 /// facts the relay needs) and whether the request was a batch, or one refusal naming every bad
 /// record and field.
 async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map::Mapped>, bool, HeaderMap), Rejection> {
+    let started = std::time::Instant::now();
     let (headers, body) = read_body(req, st.max_body_bytes).await?;
     content_type_ok(&headers)?;
     let pipeline = st.pipeline.clone();
@@ -149,6 +207,10 @@ async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map:
             Err(r) => refused.push(r),
         }
     }
+    for r in &refused {
+        crate::ops::inc("mhg_records_rejected_total", &[("reason", r.kind.label())], 1);
+    }
+    crate::ops::observe("mhg_stage_seconds", &[("stage", "convert")], started.elapsed().as_secs_f64());
     if !refused.is_empty() {
         return Err(merge_refusals(refused, batch));
     }
@@ -181,6 +243,7 @@ pub(crate) fn merge_refusals(refused: Vec<Rejection>, batch: bool) -> Rejection 
 
 async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
     let (mapped, batch, _) = convert_request(&st, req).await?;
+    crate::ops::inc("mhg_records_accepted_total", &[("path", "convert")], mapped.len() as u64);
     let mut bundles: Vec<Value> = mapped.into_iter().map(|m| m.bundle).collect();
     tracing::info!(stage = "convert", records = bundles.len(), "converted");
     if !batch {

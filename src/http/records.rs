@@ -92,6 +92,7 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
     if !unrouted.is_empty() {
         return Err(super::merge_refusals(unrouted, batch));
     }
+    let started = std::time::Instant::now();
     let accepted = match relay.committer.submit(batch_subs).await {
         Ok(a) => a,
         Err(e) => {
@@ -100,7 +101,9 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
         }
     };
     relay.wake.notify_waiters();
+    crate::ops::observe("mhg_stage_seconds", &[("stage", "accept")], started.elapsed().as_secs_f64());
     let fresh = accepted.iter().filter(|a| matches!(a, Accepted::New(_))).count();
+    crate::ops::inc("mhg_records_accepted_total", &[("path", "records")], fresh as u64);
     tracing::info!(stage = "accept", records = accepted.len(), new = fresh, "accepted");
     let view = |a: &Accepted| {
         json!({"id": a.id(), "state": "accepted", "location": format!("/submissions/{}", a.id()),

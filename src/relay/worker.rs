@@ -115,7 +115,9 @@ async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: Stri
         for c in claims {
             let (d, s, o) = (dest.clone(), store.clone(), owner.clone());
             inflight.spawn(async move {
+                let t0 = std::time::Instant::now();
                 let outcome = d.deliver(&c, backoff).await;
+                crate::ops::observe("mhg_stage_seconds", &[("stage", "deliver")], t0.elapsed().as_secs_f64());
                 let (label, status) = match &outcome {
                     Outcome::Delivered { status, .. } => ("delivered", *status),
                     Outcome::Retry { status, .. } => ("retry", *status),
@@ -123,6 +125,7 @@ async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: Stri
                 };
                 tracing::info!(stage = "relay", destination = %d.config.name, submission_id = %c.submission_id,
                                attempt = c.attempts, outcome = label, status = status.unwrap_or(0), "delivery attempt");
+                crate::ops::inc("mhg_deliveries_total", &[("destination", &d.config.name), ("outcome", label)], 1);
                 let retryable = matches!(outcome, Outcome::Retry { .. });
                 if let Err(e) = s.complete(&c, &o, outcome, now_ms()).await {
                     tracing::error!(stage = "relay", destination = %d.config.name, error = %e, "could not record the outcome; the lease will expire and the delivery repeat");

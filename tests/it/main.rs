@@ -9,6 +9,7 @@ mod fidelity;
 mod golden;
 mod http;
 mod mappings;
+mod ops;
 mod outbound;
 mod peers;
 mod property;

@@ -1,0 +1,94 @@
+//! Operating the gateway: metrics in the Prometheus text format.
+//!
+//! Labels are reasons, stages, destinations and outcomes: closed sets the gateway defines,
+//! never values from a record. One process-wide registry, lock-free on the hot paths that matter
+//! (a mutex around small maps; recording is rare next to mapping a record).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, OnceLock};
+
+/// Latency buckets, seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// (metric name, sorted label pairs) -> value
+    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
+    histograms: BTreeMap<(&'static str, Vec<(&'static str, String)>), Histogram>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(Registry::default()))
+}
+
+const HELP: &[(&str, &str, &str)] = &[
+    ("mhg_records_accepted_total", "counter", "Records accepted (stored for delivery, or converted by $convert)."),
+    ("mhg_records_rejected_total", "counter", "Records refused, by reason."),
+    ("mhg_requests_refused_total", "counter", "Requests answered with a 4xx OperationOutcome, by reason."),
+    ("mhg_deliveries_total", "counter", "Delivery attempts, by destination and outcome (delivered, retry, dead-letter)."),
+    ("mhg_stage_seconds", "histogram", "Time spent per stage (convert, accept, deliver)."),
+    ("mhg_queue_depth", "gauge", "Deliveries by destination and state, read from the store at scrape time."),
+];
+
+pub fn inc(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
+    let key = (name, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect());
+    if let Ok(mut r) = registry().lock() {
+        *r.counters.entry(key).or_insert(0) += by;
+    }
+}
+
+pub fn observe(name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
+    let key = (name, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect());
+    if let Ok(mut r) = registry().lock() {
+        let h = r.histograms.entry(key).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += seconds;
+        h.count += 1;
+    }
+}
+
+fn labels(l: &[(&'static str, String)], extra: Option<(&str, String)>) -> String {
+    let mut parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    if let Some((k, v)) = extra {
+        parts.push(format!("{k}=\"{v}\""));
+    }
+    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+}
+
+/// The Prometheus exposition, with the queue depth passed in (read from the store by the caller).
+pub fn render(queue: &[(String, String, i64)]) -> String {
+    let mut out = String::new();
+    for (name, kind, help) in HELP {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    if let Ok(r) = registry().lock() {
+        for ((name, l), v) in &r.counters {
+            let _ = writeln!(out, "{name}{} {v}", labels(l, None));
+        }
+        for ((name, l), h) in &r.histograms {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(out, "{name}_bucket{} {}", labels(l, Some(("le", b.to_string()))), h.counts[i]);
+            }
+            let _ = writeln!(out, "{name}_bucket{} {}", labels(l, Some(("le", "+Inf".into()))), h.count);
+            let _ = writeln!(out, "{name}_sum{} {}", labels(l, None), h.sum);
+            let _ = writeln!(out, "{name}_count{} {}", labels(l, None), h.count);
+        }
+    }
+    for (dest, state, n) in queue {
+        let _ = writeln!(out, "mhg_queue_depth{} {n}", labels(&[("destination", dest.clone()), ("state", state.clone())], None));
+    }
+    out
+}
