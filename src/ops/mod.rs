@@ -18,11 +18,13 @@ struct Histogram {
     count: u64,
 }
 
+/// A series: metric name and its label pairs.
+type Series = (&'static str, Vec<(&'static str, String)>);
+
 #[derive(Default)]
 struct Registry {
-    /// (metric name, sorted label pairs) -> value
-    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
-    histograms: BTreeMap<(&'static str, Vec<(&'static str, String)>), Histogram>,
+    counters: BTreeMap<Series, u64>,
+    histograms: BTreeMap<Series, Histogram>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
