@@ -250,3 +250,36 @@ async fn retention_prunes_delivered_payloads_and_keeps_the_audit() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].submission_id, "ret-2");
 }
+
+/// `mhg replay ID` on the store of a stopped gateway: dead letters become pending again, and are
+/// delivered when the gateway runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mhg_replay_requeues_dead_letters() {
+    use mhg::queue::{NewSubmission, Outcome, Store, now_ms};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mhg.db");
+    let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let sub = NewSubmission {
+        id: "replay-me".into(),
+        idem_key: "replay-key".into(),
+        record_id: "RPL-1".into(),
+        record_version: 1,
+        order_key: "person".into(),
+        submitter: "test".into(),
+        bundle: b"{}".to_vec(),
+        destinations: vec!["moh".into()],
+    };
+    store.accept(vec![sub], now_ms()).await.unwrap();
+    let c = store.claim("moh", 1, "me", 10_000, now_ms()).await.unwrap().remove(0);
+    store.complete(&c, "me", Outcome::Dead { status: Some(422), detail: serde_json::json!({}) }, now_ms()).await.unwrap();
+    assert_eq!(store.get("replay-me").await.unwrap().unwrap().state, "dead-letter");
+    drop(store);
+    let config = dir.path().join("mhg.toml");
+    std::fs::write(&config, format!("[store]\nurl = \"sqlite://{}\"\n", db.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mhg")).args(["--config", config.to_str().unwrap(), "replay", "replay-me", "nope"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("replay-me: 1 dead delivery(ies) replayed"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "an unknown id makes the exit status 1");
+    let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    assert_eq!(store.get("replay-me").await.unwrap().unwrap().state, "retrying", "pending again, with its earlier attempt counted");
+}

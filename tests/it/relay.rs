@@ -308,6 +308,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    delivers_to_the_real_fhir_server_exactly_once,
     accepts_durably_and_resends_are_idempotent,
     retry_after_is_honoured,
     dead_letter_keeps_the_outcome_and_replays,
@@ -318,11 +319,9 @@ on_both_stores!(
 // ---------- the real FHIR server ----------
 
 /// Every golden record, sent twice, reaches the real server once: counted there by identifier.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivers_to_the_real_fhir_server_exactly_once() {
+async fn delivers_to_the_real_fhir_server_exactly_once(store_url: String) {
     let hfs = Hfs::start("off").await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&sqlite_url(&dir).await, vec![fhir_destination("moh", &hfs.base)]).await;
+    let gw = Gateway::start(&store_url, vec![fhir_destination("moh", &hfs.base)]).await;
     let client = http();
     let records: Vec<Value> = fixtures().iter().map(|f| read_json(f)).collect();
     let (s, r) = post_records(&client, &gw.base, ndjson(&records)).await;
