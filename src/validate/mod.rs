@@ -7,6 +7,8 @@
 //! Invariant: no I/O after construction, no logging; findings name output paths as FHIRPath
 //! (`Bundle.entry[3].resource.status`) and never quote values.
 
+pub mod packages;
+
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::{Value, json};

@@ -11,6 +11,7 @@ mod http;
 mod mappings;
 mod ops;
 mod outbound;
+mod packages;
 mod peers;
 mod property;
 mod relay;
