@@ -13,11 +13,16 @@
 //! - [`http`]: the axum router (`POST /fhir/$convert`, `GET /health`). Only module that knows axum.
 //! - [`cli`]: `mhg convert`, `mhg serve`.
 //! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
+//! - [`queue`]: the durable store (SQLite, PostgreSQL) between accepting and delivering.
+//! - [`relay`]: delivery to destinations: retries, dead letters, order, outbound security.
+//! - [`ops`]: metrics.
+//! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`config`]: embedded defaults, TOML file, environment.
 
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod map;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{GatewayError, Issue, RejectKind, Rejection, SourceRef};
@@ -136,4 +137,3 @@ impl Record {
     }
 }
 
-use serde::Deserialize;

@@ -4,7 +4,7 @@
 //! terminal for large batches.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -45,17 +45,6 @@ fn file_name_for(bundle: &Value) -> String {
     let safe: String = rid.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     let safe = safe.trim_start_matches('.');
     format!("{safe}.v{ver}.json")
-}
-
-/// Writes `bytes` to `dir/name` atomically (temporary file, then rename).
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))
 }
 
 pub fn run(config: &Config, args: Args) -> i32 {
@@ -114,7 +103,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
                     let res = match &args.out {
                         Some(dir) => serde_json::to_vec_pretty(&m.bundle)
                             .map_err(std::io::Error::other)
-                            .and_then(|b| write_atomic(dir, &file_name_for(&m.bundle), &b)),
+                            .and_then(|b| crate::files::write_atomic(dir, &file_name_for(&m.bundle), &b)),
                         None => serde_json::to_writer(&mut out, &m.bundle)
                             .map_err(std::io::Error::other)
                             .and_then(|_| out.write_all(b"\n")),

@@ -1,6 +1,5 @@
 //! One delivery attempt, and what its result means.
 
-use std::path::Path;
 use std::time::Duration;
 
 use rand::Rng;
@@ -190,7 +189,7 @@ impl Destination {
         let dir = self.config.path.clone().unwrap_or_default();
         let name = format!("{}.v{}.json", safe_name(&claim.record_id), claim.record_version);
         let bytes = claim.bundle.clone();
-        let res = tokio::task::spawn_blocking(move || write_atomic(&dir, &name, &bytes).map(|_| name)).await;
+        let res = tokio::task::spawn_blocking(move || crate::files::write_atomic(&dir, &name, &bytes).map(|_| name)).await;
         match res {
             Ok(Ok(name)) => Outcome::Delivered { status: None, detail: json!({"file": name}) },
             Ok(Err(e)) => Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": e.kind().to_string()}) },
@@ -239,19 +238,4 @@ fn outcome_or_status(body: Value, status: u16) -> Value {
 fn safe_name(s: &str) -> String {
     let n: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     n.trim_start_matches('.').to_owned()
-}
-
-/// Write to a temporary name, fsync, rename into place, fsync the folder: a reader never sees a
-/// half-written Bundle, and a crash leaves either the old file or the new one.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
 }
