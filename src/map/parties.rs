@@ -9,26 +9,29 @@ use super::util::sid;
 use super::{Builder, Request, put};
 use crate::ingest::Record;
 
+/// A healthcare-provider `Organization` identified by `(system, value)`: the assessment site or a
+/// laboratory.
+fn provider(b: &mut Builder, key: &str, system: String, value: &str, name: &str, country: Option<&str>, origin: &str) -> String {
+    let mut org = json!({"resourceType": "Organization"});
+    put(&mut org, "meta", b.profiles("Organization"));
+    put(&mut org, "identifier", json!([{"system": system, "value": value}]));
+    put(&mut org, "active", true);
+    put(&mut org, "type", json!([{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov", "display": "Healthcare Provider"
+    }]}]));
+    put(&mut org, "name", name);
+    if let Some(c) = country {
+        put(&mut org, "address", json!([{"country": c}]));
+    }
+    b.add(key, org, Request::ByIdentifier { system, value: value.to_owned() }, origin)
+}
+
 pub fn site(b: &mut Builder, r: &Record) -> String {
     let s = &r.assessment.site;
     let out = b.next_entry_path();
     // Checked for a known country code; Address.country holds the code itself.
     b.country_system(&s.country, || ("/assessment/site/country".to_owned(), format!("{out}.address[0].country")));
-    let mut org = json!({"resourceType": "Organization"});
-    put(&mut org, "meta", b.profiles("Organization"));
-    put(&mut org, "identifier", json!([{"system": sid("assessment-site"), "value": s.code}]));
-    put(&mut org, "active", true);
-    put(&mut org, "type", json!([{"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov", "display": "Healthcare Provider"
-    }]}]));
-    put(&mut org, "name", s.name.as_str());
-    put(&mut org, "address", json!([{"country": s.country}]));
-    b.add(
-        &format!("site|{}", s.code),
-        org,
-        Request::ByIdentifier { system: sid("assessment-site"), value: s.code.clone() },
-        "/assessment/site",
-    )
+    provider(b, &format!("site|{}", s.code), sid("assessment-site"), &s.code, &s.name, Some(&s.country), "/assessment/site")
 }
 
 /// Laboratories are named by free text only; one Organization per distinct name, identified by
@@ -37,20 +40,7 @@ pub fn laboratory(b: &mut Builder, name: &str, input: &str, cache: &mut HashMap<
     if let Some(u) = cache.get(name) {
         return u.clone();
     }
-    let mut org = json!({"resourceType": "Organization"});
-    put(&mut org, "meta", b.profiles("Organization"));
-    put(&mut org, "identifier", json!([{"system": sid("laboratory"), "value": name}]));
-    put(&mut org, "active", true);
-    put(&mut org, "type", json!([{"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov", "display": "Healthcare Provider"
-    }]}]));
-    put(&mut org, "name", name);
-    let url = b.add(
-        &format!("laboratory|{name}"),
-        org,
-        Request::ByIdentifier { system: sid("laboratory"), value: name.to_owned() },
-        input,
-    );
+    let url = provider(b, &format!("laboratory|{name}"), sid("laboratory"), name, name, None, input);
     cache.insert(name.to_owned(), url.clone());
     url
 }
