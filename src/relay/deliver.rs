@@ -91,18 +91,14 @@ impl Destination {
             .header("accept", "application/fhir+json")
             .body(claim.bundle.clone());
         let retry_at = |extra_ms: Option<i64>| now_ms() + extra_ms.unwrap_or_else(|| backoff.delay_ms(claim.attempts));
-        match self.tokens.token(&self.client).await {
+        match self.bearer(claim, backoff).await {
             Ok(Some(t)) => req = req.bearer_auth(t),
             Ok(None) => {}
-            // No token, no delivery: the authorisation server may answer later.
-            Err(e) => return Outcome::Retry { status: e.status, at: retry_at(None), detail: json!({"error": format!("token: {}", e.message)}) },
+            Err(o) => return o,
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => {
-                let kind = if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" };
-                return Outcome::Retry { status: None, at: retry_at(None), detail: json!({"error": kind}) };
-            }
+            Err(e) => return Outcome::Retry { status: None, at: retry_at(None), detail: json!({"error": transport_kind(&e)}) },
         };
         let status = resp.status().as_u16();
         let retry_after = retry_after_ms(resp.headers());
@@ -126,11 +122,9 @@ impl Destination {
         let Ok(bundle) = serde_json::from_slice::<Value>(&claim.bundle) else {
             return Outcome::Dead { status: None, detail: json!({"error": "stored payload is not JSON"}) };
         };
-        let token = match self.tokens.token(&self.client).await {
+        let token = match self.bearer(claim, backoff).await {
             Ok(t) => t,
-            Err(e) => {
-                return Outcome::Retry { status: e.status, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": format!("token: {}", e.message)}) };
-            }
+            Err(o) => return o,
         };
         let mut ids: Vec<(String, String)> = Vec::new();
         let mut receipts = Vec::new();
@@ -153,8 +147,8 @@ impl Destination {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let kind = if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" };
-                    return Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": kind, "done": receipts.len()}) };
+                    let detail = json!({"error": transport_kind(&e), "done": receipts.len()});
+                    return Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail };
                 }
             };
             let status = resp.status().as_u16();
@@ -185,6 +179,16 @@ impl Destination {
         Outcome::Delivered { status: Some(200), detail: json!({"entries": receipts}) }
     }
 
+    /// The bearer token to send, if any; without one there is no delivery, and the attempt is
+    /// retried (the authorisation server may answer later).
+    async fn bearer(&self, claim: &Claim, backoff: Backoff) -> Result<Option<String>, Outcome> {
+        self.tokens.token(&self.client).await.map_err(|e| Outcome::Retry {
+            status: e.status,
+            at: now_ms() + backoff.delay_ms(claim.attempts),
+            detail: json!({"error": format!("token: {}", e.message)}),
+        })
+    }
+
     async fn write_file(&self, claim: &Claim, backoff: Backoff) -> Outcome {
         let dir = self.config.path.clone().unwrap_or_default();
         let name = format!("{}.v{}.json", safe_name(&claim.record_id), claim.record_version);
@@ -211,6 +215,17 @@ fn receipt(body: &Value) -> Value {
         })
         .collect();
     json!({"entries": entries})
+}
+
+/// What kind of transport failure it was, for the stored outcome (no URL, no body).
+fn transport_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    }
 }
 
 /// `Retry-After` in seconds (an HTTP date is not honoured; the backoff applies then).
