@@ -15,7 +15,7 @@
 //! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
 //! - [`queue`]: the durable store (SQLite, PostgreSQL) between accepting and delivering.
 //! - [`relay`]: delivery to destinations: retries, dead letters, order, outbound security.
-//! - [`ops`]: metrics.
+//! - [`ops`]: the metrics registry and its Prometheus text.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`config`]: embedded defaults, TOML file, environment.
 

@@ -121,6 +121,31 @@ pub struct DeliveryView {
     pub outcome: Option<Value>,
 }
 
+impl DeliveryView {
+    /// From a `deliveries` row as both backends read it (`GET_DELIVERIES`).
+    fn from_row(destination: String, state: String, attempts: i64, last_status: Option<i64>, next_at: i64, outcome: Option<String>) -> Self {
+        DeliveryView {
+            destination,
+            next_attempt_at: (state == "pending").then(|| rfc3339(next_at)),
+            state,
+            attempts,
+            last_status,
+            outcome: outcome.and_then(|o| serde_json::from_str::<Value>(&o).ok()),
+        }
+    }
+}
+
+/// One audit entry from an `audit` row as both backends read it (`AUDIT`); a detail that is not
+/// JSON (e.g. "attempt 2") is kept as a string.
+fn audit_entry(at: i64, event: String, destination: Option<String>, detail: Option<String>) -> Value {
+    serde_json::json!({
+        "at": rfc3339(at),
+        "event": event,
+        "destination": destination,
+        "detail": detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
+    })
+}
+
 /// A submission's overall state from its deliveries' states and attempts.
 pub fn overall_state(deliveries: &[DeliveryView]) -> &'static str {
     let all = |f: &dyn Fn(&DeliveryView) -> bool| deliveries.iter().all(f);

@@ -164,19 +164,7 @@ impl PgStore {
             .await
             .map_err(store_err)?
             .into_iter()
-            .map(|r| {
-                let state: String = r.get(1);
-                let next: i64 = r.get(4);
-                let outcome: Option<String> = r.get(5);
-                DeliveryView {
-                    destination: r.get(0),
-                    next_attempt_at: (state == "pending").then(|| rfc3339(next)),
-                    state,
-                    attempts: r.get(2),
-                    last_status: r.get(3),
-                    outcome: outcome.and_then(|o| serde_json::from_str::<Value>(&o).ok()),
-                }
-            })
+            .map(|r| DeliveryView::from_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
             .collect();
         Ok(Some(SubmissionView {
             state: overall_state(&deliveries).to_owned(),
@@ -224,15 +212,7 @@ impl PgStore {
         let rows = self.client().await?.query(sql::AUDIT, &[&id]).await.map_err(store_err)?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let detail: Option<String> = r.get(3);
-                serde_json::json!({
-                    "at": rfc3339(r.get(0)),
-                    "event": r.get::<_, String>(1),
-                    "destination": r.get::<_, Option<String>>(2),
-                    "detail": detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
-                })
-            })
+            .map(|r| super::audit_entry(r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect())
     }
 

@@ -172,19 +172,7 @@ impl SqliteStore {
             let Some((seq, id, record_id, record_version, submitter, created)) = head else { return Ok(None) };
             let mut st = c.prepare_cached(&q(sql::GET_DELIVERIES))?;
             let deliveries: Vec<DeliveryView> = st
-                .query_map(params![seq], |r| {
-                    let state: String = r.get(1)?;
-                    let next: i64 = r.get(4)?;
-                    let outcome: Option<String> = r.get(5)?;
-                    Ok(DeliveryView {
-                        destination: r.get(0)?,
-                        next_attempt_at: (state == "pending").then(|| rfc3339(next)),
-                        state,
-                        attempts: r.get(2)?,
-                        last_status: r.get(3)?,
-                        outcome: outcome.and_then(|o| serde_json::from_str::<Value>(&o).ok()),
-                    })
-                })?
+                .query_map(params![seq], |r| Ok(DeliveryView::from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(Some(SubmissionView {
                 state: overall_state(&deliveries).to_owned(),
@@ -233,14 +221,7 @@ impl SqliteStore {
         let id = id.to_owned();
         self.with(move |c| {
             c.prepare_cached(&q(sql::AUDIT))?
-                .query_map(params![id], |r| {
-                    Ok(serde_json::json!({
-                        "at": rfc3339(r.get::<_, i64>(0)?),
-                        "event": r.get::<_, String>(1)?,
-                        "destination": r.get::<_, Option<String>>(2)?,
-                        "detail": r.get::<_, Option<String>>(3)?.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
-                    }))
-                })?
+                .query_map(params![id], |r| Ok(super::audit_entry(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect()
         })
         .await

@@ -94,7 +94,10 @@ pub struct Packages {
     parsed: Mutex<HashMap<(usize, usize), Arc<Value>>>,
 }
 
-fn package_json(bytes: &[u8], origin: &Path) -> Result<(String, String, Option<String>, Vec<(String, String)>), GatewayError> {
+/// What `package.json` says: name, version, canonical, dependencies.
+type PackageJson = (String, String, Option<String>, Vec<(String, String)>);
+
+fn package_json(bytes: &[u8], origin: &Path) -> Result<PackageJson, GatewayError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| err(origin, format!("package/package.json is not JSON: {e}")))?;
     let name = v["name"].as_str().ok_or_else(|| err(origin, "package/package.json: name is missing"))?.to_owned();
     let version = v["version"].as_str().ok_or_else(|| err(origin, "package/package.json: version is missing"))?.to_owned();
