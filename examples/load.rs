@@ -45,7 +45,12 @@ async fn main() {
     let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_owned());
     let mode = arg(1, "");
     let url = arg(2, "http://127.0.0.1:8080");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    // The gateway's API key (authentication stays on while measuring), from MHG_API_KEY.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(k) = std::env::var("MHG_API_KEY").ok().and_then(|k| reqwest::header::HeaderValue::from_str(&k).ok()) {
+        headers.insert("x-api-key", k);
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).default_headers(headers).build().expect("client");
     match mode.as_str() {
         "accept" | "fhir" => {
             let n: usize = arg(3, "1000").parse().expect("N");

@@ -24,6 +24,8 @@ pub struct Config {
     /// writes Bundles under `data/outbox` (the embedded default).
     pub destinations: Option<Vec<crate::relay::DestinationConfig>>,
     pub relay: crate::relay::worker::RelayConfig,
+    /// Who may call (on by default).
+    pub auth: crate::auth::AuthConfig,
     /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
     /// empty (see [`Config::home`]).
     pub home: Option<PathBuf>,
@@ -34,6 +36,8 @@ pub struct Config {
 pub struct Server {
     /// Address and port to listen on.
     pub listen: String,
+    /// HTTPS (and optionally client certificates) instead of plain HTTP.
+    pub tls: Option<crate::http::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -54,6 +58,14 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most records in one request.
     pub max_records: usize,
+    /// Longest a request may take, seconds (0: no limit). Answer: 408.
+    pub request_timeout_secs: u64,
+    /// Most requests in progress at once on the gateway (0: no limit). Answer: 429.
+    pub max_concurrent_requests: usize,
+    /// Requests per second each client may make, sustained (0: no limit). Answer: 429.
+    pub rate_per_second: u32,
+    /// Requests a client may make in a burst above its sustained rate.
+    pub rate_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,12 +92,20 @@ pub struct Log {
 
 impl Default for Server {
     fn default() -> Self {
-        Server { listen: "127.0.0.1:8080".into() }
+        Server { listen: "127.0.0.1:8080".into(), tls: None }
     }
 }
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 16 * 1024 * 1024, max_depth: 32, max_records: 10_000 }
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_depth: 32,
+            max_records: 10_000,
+            request_timeout_secs: 60,
+            max_concurrent_requests: 1024,
+            rate_per_second: 2_000,
+            rate_burst: 4_000,
+        }
     }
 }
 impl Default for Log {
@@ -116,6 +136,11 @@ impl Config {
             ("MHG_LIMITS_MAX_BODY_BYTES", "limits", "max_body_bytes", true),
             ("MHG_LIMITS_MAX_DEPTH", "limits", "max_depth", true),
             ("MHG_LIMITS_MAX_RECORDS", "limits", "max_records", true),
+            ("MHG_LIMITS_REQUEST_TIMEOUT_SECS", "limits", "request_timeout_secs", true),
+            ("MHG_LIMITS_MAX_CONCURRENT_REQUESTS", "limits", "max_concurrent_requests", true),
+            ("MHG_LIMITS_RATE_PER_SECOND", "limits", "rate_per_second", true),
+            ("MHG_LIMITS_RATE_BURST", "limits", "rate_burst", true),
+            ("MHG_AUTH_KEYS_FILE", "auth", "keys_file", false),
             ("MHG_LOG_FORMAT", "log", "format", false),
             ("MHG_LOG_LEVEL", "log", "level", false),
             ("MHG_STORE_URL", "store", "url", false),
@@ -153,6 +178,10 @@ impl Config {
                     return Err(cfg_err(&name, format!("destinations: the name '{}' is used twice", d.name)));
                 }
             }
+        }
+        crate::auth::check_config(&cfg.auth).map_err(|m| cfg_err(&name, m))?;
+        if let Some(t) = &cfg.server.tls {
+            crate::http::tls::server_config(t).map_err(|m| cfg_err(&name, m))?;
         }
         if cfg.limits.max_depth < 8 {
             return Err(cfg_err(&name, "limits.max_depth: a record needs at least 8 levels"));

@@ -31,6 +31,16 @@ pub enum RejectKind {
     UnmappedCode,
     /// The produced FHIR failed the output check (a mapping defect, reported, never relayed).
     OutputInvalid,
+    /// No credentials, or credentials that are not valid (401).
+    Unauthenticated,
+    /// A known caller without the scope, destination or programme the call needs (403).
+    Forbidden,
+    /// The caller exceeded its rate limit (429, with `Retry-After`).
+    RateLimited,
+    /// Too many requests in progress at once on this gateway (429, with `Retry-After`).
+    Overloaded,
+    /// The request took longer than the configured request timeout (408).
+    Timeout,
 }
 
 impl RejectKind {
@@ -40,6 +50,10 @@ impl RejectKind {
             RejectKind::TooLarge | RejectKind::TooMany => 413,
             RejectKind::UnsupportedMedia => 415,
             RejectKind::Schema | RejectKind::UnmappedCode | RejectKind::OutputInvalid => 422,
+            RejectKind::Unauthenticated => 401,
+            RejectKind::Forbidden => 403,
+            RejectKind::RateLimited | RejectKind::Overloaded => 429,
+            RejectKind::Timeout => 408,
         }
     }
 
@@ -54,6 +68,11 @@ impl RejectKind {
             RejectKind::Schema => "schema",
             RejectKind::UnmappedCode => "unmapped-code",
             RejectKind::OutputInvalid => "output-invalid",
+            RejectKind::Unauthenticated => "unauthenticated",
+            RejectKind::Forbidden => "forbidden",
+            RejectKind::RateLimited => "rate-limited",
+            RejectKind::Overloaded => "overloaded",
+            RejectKind::Timeout => "timeout",
         }
     }
 }

@@ -15,10 +15,12 @@
 //! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
 //! - [`queue`]: the durable store (SQLite, PostgreSQL) between accepting and delivering.
 //! - [`relay`]: delivery to destinations: retries, dead letters, order, outbound security.
+//! - [`auth`]: who may call: API keys, JWT bearer tokens, client certificates, scopes, rate limits.
 //! - [`ops`]: the metrics registry and its Prometheus text.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`config`]: embedded defaults, TOML file, environment.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

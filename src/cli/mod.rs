@@ -3,6 +3,7 @@
 //! 0 success, 1 some input refused, 2 usage or configuration error.
 
 pub mod convert;
+pub mod keys;
 pub mod serve;
 
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Replay the dead-lettered deliveries of a submission (after fixing the cause).
     Replay(ReplayArgs),
+    /// Manage the API keys of the gateway's callers.
+    Keys(keys::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,5 +101,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Convert(args) => convert::run(&config, args),
         Command::Serve(args) => serve::run(config, args),
         Command::Replay(args) => replay(&config, args),
+        Command::Keys(args) => keys::run(&config, args),
     }
 }

@@ -13,6 +13,10 @@ pub struct Args {
     /// Listen address, overriding `server.listen`.
     #[arg(long)]
     pub listen: Option<String>,
+    /// Turn inbound authentication off: anyone who can reach the port may read and write. For
+    /// local trials only; the log says so at start.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 pub fn init_logging(config: &Config) {
@@ -41,12 +45,47 @@ async fn shutdown_signal() {
     tracing::info!(stage = "serve", "shutdown requested: draining");
 }
 
+/// The authenticator; on the very first start with nobody able to call, an admin key is made,
+/// its hash stored, and the key printed once on standard output (never into the log).
+fn prepare_auth(config: &Config) -> Result<Arc<crate::auth::Auth>, String> {
+    if !config.auth.enabled {
+        for _ in 0..3 {
+            tracing::warn!(
+                stage = "startup",
+                "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port can submit and read records. For local trials only."
+            );
+        }
+        return Ok(Arc::new(crate::auth::Auth::disabled()));
+    }
+    let given = std::env::var("MHG_ADMIN_KEY").ok();
+    if let Some(key) = crate::auth::bootstrap_admin(&config.auth, given.as_deref())? {
+        if given.is_none() {
+            println!(
+                "mhg: first start: an admin API key was made. It is shown this once; only its hash is kept in {}.\n\n    {key}\n\nSend it as 'X-API-Key: <key>'. Make narrower keys with 'mhg keys add'.",
+                config.auth.keys_file.display()
+            );
+        }
+        tracing::warn!(stage = "startup", keys_file = %config.auth.keys_file.display(), "first start: admin API key created (printed on standard output once)");
+    }
+    crate::auth::Auth::from_config(&config.auth).map(Arc::new)
+}
+
 pub fn run(mut config: Config, args: Args) -> i32 {
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
+    if args.insecure_no_auth {
+        config.auth.enabled = false;
+    }
     init_logging(&config);
     let started = std::time::Instant::now();
+    let auth = match prepare_auth(&config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mhg: configuration error: auth: {e}");
+            return 2;
+        }
+    };
     let pipeline = match config.pipeline() {
         Ok(p) => Arc::new(p),
         Err(e) => {
@@ -89,11 +128,23 @@ pub fn run(mut config: Config, args: Args) -> i32 {
                 return 2;
             }
         };
+        let tls = match &config.server.tls {
+            Some(t) => match crate::http::tls::server_config(t) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("mhg: configuration error: {e}");
+                    return 2;
+                }
+            },
+            None => None,
+        };
         let relay = crate::relay::Relay::start(store.clone(), destinations, config.relay.clone());
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             stage = "startup",
             listen = %addr,
+            tls = tls.is_some(),
+            auth = auth.enabled(),
             store = store.kind(),
             destinations = dest_configs.len(),
             mapping_version = %pipeline.terminology.mapping_version,
@@ -110,8 +161,18 @@ pub fn run(mut config: Config, args: Args) -> i32 {
                 destinations: Arc::new(dest_configs),
                 wake: relay.wake.clone(),
             }),
+            guard: Arc::new(crate::http::Guard::new(
+                auth,
+                config.limits.rate_per_second,
+                config.limits.rate_burst,
+                config.limits.max_concurrent_requests,
+                std::time::Duration::from_secs(config.limits.request_timeout_secs),
+            )),
         };
-        let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await;
+        let served = match tls {
+            Some(tls) => crate::http::tls::serve(listener, tls, router(state), shutdown_signal()).await,
+            None => axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await,
+        };
         // No more requests: let in-flight deliveries finish, give back what is not started.
         relay.shutdown().await;
         tracing::info!(stage = "serve", "stopped");

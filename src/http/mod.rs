@@ -12,6 +12,9 @@
 //! - `GET /health`: the process is up. `GET /ready`: the store answers. `GET /metrics`:
 //!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement.
 //!
+//! Every route but `GET /health`, `GET /ready` and `GET /fhir/metadata` passes the [`guard`]
+//! first: authentication, scope, rate limit, concurrency and timeout (see `crate::auth`).
+//!
 //! Every refusal is an OperationOutcome with a 4xx status. A panic anywhere below becomes a 500
 //! OperationOutcome (and is a bug), never a dropped connection.
 
@@ -28,8 +31,11 @@ use serde_json::{Value, json};
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::pipeline::Pipeline;
 
+pub mod guard;
 mod records;
+pub mod tls;
 
+pub use guard::Guard;
 pub use records::RelayState;
 
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -42,6 +48,8 @@ pub struct AppState {
     pub max_records: usize,
     /// The durable relay (`/records`, `/submissions`); absent when only converting.
     pub relay: Option<records::RelayState>,
+    /// Authentication and limits in front of every route ([`Guard::open`]: none).
+    pub guard: Arc<Guard>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -57,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/fhir/metadata", get(metadata))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)

@@ -51,11 +51,22 @@ fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, Re
 
 pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
     let Some(relay) = st.relay.clone() else { return Ok(unavailable()) };
+    let caller = req.extensions().get::<crate::auth::Caller>().cloned().unwrap_or_else(crate::auth::Caller::anonymous);
     let (mapped, batch, headers) = convert_request(&st, req).await?;
     let key = idempotency_key(&headers)?;
     let mut batch_subs = Vec::with_capacity(mapped.len());
     let mut unrouted = Vec::new();
+    let mut forbidden = Vec::new();
     for (i, m) in mapped.into_iter().enumerate() {
+        if !caller.may_submit_programme(&m.meta.programme) {
+            let mut r = Rejection::one(
+                RejectKind::Forbidden,
+                Issue::new("forbidden", "this client may not submit records of this programme").at("/assessment/programme"),
+            );
+            r.source.record = Some(i + 1);
+            forbidden.push(r);
+            continue;
+        }
         let destinations: Vec<String> = relay
             .destinations
             .iter()
@@ -72,6 +83,16 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
             unrouted.push(r);
             continue;
         }
+        if let Some(d) = destinations.iter().find(|d| !caller.may_submit_to(d)) {
+            let mut r = Rejection::one(
+                RejectKind::Forbidden,
+                Issue::new("forbidden", format!("this client may not submit records for destination '{d}'"))
+                    .at("/assessment/destinationCountry"),
+            );
+            r.source.record = Some(i + 1);
+            forbidden.push(r);
+            continue;
+        }
         let idem_key = match (&key, batch) {
             (Some(k), false) => format!("key:{k}"),
             (Some(k), true) => format!("key:{k}#{}", i + 1),
@@ -84,10 +105,13 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
             record_id: m.meta.record_id,
             record_version: m.meta.record_version,
             order_key: m.meta.person_key,
-            submitter: "anonymous".into(),
+            submitter: caller.name.to_string(),
             bundle,
             destinations,
         });
+    }
+    if !forbidden.is_empty() {
+        return Err(super::merge_refusals(forbidden, batch));
     }
     if !unrouted.is_empty() {
         return Err(super::merge_refusals(unrouted, batch));

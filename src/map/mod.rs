@@ -24,12 +24,20 @@ use util::{concept, identifier_query, sid, uuid_for};
 
 /// A mapped record: the Bundle, and for each entry the input path it came from (so that a
 /// finding about `Bundle.entry[i]` can name the input field too).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mapped {
     pub bundle: Value,
     pub entry_origins: Vec<String>,
     /// What the relay needs to store and route the Bundle, without reading it again.
     pub meta: RecordMeta,
+}
+
+/// The Bundle holds patient data: `Debug` shows its size and the record's facts only.
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = self.bundle.get("entry").and_then(Value::as_array).map_or(0, Vec::len);
+        f.debug_struct("Mapped").field("entries", &entries).field("meta", &self.meta).finish()
+    }
 }
 
 /// Facts of the source record that routing, idempotency and ordering use. Holds no patient data

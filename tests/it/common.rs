@@ -61,8 +61,44 @@ pub fn json_diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// An HTTP client for tests (with the gateway's TLS provider installed).
+/// The admin API key of every gateway the tests start (`MHG_ADMIN_KEY` for a spawned `mhg serve`,
+/// a configured client for an in-process one). Authentication stays on in the tests, as it is on
+/// by default.
+pub const TEST_ADMIN_KEY: &str = "mhg_test-admin-key-not-a-secret-0123456789";
+
+/// An HTTP client for tests (with the gateway's TLS provider installed), sending the test admin
+/// key on every request.
 pub fn http() -> reqwest::Client {
     mhg::relay::install_tls();
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("x-api-key", reqwest::header::HeaderValue::from_static(TEST_ADMIN_KEY));
+    reqwest::Client::builder().default_headers(h).build().expect("client")
+}
+
+/// A client sending no credentials.
+pub fn anonymous_http() -> reqwest::Client {
+    mhg::relay::install_tls();
     reqwest::Client::new()
+}
+
+/// The guard of an in-process test gateway: authentication on, the test admin key known.
+pub fn test_guard() -> std::sync::Arc<mhg::http::Guard> {
+    let cfg = mhg::auth::AuthConfig {
+        keys_file: std::path::PathBuf::from("/nonexistent/keys.json"),
+        clients: vec![test_client("test-admin", TEST_ADMIN_KEY, &["admin"])],
+        ..Default::default()
+    };
+    let auth = mhg::auth::Auth::from_config(&cfg).expect("auth");
+    std::sync::Arc::new(mhg::http::Guard::new(std::sync::Arc::new(auth), 0, 0, 0, std::time::Duration::ZERO))
+}
+
+pub fn test_client(name: &str, key: &str, scopes: &[&str]) -> mhg::auth::ClientConfig {
+    mhg::auth::ClientConfig {
+        name: name.into(),
+        key_sha256: Some(mhg::auth::sha256_hex(key.as_bytes())),
+        cert_sha256: None,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        destinations: None,
+        programmes: None,
+    }
 }

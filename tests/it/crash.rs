@@ -17,6 +17,7 @@ use crate::relay::{Gateway, fhir_destination, record, sqlite_url, wait_state};
 fn spawn_gateway(config: &std::path::Path, dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mhg"))
         .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("MHG_ADMIN_KEY", TEST_ADMIN_KEY)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("gateway.log")).unwrap())

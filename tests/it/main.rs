@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per capability.
 
+mod auth;
 mod cli;
 mod common;
 mod crash;

@@ -45,6 +45,7 @@ impl Gateway {
                 destinations: Arc::new(destinations),
                 wake: relay.wake.clone(),
             }),
+            guard: test_guard(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
