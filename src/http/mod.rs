@@ -151,6 +151,11 @@ async fn metadata(State(st): State<AppState>) -> Response {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
+            "security": if st.guard.auth.enabled() {
+                json!({"cors": false, "description": "Every interaction but GET /metadata needs credentials: an API key (X-API-Key header, or Authorization: Bearer/ApiKey), a JWT bearer token from a configured issuer (scopes in 'scope'), or a configured client certificate over mutual TLS. Scopes: convert, records:write, submissions:read, validate, metrics, admin."})
+            } else {
+                json!({"cors": false, "description": "Authentication is OFF on this instance (--insecure-no-auth): for local trials only."})
+            },
             "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. Profile validation ($validate) is not implemented yet.",
             "operation": ops
         }]

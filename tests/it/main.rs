@@ -14,5 +14,6 @@ mod ops;
 mod outbound;
 mod packages;
 mod peers;
+mod privacy;
 mod property;
 mod relay;
