@@ -25,6 +25,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod map;

@@ -7,6 +7,7 @@ mod crash;
 mod errors;
 mod fhir_server;
 mod fidelity;
+mod fuzz;
 mod golden;
 mod http;
 mod mappings;

@@ -92,7 +92,7 @@ async fn no_patient_data_in_logs_metrics_or_errors() {
 
     let good = distinctive();
     let mut answers: Vec<(String, String)> = Vec::new(); // (what, body) of every answer that must not leak
-    let mut post = |path: &'static str, body: String, ct: &'static str| {
+    let post = |path: &'static str, body: String, ct: &'static str| {
         let client = client.clone();
         let base = base.clone();
         async move {

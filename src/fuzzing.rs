@@ -1,0 +1,70 @@
+//! Entry points for the fuzz targets in `fuzz/` (cargo fuzz), shared with the regression test
+//! that replays every input a fuzzer ever crashed on (`fuzz/regressions/<target>/`). Each takes
+//! arbitrary bytes and must return without panicking, whatever they hold.
+
+use std::sync::OnceLock;
+
+use crate::pipeline::Pipeline;
+
+fn pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        match Pipeline::load(&home.join("mappings"), &[], &home.join("conformance"), 32) {
+            Ok(p) => p,
+            Err(e) => panic!("fuzzing needs the mappings: {e}"),
+        }
+    })
+}
+
+/// The record reader: one record, a JSON array or NDJSON, with the depth guard.
+pub fn record_reader(data: &[u8]) {
+    let _ = crate::ingest::read_records(data, Some("fuzz"), 32);
+}
+
+/// The whole pipeline: read, schema, semantic checks, mapping, output gate; and every refusal
+/// rendered as an OperationOutcome.
+pub fn mapping(data: &[u8]) {
+    for o in pipeline().convert_bytes(data, None) {
+        if let Err(r) = o.result {
+            let _ = r.to_operation_outcome();
+        }
+    }
+}
+
+/// The FHIR package loader, on a `.tgz` made of the input bytes.
+pub fn package_loader(data: &[u8]) {
+    let Ok(dir) = std::env::temp_dir().canonicalize() else { return };
+    let path = dir.join(format!("mhg-fuzz-{}.tgz", std::process::id()));
+    if std::fs::write(&path, data).is_ok() {
+        let mut p = crate::validate::packages::Packages::new();
+        if p.add(&path).is_ok() {
+            for url in p.urls_of_type("StructureDefinition").map(str::to_owned).collect::<Vec<_>>() {
+                let _ = p.resolve(&url);
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// JWT verification, against an issuer with an HS256 secret and one with an RSA key.
+pub fn jwt(data: &[u8]) {
+    static ISSUERS: OnceLock<Vec<crate::auth::jwt::Issuer>> = OnceLock::new();
+    let issuers = ISSUERS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("mhg-fuzz-jwt-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let secret = dir.join("secret");
+        let _ = std::fs::write(&secret, "a-shared-secret-of-at-least-32-bytes-long");
+        let cfg: crate::auth::jwt::IssuerConfig = match toml::from_str(&format!(
+            "issuer = \"https://hs.example\"\naudience = \"mhg\"\nsecret_file = {:?}\nalgorithms = [\"HS256\"]\n",
+            secret.display().to_string()
+        )) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        crate::auth::jwt::Issuer::new(&cfg).into_iter().collect()
+    });
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = crate::auth::jwt::verify(issuers, s);
+    }
+}
