@@ -8,6 +8,7 @@
 //! (`Bundle.entry[3].resource.status`) and never quote values.
 
 pub mod packages;
+pub mod profile;
 
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;

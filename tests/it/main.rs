@@ -12,6 +12,7 @@ mod mappings;
 mod ops;
 mod outbound;
 mod packages;
+mod profile;
 mod peers;
 mod property;
 mod relay;
