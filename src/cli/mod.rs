@@ -1,9 +1,10 @@
-//! The command line: `mhg convert`, `mhg serve`. Parses arguments, loads configuration, and
+//! The command line: `mhg convert`, `mhg serve`, `mhg replay`, `mhg validate`. Parses arguments, loads configuration, and
 //! hands off to the pipeline or the HTTP server. Exit statuses are part of the contract:
 //! 0 success, 1 some input refused, 2 usage or configuration error.
 
 pub mod convert;
 pub mod serve;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Replay the dead-lettered deliveries of a submission (after fixing the cause).
     Replay(ReplayArgs),
+    /// Validate FHIR resources against base R4, their meta.profile and --profile.
+    Validate(validate::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,5 +101,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Convert(args) => convert::run(&config, args),
         Command::Serve(args) => serve::run(config, args),
         Command::Replay(args) => replay(&config, args),
+        Command::Validate(args) => validate::run(&config, args),
     }
 }

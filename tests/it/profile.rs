@@ -125,3 +125,75 @@ fn cardinality_and_profiles() {
     assert!(mhg::validate::profile::has_errors(&f), "{f:#?}");
     assert!(!validator().knows_profile("http://example.org/nope"));
 }
+
+mod interfaces {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use crate::common::*;
+    use mhg::http::{AppState, router};
+
+    async fn call(uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+        let app = router(AppState { pipeline: pipeline(), max_body_bytes: 64 * 1024, max_records: 100, relay: None });
+        let req = Request::post(uri).header("content-type", "application/fhir+json").body(body.into()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let s = resp.status();
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        (s, serde_json::from_slice(&b).unwrap())
+    }
+
+    fn severities(oo: &Value) -> Vec<String> {
+        oo["issue"].as_array().unwrap().iter().map(|i| i["severity"].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn validate_route() {
+        let good = json!({"resourceType": "Patient", "gender": "female"});
+        let (s, oo) = call("/fhir/$validate", good.to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!severities(&oo).contains(&"error".to_owned()), "{oo}");
+        let (_, oo) = call("/fhir/$validate", json!({"resourceType": "Basic", "code": {"text": "x"}, "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}).to_string()).await;
+        assert_eq!(severities(&oo), ["information"], "{oo}");
+        let (s, oo) = call("/fhir/Patient/$validate", json!({"resourceType": "Patient", "gender": "x"}).to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(oo["issue"][0]["expression"][0], "Patient.gender", "{oo}");
+        // Parameters with a profile: IPS Patient needs name and birthDate.
+        let params = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "resource", "resource": good},
+            {"name": "profile", "valueCanonical": "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"}]});
+        let (s, oo) = call("/fhir/$validate", params.to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(severities(&oo).contains(&"error".to_owned()), "{oo}");
+        // Refusals.
+        assert_eq!(call("/fhir/$validate", "{nope").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/fhir/$validate", "[1]").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(call("/fhir/Observation/$validate", good.to_string()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(call("/fhir/$validate?profile=http://example.org/none", good.to_string()).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/fhir/$validate", "[".repeat(100) + &"]".repeat(100)).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/fhir/$validate", format!("{{\"resourceType\":\"Patient\",\"x\":\"{}\"}}", "a".repeat(70_000))).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn validate_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, json!({"resourceType": "Patient", "gender": "female"}).to_string()).unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "not json").unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).current_dir(root()).args(args).output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let g = good.to_str().unwrap();
+        let (code, out) = run(&["validate", g]);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(out.lines().count(), 1);
+        assert_eq!(run(&["validate", g, bad.to_str().unwrap()]).0, Some(1));
+        assert_eq!(run(&["validate", g, "--profile", "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]).0, Some(1));
+        assert_eq!(run(&["validate", g, "--profile", "http://example.org/none"]).0, Some(2));
+        assert_eq!(run(&["validate", g, "--package", "/nonexistent.tgz"]).0, Some(2));
+    }
+}

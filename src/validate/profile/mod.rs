@@ -14,6 +14,7 @@
 //! lazily on first use of a definition), no logging, and no finding quotes an instance value:
 //! findings name element paths (FHIRPath) and codes of definitions only.
 
+pub mod load;
 pub mod model;
 pub mod primitive;
 pub mod slicing;

@@ -200,7 +200,8 @@ pub fn check(ty: &str, v: &Value) -> Option<String> {
         "uuid" => want_string(uuid),
         "uri" | "url" | "canonical" => want_string(uri),
         "base64Binary" => want_string(base64),
-        "string" | "markdown" | "xhtml" => want_string(|s| !s.trim().is_empty() || s.is_empty()),
+        // `[ \r\n\t\S]+`: any non-empty text, white space included.
+        "string" | "markdown" | "xhtml" => want_string(|_| true),
         _ => want_string(|_| true),
     }
 }
