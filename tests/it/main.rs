@@ -16,3 +16,4 @@ mod profile;
 mod peers;
 mod property;
 mod relay;
+mod validator_suite;

@@ -14,6 +14,9 @@ const MAX_DEPTH: usize = 64;
 
 /// Entries of the Bundle being validated, for references that resolve inside it.
 pub(super) struct BundleIndex<'v> {
+    /// Bundle.type: references that do not resolve are errors only where the Bundle must be
+    /// self-contained (document, message, transaction, batch).
+    kind: &'v str,
     by_full_url: HashMap<&'v str, &'v Value>,
     by_type_id: HashMap<(&'v str, &'v str), &'v Value>,
 }
@@ -26,6 +29,8 @@ pub(super) struct Scope<'v> {
     pub root: &'v Value,
     pub bundle: Option<&'v BundleIndex<'v>>,
     pub full_url: Option<&'v str>,
+    /// The resource holding this one (a contained resource's siblings resolve through it).
+    pub container: Option<&'v Value>,
 }
 
 /// The element holding an extension: its base path and type (for extension contexts).
@@ -56,7 +61,7 @@ pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], 
             }
         })
         .collect();
-    let scope = Scope { resource, root: resource, bundle: None, full_url: None };
+    let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None };
     w.resource(resource, &extra, scope);
 }
 
@@ -130,7 +135,7 @@ impl<'a> Walk<'a> {
             }
         }
         let index;
-        let mut scope = Scope { resource: value, ..outer };
+        let mut scope = Scope { resource: value, container: Some(outer.resource), ..outer };
         if outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj)) {
             scope.root = value;
         }
@@ -312,6 +317,20 @@ impl<'a> Walk<'a> {
                 self.report(Severity::Error, "value", "value does not match the pattern of the profile");
             }
         }
+        if e.min_value.is_some() || e.max_value.is_some() {
+            let num = |x: Option<&Value>| x.and_then(|q| q.get("value")).and_then(|v| v.to_string().parse::<f64>().ok());
+            let x = num(Some(value));
+            if let (Some(m), Some(x)) = (num(e.min_value.as_ref()), x) {
+                if x < m {
+                    self.report(Severity::Error, "value", "value is below the minimum allowed by the profile");
+                }
+            }
+            if let (Some(m), Some(x)) = (num(e.max_value.as_ref()), x) {
+                if x > m {
+                    self.report(Severity::Error, "value", "value is above the maximum allowed by the profile");
+                }
+            }
+        }
         match ty {
             "CodeableConcept" => self.codeable_concept(prof, eid, obj),
             "Coding" | "Quantity" => {
@@ -404,7 +423,8 @@ impl<'a> Walk<'a> {
             if id.is_empty() {
                 Some(scope.resource["resourceType"].as_str().unwrap_or_default().to_owned())
             } else {
-                let found = scope.resource["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
+                let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
+                let found = find(scope.resource).or_else(|| scope.container.and_then(find));
                 match found {
                     Some(x) => x["resourceType"].as_str().map(str::to_owned),
                     None => {
@@ -418,7 +438,7 @@ impl<'a> Walk<'a> {
         } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
             found["resourceType"].as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
-            if scope.bundle.is_some() {
+            if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
                 let len = self.push("reference", None);
                 self.report(Severity::Error, "not-found", "the reference does not resolve to an entry of the Bundle");
                 self.path.truncate(len);
@@ -447,9 +467,7 @@ impl<'a> Walk<'a> {
             }
         });
         if !ok {
-            let len = self.push("reference", None);
             self.report(Severity::Error, "structure", format!("a reference to a {tt} is not allowed here"));
-            self.path.truncate(len);
         }
     }
 
@@ -477,7 +495,12 @@ impl<'a> Walk<'a> {
         match self.v.profile(url) {
             Some(ext) if ext.type_name == "Extension" => {
                 if !context_ok(&ext, host) {
+                    let here = self.path.clone();
+                    if let Some(i) = here.rfind('.') {
+                        self.path.truncate(i);
+                    }
                     self.report(Severity::Error, "structure", format!("extension {url} is not allowed here (context)"));
+                    self.path = here;
                 }
                 self.item(&ext, 0, Some(value), None, "Extension", scope, host);
             }
@@ -512,13 +535,28 @@ impl<'a> Walk<'a> {
                 if ce.choice { ce.choice_keys.iter().any(|(k, s, _)| k == key || s == key) } else { ce.name == *key || ce.shadow == *key }
             });
             if !known {
-                let len = self.push(key, None);
-                if key == "fhir_comments" {
+                // A choice element given in a type the profile does not allow.
+                let choice = children.iter().map(|&c| cp.elem(c)).find(|ce| {
+                    ce.choice
+                        && key.len() > ce.name.len()
+                        && key.starts_with(ce.name.as_str())
+                        && key.as_bytes()[ce.name.len()].is_ascii_uppercase()
+                });
+                if let Some(ce) = choice {
+                    let t = fhir_type_of_suffix(&key[ce.name.len()..]);
+                    let len = self.path.len();
+                    self.path.push('.');
+                    self.path.push_str(&ce.name);
+                    self.path.push_str(".ofType(");
+                    self.path.push_str(&t);
+                    self.path.push(')');
+                    self.report(Severity::Error, "structure", format!("type {t} is not allowed for {}[x] here", ce.name));
+                    self.path.truncate(len);
+                } else if key == "fhir_comments" {
                     self.report(Severity::Warning, "structure", format!("unrecognized property {key}"));
                 } else {
                     self.report(Severity::Error, "structure", format!("unrecognized property {key}"));
                 }
-                self.path.truncate(len);
             }
         }
         for &c in children {
@@ -749,8 +787,8 @@ impl<'a> Walk<'a> {
     /// Bundle rules that need the whole Bundle: fullUrl form and uniqueness, `request` for
     /// transactions and batches. Builds the index references resolve against (linear).
     fn bundle_rules<'v>(&mut self, obj: &'v Map<String, Value>) -> BundleIndex<'v> {
-        let mut idx = BundleIndex { by_full_url: HashMap::new(), by_type_id: HashMap::new() };
         let ty = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), by_type_id: HashMap::new() };
         let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
             return idx;
         };
@@ -821,6 +859,33 @@ impl<'v> BundleIndex<'v> {
         let (t, id) = r.split_once('/')?;
         self.by_type_id.get(&(t, id)).copied()
     }
+}
+
+/// `String` -> `string`, `DateTime` -> `dateTime`, `Quantity` stays.
+fn fhir_type_of_suffix(t: &str) -> String {
+    const PRIMS: [&str; 20] = [
+        "base64Binary",
+        "boolean",
+        "canonical",
+        "code",
+        "date",
+        "dateTime",
+        "decimal",
+        "id",
+        "instant",
+        "integer",
+        "markdown",
+        "oid",
+        "positiveInt",
+        "string",
+        "time",
+        "unsignedInt",
+        "uri",
+        "url",
+        "uuid",
+        "xhtml",
+    ];
+    PRIMS.iter().find(|p| p.eq_ignore_ascii_case(t)).map(|p| (*p).to_owned()).unwrap_or_else(|| t.to_owned())
 }
 
 fn type_of_literal(r: &str) -> Option<&str> {
