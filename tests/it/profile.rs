@@ -94,7 +94,8 @@ fn check(resource: Value, profiles: &[&str], expected: &[&str]) {
 #[test]
 fn json_layer_and_primitives() {
     check(json!({"resourceType": "Patient", "gender": "male", "birthDate": "1990-01-01"}), &[], &[]);
-    check(json!({"resourceType": "Patient", "foo": 1}), &[], &["Patient.foo"]);
+    // Unknown properties are reported at their parent, as the HL7 validator does.
+    check(json!({"resourceType": "Patient", "foo": 1}), &[], &["Patient"]);
     check(json!({"resourceType": "Patient", "birthDate": "1990-13-01"}), &[], &["Patient.birthDate"]);
     check(json!({"resourceType": "Patient", "name": {"family": "x"}}), &[], &["Patient.name"]);
     check(json!({"resourceType": "Patient", "active": "true"}), &[], &["Patient.active"]);
