@@ -97,7 +97,12 @@ pub struct Validator {
     /// over packages.
     loose: HashMap<String, Arc<Value>>,
     profiles: Memo<Profile>,
+    /// Base definitions by type name (`Patient`, `HumanName`): the hot lookup, without building
+    /// the canonical URL each time.
+    types: Memo<Profile>,
     expansions: Memo<Expansion>,
+    /// Complete CodeSystems by URL: code -> display.
+    code_systems: Memo<HashMap<String, Option<String>>>,
     engine: Option<Arc<dyn InvariantEngine>>,
 }
 
@@ -109,7 +114,15 @@ impl std::fmt::Debug for Validator {
 
 impl Validator {
     pub fn new(packages: Arc<Packages>) -> Self {
-        Validator { packages, loose: HashMap::new(), profiles: RwLock::default(), expansions: RwLock::default(), engine: None }
+        Validator {
+            packages,
+            loose: HashMap::new(),
+            profiles: RwLock::default(),
+            types: RwLock::default(),
+            expansions: RwLock::default(),
+            code_systems: RwLock::default(),
+            engine: None,
+        }
     }
 
     /// Adds loose definitions (resources with a `url`); a Bundle contributes its entries.
@@ -154,6 +167,16 @@ impl Validator {
     /// The compiled profile (memoised); None when unknown or unusable.
     pub fn profile(&self, url: &str) -> Option<Arc<Profile>> {
         self.profile_at(url, 0)
+    }
+
+    /// The base definition of a FHIR type (`http://hl7.org/fhir/StructureDefinition/<ty>`).
+    pub fn type_profile(&self, ty: &str) -> Option<Arc<Profile>> {
+        if let Some(p) = self.types.read().ok()?.get(ty) {
+            return p.clone();
+        }
+        let p = self.profile(&format!("{CORE}{ty}"));
+        self.types.write().ok()?.insert(ty.to_owned(), p.clone());
+        p
     }
 
     fn profile_at(&self, url: &str, depth: usize) -> Option<Arc<Profile>> {
@@ -202,6 +225,30 @@ impl Validator {
             .map(Arc::new);
         self.expansions.write().ok()?.insert(url.to_owned(), e.clone());
         e
+    }
+
+    /// The codes (and displays) of a complete CodeSystem (memoised); None when the system is
+    /// not loaded or not complete here.
+    pub fn code_system(&self, url: &str) -> Option<Arc<HashMap<String, Option<String>>>> {
+        if let Some(e) = self.code_systems.read().ok()?.get(url) {
+            return e.clone();
+        }
+        let cs = self.resolve(url).filter(|c| c["resourceType"] == "CodeSystem" && c["content"] == "complete");
+        let index = cs.and_then(|cs| {
+            let mut out = HashMap::new();
+            fn walk(list: &Value, out: &mut HashMap<String, Option<String>>) {
+                for c in list.as_array().into_iter().flatten() {
+                    if let Some(code) = c["code"].as_str() {
+                        out.insert(code.to_owned(), c["display"].as_str().map(str::to_owned));
+                    }
+                    walk(&c["concept"], out);
+                }
+            }
+            walk(&cs["concept"], &mut out);
+            (!out.is_empty()).then(|| Arc::new(out))
+        });
+        self.code_systems.write().ok()?.insert(url.to_owned(), index.clone());
+        index
     }
 
     /// Validates `resource` against base R4, its `meta.profile`s and `profiles`. Unknown entries

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::Severity;
 use super::model::{ElemId, Profile, is_primitive};
 use super::walk::{Host, Scope, Walk, matches_pattern, same};
-use super::{CORE, Severity};
 
 enum Seg<'p> {
     This,
@@ -184,7 +184,7 @@ fn child(w: &Walk<'_>, p: &Arc<Profile>, id: ElemId, name: &str) -> Option<(Arc<
                 }
             }
         }
-        if let Some(tp) = w.v.profile(&format!("{CORE}{}", t.code)) {
+        if let Some(tp) = w.v.type_profile(&t.code) {
             if let Some(c) = find(&tp, &tp.elem(0).children) {
                 return Some((tp, c));
             }

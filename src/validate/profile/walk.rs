@@ -71,7 +71,7 @@ fn upper_first(s: &str) -> String {
 }
 
 pub(super) fn is_resource_type(v: &Validator, ty: &str) -> bool {
-    matches!(ty, "Resource" | "DomainResource") || v.profile(&format!("{CORE}{ty}")).is_some_and(|p| p.kind == "resource")
+    matches!(ty, "Resource" | "DomainResource") || v.type_profile(ty).is_some_and(|p| p.kind == "resource")
 }
 
 impl<'a> Walk<'a> {
@@ -100,7 +100,7 @@ impl<'a> Walk<'a> {
             self.report(Severity::Error, "structure", "resourceType is missing: not a FHIR resource");
             return;
         };
-        let Some(base) = self.v.profile(&format!("{CORE}{rt}")).filter(|p| p.kind == "resource" && !p.is_abstract) else {
+        let Some(base) = self.v.type_profile(rt).filter(|p| p.kind == "resource" && !p.is_abstract) else {
             self.report(Severity::Error, "structure", format!("unknown resource type {rt}"));
             return;
         };
@@ -236,8 +236,8 @@ impl<'a> Walk<'a> {
                             "constraint ele-1 failed: All FHIR elements must have a @value or children",
                         );
                     }
-                    let (cp, children) = self.children(prof, eid, ty);
-                    self.object(&cp, &children, m, scope, Host { path: &e.base_path, ty }, true);
+                    let (cp, pid) = self.children(prof, eid, ty);
+                    self.object(&cp, &cp.elem(pid).children, m, scope, Host { path: &e.base_path, ty }, true);
                 }
             }
         } else if value.is_none() {
@@ -271,26 +271,23 @@ impl<'a> Walk<'a> {
 
     /// Children of an element: the profile's own when it unrolls them, else those of the type
     /// (or of the referenced element for `contentReference`).
-    pub fn children(&self, prof: &Arc<Profile>, eid: ElemId, ty: &str) -> (Arc<Profile>, Vec<ElemId>) {
+    pub fn children(&self, prof: &Arc<Profile>, eid: ElemId, ty: &str) -> (Arc<Profile>, ElemId) {
         let e = prof.elem(eid);
         if !e.children.is_empty() {
-            return (prof.clone(), e.children.clone());
+            return (prof.clone(), eid);
         }
         if let Some(r) = &e.content_ref {
             // `#Questionnaire.item` refers into the base resource.
             let root = r.split('.').next().unwrap_or_default();
-            for p in [Some(prof.clone()), self.v.profile(&format!("{CORE}{root}"))].into_iter().flatten() {
+            for p in [Some(prof.clone()), self.v.type_profile(root)].into_iter().flatten() {
                 if let Some(id) = p.by_path(r) {
-                    return (p.clone(), p.elem(id).children.clone());
+                    return (p.clone(), id);
                 }
             }
         }
-        match self.v.profile(&format!("{CORE}{ty}")) {
-            Some(tp) => {
-                let c = tp.elem(0).children.clone();
-                (tp, c)
-            }
-            None => (prof.clone(), Vec::new()),
+        match self.v.type_profile(ty) {
+            Some(tp) => (tp, 0),
+            None => (prof.clone(), eid),
         }
     }
 
@@ -304,9 +301,9 @@ impl<'a> Walk<'a> {
             return;
         }
         let e = prof.elem(eid);
-        let (cp, children) = self.children(prof, eid, ty);
+        let (cp, pid) = self.children(prof, eid, ty);
         let host_path = if eid == 0 { ty } else { e.base_path.as_str() };
-        self.object(&cp, &children, obj, scope, Host { path: host_path, ty }, false);
+        self.object(&cp, &cp.elem(pid).children, obj, scope, Host { path: host_path, ty }, false);
         if let Some(f) = &e.fixed {
             if !same(value, f) {
                 self.report(Severity::Error, "value", "value is not the fixed value of the profile");
@@ -334,6 +331,9 @@ impl<'a> Walk<'a> {
         match ty {
             "CodeableConcept" => self.codeable_concept(prof, eid, obj),
             "Coding" | "Quantity" => {
+                if ty == "Coding" {
+                    self.known_code(obj);
+                }
                 if let Some(code) = obj.get("code").and_then(Value::as_str) {
                     let system = obj.get("system").and_then(Value::as_str);
                     if ty == "Coding" || system.is_some() {
@@ -348,7 +348,7 @@ impl<'a> Walk<'a> {
         // Invariants of the element, then of its type when the element is not the type's root.
         self.constraints(prof, eid, value, ty, scope);
         if eid != 0 || prof.type_name != ty {
-            if let Some(tp) = self.v.profile(&format!("{CORE}{ty}")) {
+            if let Some(tp) = self.v.type_profile(ty) {
                 if !Arc::ptr_eq(&tp, prof) {
                     self.constraints(&tp, 0, value, ty, scope);
                 }
@@ -371,6 +371,33 @@ impl<'a> Walk<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// A code of a complete CodeSystem loaded here must exist, and its display (when given)
+    /// must be the CodeSystem's display (compared ignoring case and spacing).
+    fn known_code(&mut self, obj: &Map<String, Value>) {
+        let (Some(system), Some(code)) = (obj.get("system").and_then(Value::as_str), obj.get("code").and_then(Value::as_str)) else {
+            return;
+        };
+        let Some(cs) = self.v.code_system(system) else { return };
+        match cs.get(code) {
+            None => {
+                let len = self.push("code", None);
+                self.report(Severity::Error, "code-invalid", format!("the code is not defined in the code system {system}"));
+                self.path.truncate(len);
+            }
+            Some(Some(display)) => {
+                if let Some(given) = obj.get("display").and_then(Value::as_str) {
+                    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                    if norm(given) != norm(display) {
+                        let len = self.push("display", None);
+                        self.report(Severity::Error, "invalid", format!("wrong display for the code in the code system {system}"));
+                        self.path.truncate(len);
+                    }
+                }
+            }
+            Some(None) => {}
         }
     }
 
