@@ -243,7 +243,8 @@ pub(super) fn matches<'v>(
                             }),
                             None => false,
                         },
-                        None => false,
+                        // The slice does not constrain this discriminator: any value matches.
+                        None => target.is_some(),
                     },
                 }
             }

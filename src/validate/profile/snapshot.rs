@@ -62,6 +62,31 @@ fn merge(into: &mut Value, d: &Map<String, Value>) {
 
 /// Copies a type's snapshot below `at` (rewriting `HumanName.x` to `<at>.x`).
 fn unroll(v: &Validator, list: &mut Vec<Value>, at: usize, depth: usize) -> bool {
+    // `contentReference` (`#Parameters.parameter`): copy that element's children from the list.
+    if let Some(r) = list[at]["contentReference"].as_str().and_then(|r| r.strip_prefix('#')).map(str::to_owned) {
+        let Some(src) = list.iter().position(|e| path_of(e) == r && slice_of(e).is_none()) else { return false };
+        let base = path_of(&list[at]).to_owned();
+        let end = subtree_end(list, src);
+        let insert: Vec<Value> = list[src + 1..end]
+            .iter()
+            .filter(|e| slice_of(e).is_none())
+            .map(|e| {
+                let mut x = e.clone();
+                let p = path_of(&x).to_owned();
+                x["path"] = Value::String(format!("{base}{}", &p[r.len()..]));
+                x
+            })
+            .collect();
+        if insert.is_empty() {
+            return false;
+        }
+        if let Some(o) = list[at].as_object_mut() {
+            o.remove("contentReference");
+            o.insert("type".into(), serde_json::json!([{"code": "BackboneElement"}]));
+        }
+        list.splice(at + 1..at + 1, insert);
+        return true;
+    }
     let e = &list[at];
     let Some(t) = e["type"].as_array().and_then(|t| t.first()) else { return false };
     let url = t["profile"].as_array().and_then(|p| p.first()).and_then(Value::as_str).map(str::to_owned);

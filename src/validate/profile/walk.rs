@@ -455,9 +455,7 @@ impl<'a> Walk<'a> {
                 match found {
                     Some(x) => x["resourceType"].as_str().map(str::to_owned),
                     None => {
-                        let len = self.push("reference", None);
                         self.report(Severity::Error, "not-found", "the contained resource referenced is not in this resource");
-                        self.path.truncate(len);
                         return;
                     }
                 }
@@ -466,9 +464,7 @@ impl<'a> Walk<'a> {
             found["resourceType"].as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
             if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
-                let len = self.push("reference", None);
                 self.report(Severity::Error, "not-found", "the reference does not resolve to an entry of the Bundle");
-                self.path.truncate(len);
             }
             None
         } else {
