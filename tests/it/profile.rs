@@ -198,3 +198,4 @@ mod interfaces {
         assert_eq!(run(&["validate", g, "--package", "/nonexistent.tgz"]).0, Some(2));
     }
 }
+

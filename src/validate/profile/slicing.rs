@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Severity;
-use super::model::{ElemId, Profile, is_primitive};
+use super::model::{ElemId, Profile, Strength, is_primitive};
 use super::walk::{Host, Scope, Walk, matches_pattern, same};
 
 enum Seg<'p> {
@@ -231,7 +231,7 @@ pub(super) fn matches<'v>(
                 });
                 match expected {
                     Some((x, exact)) => vals.iter().any(|(val, _)| if exact { same(val, &x) } else { matches_pattern(val, &x) }),
-                    None => match target.as_ref().and_then(|(p, id, _)| p.elem(*id).binding.clone()) {
+                    None => match target.as_ref().and_then(|(p, id, _)| p.elem(*id).binding.clone()).filter(|b| b.strength == Strength::Required) {
                         Some(b) => match w.v.expansion(&b.value_set) {
                             Some(exp) => vals.iter().any(|(val, _)| match val {
                                 Value::String(c) => exp.has(None, c),

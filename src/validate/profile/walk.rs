@@ -260,6 +260,18 @@ impl<'a> Walk<'a> {
                 }
             }
         } else if let (Some(s), true) = (v.as_str(), matches!(ty, "date" | "dateTime" | "instant" | "time")) {
+            // `minValueDuration` / `maxValueDuration`: relative to now (now - min, now + max).
+            let relative = |d: Option<&Value>, sign: i64| d.filter(|d| d.is_object()).and_then(|d| relative_date(d, sign));
+            if let Some(m) = relative(min, -1) {
+                if s.get(..10).unwrap_or(s) < m.as_str() {
+                    self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
+                }
+            }
+            if let Some(m) = relative(max, 1) {
+                if s.get(..10).unwrap_or(s) > m.as_str() {
+                    self.report(Severity::Error, "value", "value is after the maximum allowed by the profile");
+                }
+            }
             if min.and_then(Value::as_str).is_some_and(|m| s < m) {
                 self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
             }
@@ -882,6 +894,30 @@ impl<'v> BundleIndex<'v> {
         let (t, id) = r.split_once('/')?;
         self.by_type_id.get(&(t, id)).copied()
     }
+}
+
+/// Today shifted by a UCUM duration (`a`, `mo`, `wk`, `d`), as `YYYY-MM-DD`.
+fn relative_date(d: &Value, sign: i64) -> Option<String> {
+    let n: f64 = d.get("value")?.to_string().parse().ok()?;
+    let days_per = match d.get("code").and_then(Value::as_str)? {
+        "a" => 365.25,
+        "mo" => 30.4375,
+        "wk" => 7.0,
+        "d" => 1.0,
+        _ => return None,
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
+    let z = now + sign * (n * days_per) as i64 + 719_468;
+    // Days to civil date (Howard Hinnant's algorithm).
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some(format!("{year:04}-{month:02}-{day:02}"))
 }
 
 /// `String` -> `string`, `DateTime` -> `dateTime`, `Quantity` stays.
