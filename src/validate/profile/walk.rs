@@ -567,7 +567,12 @@ impl<'a> Walk<'a> {
             }
             let known = children.iter().any(|&c| {
                 let ce = cp.elem(c);
-                if ce.choice { ce.choice_keys.iter().any(|(k, s, _)| k == key || s == key) } else { ce.name == *key || ce.shadow == *key }
+                if ce.choice {
+                    let bare = key.strip_prefix('_').unwrap_or(key);
+                    bare.starts_with(ce.name.as_str()) && ce.choice_keys.iter().any(|(k, _, _)| k == bare)
+                } else {
+                    ce.name == *key || ce.shadow == *key
+                }
             });
             if !known {
                 // A choice element given in a type the profile does not allow.
@@ -601,15 +606,26 @@ impl<'a> Walk<'a> {
             }
             let mut found: Option<(&Value, Option<&Value>, &str, &str)> = None;
             if ce.choice {
+                // Scan the object's keys (a few) rather than every allowed type (up to 50);
+                // `valueString` and `_valueString` are one value.
                 let mut n = 0;
-                for (k, s, ti) in &ce.choice_keys {
-                    let (m, sh) = (obj.get(k), obj.get(s));
-                    if m.is_some() || sh.is_some() {
-                        n += 1;
-                        if found.is_none() {
-                            found = Some((m.unwrap_or(&Value::Null), sh, ce.types[*ti].code.as_str(), k.as_str()));
-                        }
+                let mut first: Option<usize> = None;
+                for key in obj.keys() {
+                    let bare = key.strip_prefix('_').unwrap_or(key);
+                    if bare.len() <= ce.name.len() || !bare.starts_with(ce.name.as_str()) {
+                        continue;
                     }
+                    let Some(pos) = ce.choice_keys.iter().position(|(k, _, _)| k == bare) else { continue };
+                    let shadow_of_main = key.starts_with('_') && obj.contains_key(bare);
+                    if shadow_of_main {
+                        continue;
+                    }
+                    n += 1;
+                    first.get_or_insert(pos);
+                }
+                if let Some(pos) = first {
+                    let (k, s, ti) = &ce.choice_keys[pos];
+                    found = Some((obj.get(k).unwrap_or(&Value::Null), obj.get(s), ce.types[*ti].code.as_str(), k.as_str()));
                 }
                 if n > 1 {
                     self.report(Severity::Error, "structure", format!("more than one type given for {}[x]", ce.name));
