@@ -323,7 +323,7 @@ impl<'a> Walk<'a> {
         }
         if let Some(p) = &e.pattern {
             if !matches_pattern(value, p) {
-                self.report(Severity::Error, "value", "value does not match the pattern of the profile");
+                self.pattern_mismatch(value, p);
             }
         }
         if e.min_value.is_some() || e.max_value.is_some() {
@@ -383,6 +383,34 @@ impl<'a> Walk<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// Reports where a value departs from a `pattern[x]`: at the deepest property that differs,
+    /// as the HL7 validator does (`telecom[0].system`, not `telecom[0]`).
+    fn pattern_mismatch(&mut self, v: &Value, p: &Value) {
+        match (v, p) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, pv) in y {
+                    match x.get(k) {
+                        Some(xv) if matches_pattern(xv, pv) => {}
+                        Some(xv) => {
+                            let many = xv.as_array().filter(|a| a.len() == 1);
+                            let len = self.push(k, many.map(|_| 0));
+                            match (many, pv.as_array().filter(|a| a.len() == 1)) {
+                                (Some(a), Some(b)) => self.pattern_mismatch(&a[0], &b[0]),
+                                (None, _) if !xv.is_array() => self.pattern_mismatch(xv, pv),
+                                _ => self.report(Severity::Error, "value", "value does not match the pattern of the profile"),
+                            }
+                            self.path.truncate(len);
+                        }
+                        None => {
+                            self.report(Severity::Error, "value", format!("value does not match the pattern of the profile: {k} is missing"));
+                        }
+                    }
+                }
+            }
+            _ => self.report(Severity::Error, "value", "value does not match the pattern of the profile"),
         }
     }
 
@@ -638,7 +666,10 @@ impl<'a> Walk<'a> {
                 }
             }
             let Some((main, shadow, ty, key)) = found else {
-                if ce.min > 0 {
+                // A choice given in a disallowed type is reported as such, not also as missing.
+                let disallowed = ce.choice
+                    && obj.keys().any(|k| k.len() > ce.name.len() && k.starts_with(ce.name.as_str()) && k.as_bytes()[ce.name.len()].is_ascii_uppercase());
+                if ce.min > 0 && !disallowed {
                     self.report(Severity::Error, "required", format!("{}: minimum required = {}, but only found 0", ce.path, ce.min));
                 }
                 continue;
