@@ -231,7 +231,11 @@ pub(super) fn matches<'v>(
                 });
                 match expected {
                     Some((x, exact)) => vals.iter().any(|(val, _)| if exact { same(val, &x) } else { matches_pattern(val, &x) }),
-                    None => match target.as_ref().and_then(|(p, id, _)| p.elem(*id).binding.clone()).filter(|b| b.strength == Strength::Required) {
+                    None => match target
+                        .as_ref()
+                        .and_then(|(p, id, _)| p.elem(*id).binding.clone())
+                        .filter(|b| b.strength == Strength::Required)
+                    {
                         Some(b) => match w.v.expansion(&b.value_set) {
                             Some(exp) => vals.iter().any(|(val, _)| match val {
                                 Value::String(c) => exp.has(None, c),

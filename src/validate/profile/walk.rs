@@ -318,7 +318,7 @@ impl<'a> Walk<'a> {
         self.object(&cp, &cp.elem(pid).children, obj, scope, Host { path: host_path, ty }, false);
         if let Some(f) = &e.fixed {
             if !same(value, f) {
-                self.report(Severity::Error, "value", "value is not the fixed value of the profile");
+                self.fixed_mismatch(value, f);
             }
         }
         if let Some(p) = &e.pattern {
@@ -386,6 +386,42 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Reports where a value departs from a `fixed[x]`: extra properties and differing ones
+    /// at their own paths.
+    fn fixed_mismatch(&mut self, v: &Value, f: &Value) {
+        match (v, f) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, xv) in x {
+                    match y.get(k) {
+                        None => {
+                            let len = self.push(k, None);
+                            self.report(
+                                Severity::Error,
+                                "value",
+                                format!("{k} is present but not allowed by the fixed value of the profile"),
+                            );
+                            self.path.truncate(len);
+                        }
+                        Some(fv) if !same(xv, fv) => {
+                            let len = self.push(k, None);
+                            if xv.is_object() {
+                                self.fixed_mismatch(xv, fv)
+                            } else {
+                                self.report(Severity::Error, "value", "value is not the fixed value of the profile")
+                            }
+                            self.path.truncate(len);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                    self.report(Severity::Error, "value", format!("{k} of the fixed value of the profile is missing"));
+                }
+            }
+            _ => self.report(Severity::Error, "value", "value is not the fixed value of the profile"),
+        }
+    }
+
     /// Reports where a value departs from a `pattern[x]`: at the deepest property that differs,
     /// as the HL7 validator does (`telecom[0].system`, not `telecom[0]`).
     fn pattern_mismatch(&mut self, v: &Value, p: &Value) {
@@ -405,7 +441,11 @@ impl<'a> Walk<'a> {
                             self.path.truncate(len);
                         }
                         None => {
-                            self.report(Severity::Error, "value", format!("value does not match the pattern of the profile: {k} is missing"));
+                            self.report(
+                                Severity::Error,
+                                "value",
+                                format!("value does not match the pattern of the profile: {k} is missing"),
+                            );
                         }
                     }
                 }
@@ -668,7 +708,9 @@ impl<'a> Walk<'a> {
             let Some((main, shadow, ty, key)) = found else {
                 // A choice given in a disallowed type is reported as such, not also as missing.
                 let disallowed = ce.choice
-                    && obj.keys().any(|k| k.len() > ce.name.len() && k.starts_with(ce.name.as_str()) && k.as_bytes()[ce.name.len()].is_ascii_uppercase());
+                    && obj.keys().any(|k| {
+                        k.len() > ce.name.len() && k.starts_with(ce.name.as_str()) && k.as_bytes()[ce.name.len()].is_ascii_uppercase()
+                    });
                 if ce.min > 0 && !disallowed {
                     self.report(Severity::Error, "required", format!("{}: minimum required = {}, but only found 0", ce.path, ce.min));
                 }
