@@ -64,10 +64,14 @@ fn merge(into: &mut Value, d: &Map<String, Value>) {
 fn unroll(v: &Validator, list: &mut Vec<Value>, at: usize, depth: usize) -> bool {
     // `contentReference` (`#Parameters.parameter`): copy that element's children from the list.
     if let Some(r) = list[at]["contentReference"].as_str().and_then(|r| r.strip_prefix('#')).map(str::to_owned) {
-        let Some(src) = list.iter().position(|e| path_of(e) == r && slice_of(e).is_none()) else { return false };
+        // From the base definition, not the list being constrained (the profile may have
+        // constrained the referenced element itself).
+        let root = r.split('.').next().unwrap_or_default();
+        let Some(base_list) = v.snapshot_elements(&format!("{CORE}{root}"), depth + 1) else { return false };
+        let Some(src) = base_list.iter().position(|e| path_of(e) == r && slice_of(e).is_none()) else { return false };
         let base = path_of(&list[at]).to_owned();
-        let end = subtree_end(list, src);
-        let insert: Vec<Value> = list[src + 1..end]
+        let end = subtree_end(&base_list, src);
+        let insert: Vec<Value> = base_list[src + 1..end]
             .iter()
             .filter(|e| slice_of(e).is_none())
             .map(|e| {
