@@ -199,3 +199,32 @@ mod interfaces {
     }
 }
 
+
+/// Odd input is a report, never a panic.
+#[test]
+fn odd_input_never_panics() {
+    let v = validator();
+    let odd = [
+        json!({"resourceType": 5}),
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [{}, {"resource": 1}, {"resource": {"resourceType": "Patient"}, "fullUrl": "x"}, null]}),
+        json!({"resourceType": "Bundle", "type": "document", "entry": [{"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Composition", "subject": {"reference": "urn:uuid:2"}}}]}),
+        json!({"resourceType": "Patient", "name": [null, {"given": [null, "x"], "_given": [{"id": "a"}]}], "_gender": [1], "birthDate": 19900101}),
+        json!({"resourceType": "Observation", "valueQuantity": "x", "valueString": {"a": 1}, "component": [[]], "contained": [{"resourceType": "Patient", "contained": [{}]}]}),
+        json!({"resourceType": "Patient", "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueBoolean": "no"}, {"url": 3}, {}]}),
+        json!({"resourceType": "Parameters", "parameter": [{"name": "p", "part": [{"name": "q", "part": [{"name": "r", "resource": {"resourceType": "Nope"}}]}]}]}),
+        json!({"resourceType": "Patient", "meta": {"profile": ["http://example.org/unknown", 7]}, "managingOrganization": {"reference": "#"}}),
+        json!({"resourceType": "Questionnaire", "status": "draft", "item": [{"linkId": "1", "type": "group", "item": [{"linkId": "2", "type": "string", "item": [{"linkId": "3", "type": "string"}]}]}]}),
+    ];
+    for o in odd {
+        let f = v.validate(&o, &[]);
+        assert!(f.iter().all(|f| !f.expression.is_empty()), "{f:#?}");
+    }
+    // A profile with only a differential whose types make no sense still gives a report.
+    let sd = json!({"resourceType": "StructureDefinition", "url": "http://example.org/sd/odd", "type": "Patient", "kind": "resource",
+        "derivation": "constraint", "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [{"path": "Patient.name.given.foo.bar", "min": 1}, {"path": "Patient.identifier", "sliceName": "x", "min": 1},
+            {"path": "Patient.birthDate", "maxValueDuration": {"value": 1e300, "code": "a"}}]}});
+    let v2 = Validator::new(shipped()).with_loose([sd]);
+    let f = v2.validate(&json!({"resourceType": "Patient", "birthDate": "2000-01-01"}), &["http://example.org/sd/odd"]);
+    assert!(mhg::validate::profile::has_errors(&f), "identifier:x is required: {f:#?}");
+}

@@ -77,7 +77,7 @@ fn unroll(v: &Validator, list: &mut Vec<Value>, at: usize, depth: usize) -> bool
             .map(|e| {
                 let mut x = e.clone();
                 let p = path_of(&x).to_owned();
-                x["path"] = Value::String(format!("{base}{}", &p[r.len()..]));
+                x["path"] = Value::String(format!("{base}{}", p.get(r.len()..).unwrap_or_default()));
                 x
             })
             .collect();
@@ -103,10 +103,10 @@ fn unroll(v: &Validator, list: &mut Vec<Value>, at: usize, depth: usize) -> bool
     for x in elems.iter().skip(1) {
         let mut x = x.clone();
         let p = path_of(&x).to_owned();
-        let rest = &p[root.len()..];
+        let rest = p.get(root.len()..).unwrap_or_default();
         x["path"] = Value::String(format!("{base}{rest}"));
         if let Some(id) = x["id"].as_str().map(str::to_owned) {
-            x["id"] = Value::String(format!("{}{}", list[at]["id"].as_str().unwrap_or(&base), &id[root.len().min(id.len())..]));
+            x["id"] = Value::String(format!("{}{}", list[at]["id"].as_str().unwrap_or(&base), id.get(root.len()..).unwrap_or_default()));
         }
         insert.push(x);
     }
@@ -130,7 +130,7 @@ pub(super) fn generate(v: &Validator, sd: &Value, depth: usize) -> Option<Vec<Va
         for e in &mut list {
             let p = path_of(e).to_owned();
             if p == root || is_below(&p, &root) {
-                e["path"] = Value::String(format!("{own_root}{}", &p[root.len()..]));
+                e["path"] = Value::String(format!("{own_root}{}", p.get(root.len()..).unwrap_or_default()));
             }
         }
     }

@@ -714,6 +714,14 @@ impl<'a> Walk<'a> {
                 if ce.min > 0 && !disallowed {
                     self.report(Severity::Error, "required", format!("{}: minimum required = {}, but only found 0", ce.path, ce.min));
                 }
+                // Required slices of an absent element are missing too.
+                for &sl in &ce.slices {
+                    let se = cp.elem(sl);
+                    if se.min > 0 {
+                        let name = se.slice_name.as_deref().unwrap_or_default();
+                        self.report(Severity::Error, "required", format!("{}:{name}: minimum required = {}, but only found 0", se.path, se.min));
+                    }
+                }
                 continue;
             };
             // A backbone element declares no type in some snapshots; an element with children
@@ -996,7 +1004,9 @@ fn relative_date(d: &Value, sign: i64) -> Option<String> {
         _ => return None,
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
-    let z = now + sign * (n * days_per) as i64 + 719_468;
+    // Clamped: a definition may say anything, the arithmetic must not overflow.
+    let shift = (n * days_per).clamp(-1e8, 1e8) as i64;
+    let z = now + sign * shift + 719_468;
     // Days to civil date (Howard Hinnant's algorithm).
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
