@@ -228,3 +228,51 @@ fn odd_input_never_panics() {
     let f = v2.validate(&json!({"resourceType": "Patient", "birthDate": "2000-01-01"}), &["http://example.org/sd/odd"]);
     assert!(mhg::validate::profile::has_errors(&f), "identifier:x is required: {f:#?}");
 }
+
+/// The FHIRPath hook: constraints the validator does not implement natively go to the engine;
+/// `false` is a finding of the constraint's severity, an engine error a warning naming the key.
+#[test]
+fn invariants_go_through_the_engine() {
+    use mhg::validate::profile::InvariantEngine;
+    struct Engine;
+    impl InvariantEngine for Engine {
+        fn invariant(&self, expr: &str, _focus: &Value, focus_type: &str, _resource: &Value, _root: &Value) -> Result<bool, String> {
+            match expr {
+                // pat-1 on Patient.contact: "name or telecom or address or organization".
+                e if e.contains("organization") && focus_type == "Patient.contact" => Ok(false),
+                e if e.starts_with("birthDate") => Err("unsupported".into()),
+                _ => Ok(true),
+            }
+        }
+    }
+    let v = Validator::new(shipped()).with_engine(std::sync::Arc::new(Engine));
+    let f = v.validate(&json!({"resourceType": "Patient", "contact": [{"gender": "male"}]}), &[]);
+    let pat1: Vec<&Finding> = f.iter().filter(|f| f.text.contains("pat-1")).collect();
+    assert_eq!(pat1.len(), 1, "{f:#?}");
+    assert_eq!(pat1[0].severity, Severity::Error);
+    assert_eq!(pat1[0].expression, "Patient.contact[0]");
+    assert!(f.iter().all(|f| f.severity != Severity::Error || f.text.contains("pat-1")), "{f:#?}");
+}
+
+#[test]
+fn validation_configuration() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mhg.toml");
+    std::fs::write(&f, "[validation]\npackages = []\nload = []\nprofile_gate = false\n").unwrap();
+    let c = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap();
+    assert!(!c.validation.profile_gate);
+    let env = HashMap::from([("MHG_VALIDATION_PROFILE_GATE".to_owned(), "true".to_owned())]);
+    assert!(mhg::config::Config::load_from(Some(&f), &env).unwrap().validation.profile_gate);
+    std::fs::write(&f, "[validation]\npackage = []\n").unwrap();
+    let e = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap_err().to_string();
+    assert!(e.contains("package") && e.contains("mhg.toml"), "{e}");
+    // A loose definition file that is not FHIR names the file.
+    let bad = dir.path().join("x.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let mut c = mhg::config::Config::default();
+    c.home = Some(root());
+    c.validation.load = vec![bad.clone()];
+    let e = c.validator(&[], &[]).unwrap_err().to_string();
+    assert!(e.contains("x.json"), "{e}");
+}
