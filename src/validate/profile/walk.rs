@@ -895,7 +895,7 @@ impl<'a> Walk<'a> {
     fn constraints<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>) {
         let e = prof.elem(eid);
         for c in &e.constraints {
-            let verdict = match native(&c.key, value) {
+            let verdict = match native_for(&c.key, &c.expression).and_then(|_| native(&c.key, value)) {
                 Some(v) => Ok(v),
                 None => match self.v.engine() {
                     Some(engine) => {
@@ -1072,6 +1072,22 @@ fn context_ok(ext: &Profile, host: Host<'_>) -> bool {
             || host.path.starts_with(&format!("{expr}."))
             || expr.starts_with(&format!("{}.", host.ty)) && host.ty == "Extension"
     })
+}
+
+/// Native invariants are keyed by constraint key and expression: a profile that reuses a key
+/// with another expression goes to the engine.
+fn native_for(key: &str, expr: &str) -> Option<()> {
+    let known = match key {
+        "ele-1" => expr.starts_with("hasValue() or (children().count() > id.count())"),
+        "ext-1" => expr.starts_with("extension.exists() != value.exists()"),
+        "dom-2" => expr == "contained.contained.empty()",
+        "dom-3" => expr.starts_with("contained.where("),
+        "dom-4" => expr.starts_with("contained.meta.versionId.empty()"),
+        "dom-5" => expr == "contained.meta.security.empty()",
+        "dom-6" => expr == "text.`div`.exists()",
+        k => k.starts_with("bdl-"),
+    };
+    known.then_some(())
 }
 
 /// Invariants checked without a FHIRPath engine: the hot ones, keyed by constraint key.
