@@ -595,6 +595,15 @@ impl<'a> Walk<'a> {
         if prof.type_name == "Extension" && prof.url == url {
             return;
         }
+        if url.contains('|') {
+            // Located as the HL7 validator locates it: `extension[1][url='...']`.
+            let len = self.path.len();
+            self.path.push_str("[url='");
+            self.path.push_str(url);
+            self.path.push_str("']");
+            self.report(Severity::Error, "structure", "an extension URL must not carry a version");
+            self.path.truncate(len);
+        }
         match self.v.profile(url) {
             Some(ext) if ext.type_name == "Extension" => {
                 if !context_ok(&ext, host) {
