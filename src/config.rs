@@ -26,6 +26,9 @@ pub struct Config {
     pub relay: crate::relay::worker::RelayConfig,
     /// Who may call (on by default).
     pub auth: crate::auth::AuthConfig,
+    /// The profile validator: definitions beyond the shipped ones, and whether produced
+    /// Bundles must pass it.
+    pub validation: Validation,
     /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
     /// empty (see [`Config::home`]).
     pub home: Option<PathBuf>,
@@ -66,6 +69,25 @@ pub struct Limits {
     pub rate_per_second: u32,
     /// Requests a client may make in a burst above its sustained rate.
     pub rate_burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Validation {
+    /// FHIR packages (`.tgz` or unpacked folders) loaded after the shipped ones in
+    /// `<home>/conformance/packages`, e.g. a national base.
+    pub packages: Vec<PathBuf>,
+    /// Loose definition files (StructureDefinition, ValueSet, CodeSystem, or a Bundle of them).
+    pub load: Vec<PathBuf>,
+    /// Every produced Bundle must pass the profile validator (an error refuses the record
+    /// with 422). `false` keeps only the JSON-schema gate.
+    pub profile_gate: bool,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation { packages: Vec::new(), load: Vec::new(), profile_gate: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,10 +166,13 @@ impl Config {
             ("MHG_LOG_FORMAT", "log", "format", false),
             ("MHG_LOG_LEVEL", "log", "level", false),
             ("MHG_STORE_URL", "store", "url", false),
+            ("MHG_VALIDATION_PROFILE_GATE", "validation", "profile_gate", false),
         ];
         for (var, section, key, numeric) in ENV_KEYS {
             if let Some(v) = env.get(*var) {
-                let value = if *numeric {
+                let value = if *var == "MHG_VALIDATION_PROFILE_GATE" {
+                    toml::Value::Boolean(v.parse().map_err(|_| cfg_err(var, "expected true or false"))?)
+                } else if *numeric {
                     toml::Value::Integer(v.parse().map_err(|_| cfg_err(var, "expected a whole number"))?)
                 } else {
                     toml::Value::String(v.clone())
@@ -236,6 +261,27 @@ impl Config {
     }
 
     pub fn pipeline(&self) -> Result<crate::pipeline::Pipeline, GatewayError> {
-        crate::pipeline::Pipeline::load(&self.mappings_dir(), &self.mappings.overrides, &self.conformance_dir(), self.limits.max_depth)
+        let validator = self.validator(&[], &[])?;
+        let mut p = crate::pipeline::Pipeline::load_with(
+            &self.mappings_dir(),
+            &self.mappings.overrides,
+            &self.conformance_dir(),
+            self.limits.max_depth,
+            std::sync::Arc::new(validator),
+        )?;
+        p.profile_gate = self.validation.profile_gate;
+        Ok(p)
+    }
+
+    /// The profile validator: shipped packages, configured packages and files, then `extra_*`
+    /// (from the command line). Relative paths are taken from the current directory.
+    pub fn validator(
+        &self,
+        extra_packages: &[PathBuf],
+        extra_load: &[PathBuf],
+    ) -> Result<crate::validate::profile::Validator, GatewayError> {
+        let packages: Vec<PathBuf> = self.validation.packages.iter().chain(extra_packages).cloned().collect();
+        let load: Vec<PathBuf> = self.validation.load.iter().chain(extra_load).cloned().collect();
+        crate::validate::profile::load::load(&self.conformance_dir().join("packages"), &packages, &load)
     }
 }

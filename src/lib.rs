@@ -8,10 +8,13 @@
 //!   calendar checks). Knows no FHIR.
 //! - [`terminology`]: the ConceptMaps and CodeSystems of `mappings/`, loaded and checked once.
 //! - [`map`]: record -> transaction Bundle. No I/O, no clock, no logging.
-//! - [`validate`]: the output gate (FHIR R4 JSON schema). No I/O, no logging.
+//! - [`validate`]: the output gate: the FHIR R4 JSON schema, then the profile validator
+//!   ([`validate::profile`]: StructureDefinition snapshots from FHIR packages, bindings,
+//!   slicing, invariants). No I/O after loading, no logging.
 //! - [`pipeline`]: the three stages as one immutable value shared by the interfaces.
-//! - [`http`]: the axum router (`POST /fhir/$convert`, `GET /health`). Only module that knows axum.
-//! - [`cli`]: `mhg convert`, `mhg serve`.
+//! - [`http`]: the axum router (`POST /fhir/$convert`, `POST /fhir/$validate`, `GET /health`).
+//!   Only module that knows axum.
+//! - [`cli`]: `mhg convert`, `mhg serve`, `mhg replay`, `mhg validate`.
 //! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
 //! - [`queue`]: the durable store (SQLite, PostgreSQL) between accepting and delivering.
 //! - [`relay`]: delivery to destinations: retries, dead letters, order, outbound security.

@@ -3,6 +3,7 @@
 //! it is immutable and does no I/O, so it is shared across threads behind an `Arc`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,6 +13,7 @@ use crate::ingest::{self, Record, RecordSchema};
 use crate::map::{self, Mapped};
 use crate::terminology::{self, Terminology};
 use crate::validate::R4Schema;
+use crate::validate::profile::{Severity, Validator};
 
 pub struct Pipeline {
     pub schema: RecordSchema,
@@ -19,6 +21,10 @@ pub struct Pipeline {
     pub r4: R4Schema,
     /// Deepest JSON nesting accepted in input.
     pub max_depth: usize,
+    /// The profile validator (shipped and configured packages), for `$validate` and the gate.
+    pub validator: Arc<Validator>,
+    /// Produced Bundles must pass `validator` (`[validation] profile_gate`).
+    pub profile_gate: bool,
 }
 
 /// One input record's fate.
@@ -30,7 +36,20 @@ pub struct Outcome {
 
 impl Pipeline {
     /// Loads `mappings/` (plus override directories) and `conformance/fhir-r4/fhir.schema.json`.
+    /// Also loads the profile validator from `conformance/packages` (shipped definitions only).
     pub fn load(mappings: &Path, overrides: &[std::path::PathBuf], conformance: &Path, max_depth: usize) -> Result<Self, GatewayError> {
+        let validator = crate::validate::profile::load::load(&conformance.join("packages"), &[], &[])?;
+        Self::load_with(mappings, overrides, conformance, max_depth, Arc::new(validator))
+    }
+
+    /// As [`Pipeline::load`], with a profile validator built by the caller.
+    pub fn load_with(
+        mappings: &Path,
+        overrides: &[std::path::PathBuf],
+        conformance: &Path,
+        max_depth: usize,
+        validator: Arc<Validator>,
+    ) -> Result<Self, GatewayError> {
         let terminology = terminology::load(mappings, overrides)?;
         let schema = RecordSchema::compile(&terminology.record_schema).map_err(|message| GatewayError::Mapping {
             file: mappings.join("record.schema.json").display().to_string(),
@@ -46,7 +65,7 @@ impl Pipeline {
             message: format!("not JSON: {e}"),
         })?;
         let r4 = R4Schema::compile(&r4_json).map_err(|message| GatewayError::Config { file: r4_path.display().to_string(), message })?;
-        Ok(Pipeline { schema, terminology, r4, max_depth })
+        Ok(Pipeline { schema, terminology, r4, max_depth, validator, profile_gate: true })
     }
 
     /// Checks one parsed record and maps it, without the output gate (for benchmarks of the
@@ -74,7 +93,17 @@ impl Pipeline {
     /// The whole pipeline for one parsed record: schema, semantic checks, mapping, output gate.
     pub fn convert_value(&self, value: &Value) -> Result<Mapped, Rejection> {
         let mapped = self.check_and_map(value)?;
-        let issues = self.r4.check_bundle(&mapped.bundle);
+        let mut issues = self.r4.check_bundle(&mapped.bundle);
+        if issues.is_empty() && self.profile_gate {
+            // Each entry against its own meta.profile (and base R4); errors only.
+            issues = self
+                .validator
+                .validate(&mapped.bundle, &[])
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| Issue::new(f.code, format!("produced FHIR does not meet its profile: {}", f.text)).expr(f.expression))
+                .collect();
+        }
         if issues.is_empty() {
             return Ok(mapped);
         }

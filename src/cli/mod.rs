@@ -1,10 +1,11 @@
-//! The command line: `mhg convert`, `mhg serve`. Parses arguments, loads configuration, and
+//! The command line: `mhg convert`, `mhg serve`, `mhg replay`, `mhg validate`. Parses arguments, loads configuration, and
 //! hands off to the pipeline or the HTTP server. Exit statuses are part of the contract:
 //! 0 success, 1 some input refused, 2 usage or configuration error.
 
 pub mod convert;
 pub mod keys;
 pub mod serve;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Manage the API keys of the gateway's callers.
     Keys(keys::Args),
+    /// Validate FHIR resources against base R4, their meta.profile and --profile.
+    Validate(validate::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,5 +105,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(args) => serve::run(config, args),
         Command::Replay(args) => replay(&config, args),
         Command::Keys(args) => keys::run(&config, args),
+        Command::Validate(args) => validate::run(&config, args),
     }
 }

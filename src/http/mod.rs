@@ -9,6 +9,8 @@
 //!   version) makes a resend return the first submission.
 //! - `GET /submissions/{id}`, `GET /submissions?state=`, `GET /submissions/{id}/audit`,
 //!   `POST /submissions/{id}/$replay`: what happened to each record, and replaying dead letters.
+//! - `POST /fhir/$validate`, `POST /fhir/{type}/$validate`: the profile validator on a
+//!   resource or a Parameters (`resource`, `profile`); an OperationOutcome.
 //! - `GET /health`: the process is up. `GET /ready`: the store answers. `GET /metrics`:
 //!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement.
 //!
@@ -34,6 +36,7 @@ use crate::pipeline::Pipeline;
 pub mod guard;
 mod records;
 pub mod tls;
+mod validate;
 
 pub use guard::Guard;
 pub use records::RelayState;
@@ -55,6 +58,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/fhir/$convert", post(convert))
+        .route("/fhir/$validate", post(validate::any))
+        .route("/fhir/{type}/$validate", post(validate::typed))
         .route("/records", post(records::accept))
         .route("/submissions", get(records::list))
         .route("/submissions/{id}", get(records::status))
@@ -109,12 +114,13 @@ async fn health() -> Response {
 /// store answers.
 async fn ready(State(st): State<AppState>) -> Response {
     let mappings = st.pipeline.terminology.mapping_version.clone();
+    let packages: Vec<String> = st.pipeline.validator.packages().packages().map(|(n, v)| format!("{n}#{v}")).collect();
     match &st.relay {
         Some(r) => match r.store.depth().await {
-            Ok(_) => fhir_response(200, &json!({"status": "ready", "store": r.store.kind(), "mappings": mappings})),
+            Ok(_) => fhir_response(200, &json!({"status": "ready", "store": r.store.kind(), "mappings": mappings, "packages": packages})),
             Err(_) => fhir_response(503, &json!({"status": "not ready", "store": "unavailable", "mappings": mappings})),
         },
-        None => fhir_response(200, &json!({"status": "ready", "store": "none", "mappings": mappings})),
+        None => fhir_response(200, &json!({"status": "ready", "store": "none", "mappings": mappings, "packages": packages})),
     }
 }
 
@@ -133,6 +139,8 @@ async fn metadata(State(st): State<AppState>) -> Response {
     let relay = st.relay.is_some();
     let mut ops = vec![json!({"name": "convert", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/convert",
         "documentation": "POST a migration health record (JSON, JSON array or NDJSON); returns the FHIR R4 transaction Bundle(s). Relays nothing."})];
+    ops.push(json!({"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        "documentation": "POST /fhir/$validate or /fhir/{type}/$validate: a resource or Parameters (resource, profile); profile also as ?profile=. Validates against base R4, meta.profile and the given profiles with the definitions loaded (shipped: R4 core, hl7.terminology.r4, extensions, IPS 2.0.0). No mode, no terminology server."}));
     if relay {
         ops.push(json!({"name": "replay", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/replay",
             "documentation": "POST /submissions/{id}/$replay: replay the dead-lettered deliveries of a submission."}));
@@ -156,7 +164,7 @@ async fn metadata(State(st): State<AppState>) -> Response {
             } else {
                 json!({"cors": false, "description": "Authentication is OFF on this instance (--insecure-no-auth): for local trials only."})
             },
-            "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. Profile validation ($validate) is not implemented yet.",
+            "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. $validate checks resources against the loaded profiles.",
             "operation": ops
         }]
     }))

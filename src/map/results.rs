@@ -12,6 +12,7 @@ use crate::ingest::record::{ResultValue, TestResult};
 use crate::ingest::Record;
 use crate::terminology::{PROP_METHOD, PROP_SPECIMEN};
 
+const IPS_CANONICAL: &str = "http://hl7.org/fhir/uv/ips/";
 const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const UCUM: &str = "http://unitsofmeasure.org";
 /// Gateway extension: position of a specimen in a series (sputum 1 to 3).
@@ -204,6 +205,11 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
     let mut profiles: Vec<String> = b.term.profiles(&format!("Observation:test:{}", res.test)).to_vec();
     if profiles.is_empty() {
         profiles = b.term.profiles(&format!("Observation:{category_code}")).to_vec();
+    }
+    // IPS result profiles bind `status` to a value set without `entered-in-error` (profile
+    // validator, golden 21): a withdrawn result claims only the base profiles.
+    if status == "entered-in-error" {
+        profiles.retain(|p| !p.starts_with(IPS_CANONICAL));
     }
     if !profiles.is_empty() {
         put(&mut obs, "meta", crate::obj! {"profile": profiles});

@@ -1,13 +1,15 @@
 //! Stage 3, **validate**: every Bundle the gateway produces is checked before anyone sees it.
 //!
-//! Today the gate is the official FHIR R4 JSON Schema (`conformance/fhir-r4/fhir.schema.json`):
-//! structure, JSON types, primitive formats and enumerated codes of every resource. Profile
-//! validation (snapshots, invariants, bindings) will stand beside it here.
+//! The gate is the official FHIR R4 JSON Schema (`conformance/fhir-r4/fhir.schema.json`):
+//! structure, JSON types, primitive formats and enumerated codes of every resource; then the
+//! profile validator ([`profile`]) checks each entry against base R4 and its `meta.profile`s
+//! (snapshots, slicing, bindings, invariants) with the definitions of [`packages`].
 //!
 //! Invariant: no I/O after construction, no logging; findings name output paths as FHIRPath
 //! (`Bundle.entry[3].resource.status`) and never quote values.
 
 pub mod packages;
+pub mod profile;
 
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;

@@ -1,0 +1,45 @@
+//! Building a [`Validator`] at start-up: every `.tgz` (or package folder) under
+//! `<conformance>/packages`, then the configured packages, then loose definition files
+//! (StructureDefinitions, ValueSets, CodeSystems, or Bundles of them). Errors name the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Validator;
+use crate::error::GatewayError;
+use crate::validate::packages::Packages;
+
+fn err(path: &Path, message: impl Into<String>) -> GatewayError {
+    GatewayError::Config { file: path.display().to_string(), message: message.into() }
+}
+
+/// The shipped packages in `dir` (sorted by name), then `extra` packages, then `loose` files.
+pub fn load(dir: &Path, extra: &[PathBuf], loose: &[PathBuf]) -> Result<Validator, GatewayError> {
+    let mut packages = Packages::new();
+    if dir.is_dir() {
+        let mut shipped: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| err(dir, format!("cannot list: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "tgz") || p.join("package").is_dir())
+            .collect();
+        shipped.sort();
+        for p in shipped {
+            packages.add(&p)?;
+        }
+    }
+    for p in extra {
+        packages.add(p)?;
+    }
+    let mut defs = Vec::with_capacity(loose.len());
+    for f in loose {
+        let bytes = std::fs::read(f).map_err(|e| err(f, format!("cannot read: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| err(f, format!("not JSON: {e}")))?;
+        if v["resourceType"].as_str().is_none() {
+            return Err(err(f, "not a FHIR resource (no resourceType)"));
+        }
+        defs.push(v);
+    }
+    Ok(Validator::new(Arc::new(packages)).with_loose(defs))
+}

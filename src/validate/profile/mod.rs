@@ -1,0 +1,282 @@
+//! The gateway's own FHIR R4 **profile validator**, on StructureDefinition snapshots.
+//!
+//! A [`Validator`] is built once from [`Packages`] plus loose definition files and then shared
+//! (`Send + Sync`): profiles are compiled into element trees ([`model`]) on first use and
+//! memoised, ValueSets are expanded locally ([`terminology`]) and memoised. It checks a
+//! resource against base R4 (the definition of its `resourceType`), its `meta.profile`s and the
+//! profiles the caller names: the JSON layer, primitive formats ([`primitive`]), cardinality,
+//! choice types, reference targets, `fixed[x]`/`pattern[x]`, slicing ([`slicing`]),
+//! extensions, bindings, Bundle rules and invariants (natively for the hot ones, otherwise
+//! through an [`InvariantEngine`] when one is plugged in). Profiles that ship only a
+//! differential get a snapshot generated ([`snapshot`]).
+//!
+//! Invariants (as absences): no I/O after the definitions are loaded (packages read files
+//! lazily on first use of a definition), no logging, and no finding quotes an instance value:
+//! findings name element paths (FHIRPath) and codes of definitions only.
+
+pub mod load;
+pub mod model;
+pub mod primitive;
+pub mod slicing;
+pub mod snapshot;
+pub mod terminology;
+mod walk;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Value, json};
+
+use crate::validate::packages::Packages;
+use model::Profile;
+use terminology::Expansion;
+
+/// Evaluates FHIRPath invariants (`ElementDefinition.constraint.expression`). Implemented by
+/// the FHIRPath engine; the validator works without one (it then checks only the invariants it
+/// implements natively).
+pub trait InvariantEngine: Send + Sync {
+    /// Ok(true) = satisfied (an empty result counts as satisfied); Err = engine could not evaluate.
+    fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Error,
+    Warning,
+    Information,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Information => "information",
+        }
+    }
+}
+
+/// One finding: an `OperationOutcome.issue`. `text` never holds instance data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Finding {
+    pub severity: Severity,
+    /// FHIR IssueType: structure, required, value, invariant, code-invalid, not-found, ...
+    pub code: &'static str,
+    pub text: String,
+    /// FHIRPath of the element, e.g. `Bundle.entry[2].resource.code.coding[0].system`.
+    pub expression: String,
+}
+
+impl Finding {
+    pub fn to_issue(&self) -> Value {
+        json!({"severity": self.severity.as_str(), "code": self.code, "details": {"text": self.text}, "expression": [self.expression]})
+    }
+}
+
+/// An OperationOutcome for a list of findings (one information issue when there are none).
+pub fn outcome(findings: &[Finding]) -> Value {
+    let issues: Vec<Value> = if findings.is_empty() {
+        vec![json!({"severity": "information", "code": "informational", "details": {"text": "no issues"}})]
+    } else {
+        findings.iter().map(Finding::to_issue).collect()
+    };
+    json!({"resourceType": "OperationOutcome", "issue": issues})
+}
+
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+pub const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
+
+type Memo<T> = RwLock<HashMap<String, Option<Arc<T>>>>;
+
+pub struct Validator {
+    packages: Arc<Packages>,
+    /// Loose definitions (StructureDefinition, ValueSet, CodeSystem) by canonical URL; they win
+    /// over packages.
+    loose: HashMap<String, Arc<Value>>,
+    profiles: Memo<Profile>,
+    /// Base definitions by type name (`Patient`, `HumanName`): the hot lookup, without building
+    /// the canonical URL each time.
+    types: Memo<Profile>,
+    expansions: Memo<Expansion>,
+    /// Complete CodeSystems by URL: code -> display.
+    code_systems: Memo<HashMap<String, Option<String>>>,
+    engine: Option<Arc<dyn InvariantEngine>>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator").field("loose", &self.loose.len()).field("engine", &self.engine.is_some()).finish()
+    }
+}
+
+impl Validator {
+    pub fn new(packages: Arc<Packages>) -> Self {
+        Validator {
+            packages,
+            loose: HashMap::new(),
+            profiles: RwLock::default(),
+            types: RwLock::default(),
+            expansions: RwLock::default(),
+            code_systems: RwLock::default(),
+            engine: None,
+        }
+    }
+
+    /// Adds loose definitions (resources with a `url`); a Bundle contributes its entries.
+    pub fn with_loose(mut self, resources: impl IntoIterator<Item = Value>) -> Self {
+        for r in resources {
+            if r["resourceType"] == "Bundle" {
+                let entries: Vec<Value> =
+                    r["entry"].as_array().map(|a| a.iter().map(|e| e["resource"].clone()).collect()).unwrap_or_default();
+                self = self.with_loose(entries);
+                continue;
+            }
+            if let Some(url) = r["url"].as_str() {
+                self.loose.insert(url.to_owned(), Arc::new(r));
+            }
+        }
+        self
+    }
+
+    pub fn with_engine(mut self, engine: Arc<dyn InvariantEngine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    pub fn packages(&self) -> &Packages {
+        &self.packages
+    }
+
+    /// A definition by canonical URL (`url|version` accepted).
+    pub fn resolve(&self, canonical: &str) -> Option<Arc<Value>> {
+        let url = canonical.split('|').next().unwrap_or(canonical);
+        if let Some(v) = self.loose.get(url) {
+            return Some(v.clone());
+        }
+        self.packages.resolve(canonical).or_else(|| self.packages.resolve(url))
+    }
+
+    /// Whether `url` names a StructureDefinition the validator can use.
+    pub fn knows_profile(&self, url: &str) -> bool {
+        self.profile(url).is_some()
+    }
+
+    /// The compiled profile (memoised); None when unknown or unusable.
+    pub fn profile(&self, url: &str) -> Option<Arc<Profile>> {
+        self.profile_at(url, 0)
+    }
+
+    /// The base definition of a FHIR type (`http://hl7.org/fhir/StructureDefinition/<ty>`).
+    pub fn type_profile(&self, ty: &str) -> Option<Arc<Profile>> {
+        if let Some(p) = self.types.read().ok()?.get(ty) {
+            return p.clone();
+        }
+        let p = self.profile(&format!("{CORE}{ty}"));
+        self.types.write().ok()?.insert(ty.to_owned(), p.clone());
+        p
+    }
+
+    fn profile_at(&self, url: &str, depth: usize) -> Option<Arc<Profile>> {
+        if let Some(p) = self.profiles.read().ok()?.get(url) {
+            return p.clone();
+        }
+        let compiled = (depth < 12).then(|| self.compile(url, depth)).flatten().map(Arc::new);
+        self.profiles.write().ok()?.insert(url.to_owned(), compiled.clone());
+        compiled
+    }
+
+    fn compile(&self, url: &str, depth: usize) -> Option<Profile> {
+        let sd = self.resolve(url)?;
+        if sd["resourceType"] != "StructureDefinition" {
+            return None;
+        }
+        if let Some(snap) = sd["snapshot"]["element"].as_array().filter(|a| !a.is_empty()) {
+            return Profile::compile(&sd, snap).ok();
+        }
+        let snap = snapshot::generate(self, &sd, depth)?;
+        Profile::compile(&sd, &snap).ok()
+    }
+
+    /// The snapshot elements of a definition (generated when it has only a differential).
+    pub(crate) fn snapshot_elements(&self, url: &str, depth: usize) -> Option<Vec<Value>> {
+        let sd = self.resolve(url)?;
+        if let Some(snap) = sd["snapshot"]["element"].as_array().filter(|a| !a.is_empty()) {
+            return Some(snap.clone());
+        }
+        (depth < 12).then(|| snapshot::generate(self, &sd, depth + 1)).flatten()
+    }
+
+    /// The expansion of a ValueSet (memoised); None when it cannot be expanded locally.
+    pub fn expansion(&self, url: &str) -> Option<Arc<Expansion>> {
+        self.expansion_at(url, 0)
+    }
+
+    fn expansion_at(&self, url: &str, depth: usize) -> Option<Arc<Expansion>> {
+        if let Some(e) = self.expansions.read().ok()?.get(url) {
+            return e.clone();
+        }
+        let vs = self.resolve(url);
+        let e = vs
+            .filter(|v| v["resourceType"] == "ValueSet")
+            .and_then(|vs| terminology::expand(self, &vs, depth, &|u, d| self.expansion_at(u, d)))
+            .map(Arc::new);
+        self.expansions.write().ok()?.insert(url.to_owned(), e.clone());
+        e
+    }
+
+    /// The codes (and displays) of a complete CodeSystem (memoised); None when the system is
+    /// not loaded or not complete here.
+    pub fn code_system(&self, url: &str) -> Option<Arc<HashMap<String, Option<String>>>> {
+        if let Some(e) = self.code_systems.read().ok()?.get(url) {
+            return e.clone();
+        }
+        let cs = self.resolve(url).filter(|c| c["resourceType"] == "CodeSystem" && c["content"] == "complete");
+        let index = cs.and_then(|cs| {
+            let mut out = HashMap::new();
+            fn walk(list: &Value, out: &mut HashMap<String, Option<String>>) {
+                for c in list.as_array().into_iter().flatten() {
+                    if let Some(code) = c["code"].as_str() {
+                        out.insert(code.to_owned(), c["display"].as_str().map(str::to_owned));
+                    }
+                    walk(&c["concept"], out);
+                }
+            }
+            walk(&cs["concept"], &mut out);
+            (!out.is_empty()).then(|| Arc::new(out))
+        });
+        self.code_systems.write().ok()?.insert(url.to_owned(), index.clone());
+        index
+    }
+
+    /// Validates `resource` against base R4, its `meta.profile`s and `profiles`. Unknown entries
+    /// of `profiles` are reported as errors (check [`Validator::knows_profile`] first to treat
+    /// them as usage errors).
+    pub fn validate(&self, resource: &Value, profiles: &[&str]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        walk::validate_root(self, resource, profiles, &mut out);
+        dedup(&mut out);
+        out
+    }
+
+    pub(crate) fn engine(&self) -> Option<&dyn InvariantEngine> {
+        self.engine.as_deref()
+    }
+}
+
+impl terminology::Lookup for Validator {
+    fn resolve(&self, url: &str) -> Option<Arc<Value>> {
+        Validator::resolve(self, url)
+    }
+}
+
+/// Same finding from two profiles (base and a derived profile) reported once, order kept.
+fn dedup(out: &mut Vec<Finding>) {
+    if out.len() < 2 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    out.retain(|f| seen.insert((f.severity, f.code, f.text.clone(), f.expression.clone())));
+}

@@ -1,0 +1,368 @@
+//! A StructureDefinition snapshot compiled once into a tree of elements that the walker reads
+//! without string parsing: children by JSON name, slices beside their sliced element, types,
+//! cardinality, fixed/pattern values, bindings and constraints.
+//!
+//! Knows nothing about instances; no I/O.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+pub type ElemId = usize;
+
+#[derive(Debug, Clone)]
+pub struct TypeRef {
+    /// `string`, `CodeableConcept`, `Reference`, `Patient`, ... (FHIRPath system types mapped to
+    /// the FHIR primitive that carries them).
+    pub code: String,
+    /// Profiles the value must meet (`type.profile`).
+    pub profiles: Vec<String>,
+    /// For references and canonicals: allowed targets (`type.targetProfile`).
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strength {
+    Required,
+    Extensible,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub strength: Strength,
+    pub value_set: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub key: String,
+    pub error: bool,
+    pub expression: String,
+    pub human: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    Open,
+    Closed,
+    OpenAtEnd,
+}
+
+#[derive(Debug, Clone)]
+pub struct Discriminator {
+    pub kind: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Slicing {
+    pub discriminators: Vec<Discriminator>,
+    pub ordered: bool,
+    pub rules: Rules,
+}
+
+#[derive(Debug, Clone)]
+pub struct Elem {
+    pub path: String,
+    /// JSON name without `[x]` (`value` for `value[x]`).
+    pub name: String,
+    pub shadow: String,
+    pub choice: bool,
+    /// For choice elements: (JSON key, shadow key, type index).
+    pub choice_keys: Vec<(String, String, usize)>,
+    pub slice_name: Option<String>,
+    pub min: u32,
+    pub max: Option<u32>,
+    /// The base definition allows more than one (decides array vs single in JSON).
+    pub base_many: bool,
+    pub base_path: String,
+    pub types: Vec<TypeRef>,
+    pub content_ref: Option<String>,
+    pub fixed: Option<Value>,
+    pub pattern: Option<Value>,
+    pub binding: Option<Binding>,
+    pub constraints: Vec<Constraint>,
+    pub slicing: Option<Slicing>,
+    pub children: Vec<ElemId>,
+    pub slices: Vec<ElemId>,
+    pub is_modifier: bool,
+    pub min_value: Option<Value>,
+    pub max_value: Option<Value>,
+    pub max_length: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Profile {
+    pub url: String,
+    pub name: String,
+    /// The type constrained (`Patient`, `Extension`, `HumanName`).
+    pub type_name: String,
+    pub kind: String,
+    pub is_abstract: bool,
+    pub base_definition: Option<String>,
+    pub elements: Vec<Elem>,
+    /// Extension context (type, expression).
+    pub contexts: Vec<(String, String)>,
+    by_path: HashMap<String, ElemId>,
+}
+
+pub const SYSTEM_PREFIX: &str = "http://hl7.org/fhirpath/System.";
+
+pub fn is_primitive(code: &str) -> bool {
+    code.as_bytes().first().is_some_and(|c| c.is_ascii_lowercase())
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn type_ref(t: &Value) -> Option<TypeRef> {
+    let code = t["code"].as_str()?;
+    let code = match code.strip_prefix(SYSTEM_PREFIX) {
+        Some(s) => match s {
+            "String" => "string",
+            "Boolean" => "boolean",
+            "Integer" => "integer",
+            "Decimal" => "decimal",
+            "Date" => "date",
+            "DateTime" => "dateTime",
+            "Time" => "time",
+            _ => "string",
+        }
+        .to_owned(),
+        None => code.to_owned(),
+    };
+    // `Element.id` and `Extension.url` declare an extension naming the real FHIR type.
+    let code = t["extension"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["url"] == "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"))
+        .and_then(|e| e["valueUrl"].as_str().or(e["valueUri"].as_str()))
+        .map(str::to_owned)
+        .unwrap_or(code);
+    let strs = |k: &str| -> Vec<String> {
+        t[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    Some(TypeRef { code, profiles: strs("profile"), targets: strs("targetProfile") })
+}
+
+fn prefixed<'a>(obj: &'a Map<String, Value>, prefix: &str) -> Option<&'a Value> {
+    obj.iter().find(|(k, _)| k.starts_with(prefix) && k.len() > prefix.len()).map(|(_, v)| v)
+}
+
+fn card(v: &Value) -> Option<u32> {
+    match v.as_str() {
+        Some("*") => None,
+        Some(s) => s.parse().ok(),
+        None => None,
+    }
+}
+
+pub fn compile_elem(e: &Map<String, Value>) -> Elem {
+    let path = e.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let last = path.rsplit('.').next().unwrap_or_default();
+    let choice = last.ends_with("[x]");
+    let name = last.trim_end_matches("[x]").to_owned();
+    let mut types: Vec<TypeRef> =
+        e.get("type").and_then(Value::as_array).map(|a| a.iter().filter_map(type_ref).collect()).unwrap_or_default();
+    // R4 declares `Resource.id` as a System.String; the specification says it is an `id`.
+    if e.get("base").and_then(|b| b["path"].as_str()) == Some("Resource.id") {
+        for t in &mut types {
+            t.code = "id".into();
+        }
+    }
+    let choice_keys = if choice {
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{name}{}", upper_first(&t.code)), format!("_{name}{}", upper_first(&t.code)), i))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let max = e.get("max").and_then(card);
+    let base_max = e.get("base").map(|b| &b["max"]);
+    let base_many = match base_max {
+        Some(Value::String(s)) => s != "1" && s != "0",
+        _ => max != Some(1) && max != Some(0),
+    };
+    let binding = e.get("binding").and_then(|b| {
+        let vs = b["valueSet"].as_str()?;
+        let strength = match b["strength"].as_str()? {
+            "required" => Strength::Required,
+            "extensible" => Strength::Extensible,
+            _ => Strength::Other,
+        };
+        Some(Binding { strength, value_set: vs.to_owned() })
+    });
+    let constraints = e
+        .get("constraint")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    Some(Constraint {
+                        key: c["key"].as_str()?.to_owned(),
+                        error: c["severity"].as_str() != Some("warning"),
+                        expression: c["expression"].as_str()?.to_owned(),
+                        human: c["human"].as_str().unwrap_or_default().to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let slicing = e.get("slicing").map(|s| Slicing {
+        discriminators: s["discriminator"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| Discriminator {
+                        kind: d["type"].as_str().unwrap_or("value").to_owned(),
+                        path: d["path"].as_str().unwrap_or("$this").to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ordered: s["ordered"].as_bool().unwrap_or(false),
+        rules: match s["rules"].as_str() {
+            Some("closed") => Rules::Closed,
+            Some("openAtEnd") => Rules::OpenAtEnd,
+            _ => Rules::Open,
+        },
+    });
+    Elem {
+        shadow: format!("_{name}"),
+        base_path: e.get("base").and_then(|b| b["path"].as_str()).unwrap_or(&path).to_owned(),
+        path,
+        name,
+        choice,
+        choice_keys,
+        slice_name: e.get("sliceName").and_then(Value::as_str).map(str::to_owned),
+        min: e.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
+        max,
+        base_many,
+        types,
+        content_ref: e.get("contentReference").and_then(Value::as_str).map(|s| s.trim_start_matches('#').to_owned()),
+        fixed: prefixed(e, "fixed").cloned(),
+        pattern: prefixed(e, "pattern").cloned(),
+        binding,
+        constraints,
+        slicing,
+        children: Vec::new(),
+        slices: Vec::new(),
+        is_modifier: e.get("isModifier").and_then(Value::as_bool).unwrap_or(false),
+        min_value: prefixed(e, "minValue").cloned(),
+        max_value: prefixed(e, "maxValue").cloned(),
+        max_length: e.get("maxLength").and_then(Value::as_u64).map(|n| n as usize),
+    }
+}
+
+fn parent_path(p: &str) -> Option<&str> {
+    p.rfind('.').map(|i| &p[..i])
+}
+
+impl Profile {
+    /// Builds the tree from a StructureDefinition holding a snapshot.
+    pub fn compile(sd: &Value, snapshot: &[Value]) -> Result<Profile, String> {
+        let mut elements: Vec<Elem> = Vec::with_capacity(snapshot.len());
+        let mut active: HashMap<String, ElemId> = HashMap::new();
+        let mut unsliced: HashMap<String, ElemId> = HashMap::new();
+        let mut by_path = HashMap::new();
+        for e in snapshot {
+            let Some(obj) = e.as_object() else { continue };
+            let mut el = compile_elem(obj);
+            // `Observation.valueQuantity` in a snapshot is the `value[x]` element for one type.
+            if elements.is_empty() {
+                // root
+            } else if !active.contains_key(parent_path(&el.path).unwrap_or_default()) {
+                continue;
+            }
+            let id = elements.len();
+            // A renamed choice (`valueQuantity`) constrains `value[x]`: treat it as that element.
+            if let Some(pp) = parent_path(&el.path.clone()).map(str::to_owned) {
+                let pp = pp.as_str();
+                if !el.choice && !unsliced.contains_key(&el.path) {
+                    let last = el.path[pp.len() + 1..].to_owned();
+                    let last = last.as_str();
+                    let choice_path = unsliced.keys().find(|k| {
+                        k.strip_prefix(pp).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix("[x]")).is_some_and(|stem| {
+                            last.len() > stem.len() && last.starts_with(stem) && last.as_bytes()[stem.len()].is_ascii_uppercase()
+                        })
+                    });
+                    if let Some(cp) = choice_path.cloned() {
+                        let base = unsliced[&cp];
+                        el.path = cp.clone();
+                        el.name = elements[base].name.clone();
+                        el.shadow = elements[base].shadow.clone();
+                        el.choice = true;
+                        el.choice_keys = el
+                            .types
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| {
+                                (format!("{}{}", el.name, upper_first(&t.code)), format!("_{}{}", el.name, upper_first(&t.code)), i)
+                            })
+                            .collect();
+                        if el.slice_name.is_none() {
+                            el.slice_name = Some(last.to_owned());
+                        }
+                        el.base_many = elements[base].base_many;
+                    }
+                }
+            }
+            let path = el.path.clone();
+            let is_slice = el.slice_name.is_some() && unsliced.contains_key(&path);
+            elements.push(el);
+            if is_slice {
+                let base = unsliced[&path];
+                // Re-slices (`a/b`) are kept as slices of the same element.
+                elements[base].slices.push(id);
+            } else {
+                unsliced.insert(path.clone(), id);
+                by_path.entry(path.clone()).or_insert(id);
+                if let Some(pp) = parent_path(&path) {
+                    if let Some(&parent) = active.get(pp) {
+                        elements[parent].children.push(id);
+                    }
+                }
+            }
+            // Descendants of an earlier element at this path are no longer reachable by path.
+            active.retain(|k, _| !(k.len() > path.len() && k.starts_with(path.as_str()) && k.as_bytes()[path.len()] == b'.'));
+            active.insert(path, id);
+        }
+        if elements.is_empty() {
+            return Err("snapshot has no elements".into());
+        }
+        let contexts = sd["context"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| (c["type"].as_str().unwrap_or("element").to_owned(), c["expression"].as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Profile {
+            url: sd["url"].as_str().unwrap_or_default().to_owned(),
+            name: sd["name"].as_str().unwrap_or_default().to_owned(),
+            type_name: sd["type"].as_str().unwrap_or_default().to_owned(),
+            kind: sd["kind"].as_str().unwrap_or_default().to_owned(),
+            is_abstract: sd["abstract"].as_bool().unwrap_or(false),
+            base_definition: sd["baseDefinition"].as_str().map(str::to_owned),
+            elements,
+            contexts,
+            by_path,
+        })
+    }
+
+    pub fn elem(&self, id: ElemId) -> &Elem {
+        &self.elements[id]
+    }
+
+    pub fn by_path(&self, path: &str) -> Option<ElemId> {
+        self.by_path.get(path).copied()
+    }
+}

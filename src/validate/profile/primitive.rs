@@ -1,0 +1,234 @@
+//! Lexical checks of FHIR R4 primitive values, by hand (no regex engine on the hot path).
+//! Each function answers whether the JSON value is a valid instance; none quotes the value.
+
+use serde_json::Value;
+
+fn digits(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(u8::is_ascii_digit)
+}
+
+fn num(s: &[u8]) -> u32 {
+    s.iter().fold(0u32, |a, d| a.saturating_mul(10).saturating_add(u32::from(d - b'0')))
+}
+
+/// `YYYY`, `YYYY-MM`, `YYYY-MM-DD`.
+pub fn date(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b.len() {
+        4 => digits(b) && num(b) >= 1,
+        7 => digits(&b[..4]) && b[4] == b'-' && digits(&b[5..7]) && (1..=12).contains(&num(&b[5..7])),
+        10 => {
+            digits(&b[..4])
+                && b[4] == b'-'
+                && digits(&b[5..7])
+                && b[7] == b'-'
+                && digits(&b[8..10])
+                && valid_day(num(&b[..4]), num(&b[5..7]), num(&b[8..10]))
+        }
+        _ => false,
+    }
+}
+
+fn valid_day(y: u32, m: u32, d: u32) -> bool {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+/// `hh:mm:ss(.fff)`.
+pub fn time(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 8 || !(digits(&b[..2]) && b[2] == b':' && digits(&b[3..5]) && b[5] == b':' && digits(&b[6..8])) {
+        return false;
+    }
+    if num(&b[..2]) > 23 || num(&b[3..5]) > 59 || num(&b[6..8]) > 60 {
+        return false;
+    }
+    match &b[8..] {
+        [] => true,
+        [b'.', rest @ ..] => digits(rest),
+        _ => false,
+    }
+}
+
+fn tz(b: &[u8]) -> bool {
+    match b {
+        [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let (h, m) = ([*h1, *h2], [*m1, *m2]);
+            digits(&h) && digits(&m) && num(&h) <= 14 && num(&m) <= 59
+        }
+        _ => false,
+    }
+}
+
+/// A date, or a full date and time (`T`, seconds optional fraction) with a time zone.
+pub fn date_time(s: &str) -> bool {
+    match s.split_once('T') {
+        None => date(s),
+        Some((d, rest)) => {
+            if d.len() != 10 || !date(d) {
+                return false;
+            }
+            let cut = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
+            time(&rest[..cut]) && tz(&rest.as_bytes()[cut..])
+        }
+    }
+}
+
+pub fn instant(s: &str) -> bool {
+    s.contains('T') && date_time(s)
+}
+
+pub fn id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// `[^\s]+(\s[^\s]+)*`: no leading, trailing or double white space.
+pub fn code(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with(char::is_whitespace) && !s.ends_with(char::is_whitespace) && !s.contains("  ")
+}
+
+pub fn oid(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("urn:oid:") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    parts.len() >= 2
+        && matches!(parts[0], "0" | "1" | "2")
+        && parts.iter().all(|p| digits(p.as_bytes()) && (p.len() == 1 || !p.starts_with('0')))
+}
+
+pub fn uuid(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("urn:uuid:") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+pub fn uri(s: &str) -> bool {
+    !s.is_empty() && !s.contains(char::is_whitespace)
+}
+
+pub fn base64(s: &str) -> bool {
+    let compact: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    compact.len() % 4 == 0 && {
+        let pad = compact.iter().rev().take_while(|c| **c == b'=').count();
+        pad <= 2 && compact[..compact.len() - pad].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+    }
+}
+
+fn number_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn integer_text(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    let body = b.strip_prefix(b"-").unwrap_or(b);
+    if !digits(body) || (body.len() > 1 && body[0] == b'0') {
+        return None;
+    }
+    t.parse::<i64>().ok()
+}
+
+fn decimal_text(t: &str) -> bool {
+    let b = t.as_bytes();
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let (mant, exp) = match b.iter().position(|c| *c == b'e' || *c == b'E') {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    };
+    let (int, frac) = match mant.iter().position(|c| *c == b'.') {
+        Some(i) => (&mant[..i], Some(&mant[i + 1..])),
+        None => (mant, None),
+    };
+    digits(int)
+        && (int.len() == 1 || int[0] != b'0')
+        && frac.is_none_or(digits)
+        && exp.is_none_or(|e| digits(e.strip_prefix(b"+").or_else(|| e.strip_prefix(b"-")).unwrap_or(e)))
+}
+
+/// What is wrong with `v` as a `ty`, or None when it is valid. Messages name the type only.
+pub fn check(ty: &str, v: &Value) -> Option<String> {
+    let want_string = |ok: fn(&str) -> bool| -> Option<String> {
+        match v.as_str() {
+            None => Some(format!("wrong JSON type for a {ty}: expected a string")),
+            Some("") => Some(format!("empty string for a {ty}: a value must have content")),
+            Some(s) if !ok(s) => Some(format!("not a valid {ty}")),
+            Some(_) => None,
+        }
+    };
+    match ty {
+        "boolean" => (!v.is_boolean()).then(|| "wrong JSON type for a boolean: expected true or false".to_owned()),
+        "integer" | "positiveInt" | "unsignedInt" | "integer64" => {
+            let Some(t) = number_text(v) else {
+                return Some(format!("wrong JSON type for an {ty}: expected a number"));
+            };
+            let Some(n) = integer_text(&t) else {
+                return Some(format!("not a valid {ty}: expected a whole number"));
+            };
+            let ok = match ty {
+                "positiveInt" => (1..=i64::from(i32::MAX)).contains(&n),
+                "unsignedInt" => (0..=i64::from(i32::MAX)).contains(&n),
+                "integer" => (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&n),
+                _ => true,
+            };
+            (!ok).then(|| format!("value out of range for a {ty}"))
+        }
+        "decimal" => match number_text(v) {
+            None => Some("wrong JSON type for a decimal: expected a number".to_owned()),
+            Some(t) if !decimal_text(&t) => Some("not a valid decimal".to_owned()),
+            Some(_) => None,
+        },
+        "date" => want_string(date),
+        "dateTime" => want_string(date_time),
+        "instant" => want_string(instant),
+        "time" => want_string(time),
+        "id" => want_string(id),
+        "code" => want_string(code),
+        "oid" => want_string(oid),
+        "uuid" => want_string(uuid),
+        "uri" | "url" | "canonical" => want_string(uri),
+        "base64Binary" => want_string(base64),
+        // `[ \r\n\t\S]+`: any non-empty text, white space included.
+        "string" | "markdown" | "xhtml" => want_string(|_| true),
+        _ => want_string(|_| true),
+    }
+}
+
+/// JSON kind a primitive takes (`true` = number, for range checks).
+pub fn is_numeric(ty: &str) -> bool {
+    matches!(ty, "integer" | "positiveInt" | "unsignedInt" | "decimal" | "integer64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn formats() {
+        assert!(date("2024") && date("2024-02-29") && !date("2023-02-29") && !date("2024-13") && !date("24-01-01"));
+        assert!(date_time("2024-01-02T10:11:12Z") && date_time("2024-01-02T10:11:12.5+01:00") && date_time("2024-01"));
+        assert!(!date_time("2024-01-02T10:11Z") && !date_time("2024-01-02T10:11:12"));
+        assert!(instant("2024-01-02T10:11:12Z") && !instant("2024-01-02"));
+        assert!(id("a-b.C1") && !id("a_b") && !id(&"a".repeat(65)));
+        assert!(code("a b") && !code(" a") && !code("a  b"));
+        assert!(oid("urn:oid:1.2.3") && !oid("urn:oid:3.1"));
+        assert!(uuid("urn:uuid:0b4e6a4e-1111-4b8e-9c1d-2e5c1f0a0b0c") && !uuid("urn:uuid:xyz"));
+        assert!(base64("aGVsbG8=") && !base64("aGVsbG8"));
+        assert!(check("positiveInt", &json!(0)).is_some() && check("unsignedInt", &json!(0)).is_none());
+        assert!(check("integer", &json!(1.5)).is_some() && check("decimal", &json!(1.50)).is_none());
+        assert!(check("string", &json!("")).is_some() && check("boolean", &json!("true")).is_some());
+    }
+}

@@ -1,0 +1,1169 @@
+//! The instance walk: one pass over the JSON, element by element, against compiled profiles.
+//! The FHIRPath of the current element is kept in one growing `String` (pushed and truncated),
+//! so nothing is formatted unless a finding is made.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::model::{ElemId, Profile, Rules, Strength, is_primitive};
+use super::{CORE, Finding, Severity, Validator, primitive, slicing};
+
+const MAX_DEPTH: usize = 64;
+
+/// Entries of the Bundle being validated, for references that resolve inside it.
+pub(super) struct BundleIndex<'v> {
+    /// Bundle.type: references that do not resolve are errors only where the Bundle must be
+    /// self-contained (document, message, transaction, batch).
+    kind: &'v str,
+    by_full_url: HashMap<&'v str, &'v Value>,
+    by_type_id: HashMap<(&'v str, &'v str), &'v Value>,
+}
+
+/// Where the walk is: the resource (for `%resource`, contained references), the root, the
+/// enclosing Bundle and the fullUrl of the entry.
+#[derive(Clone, Copy)]
+pub(super) struct Scope<'v> {
+    pub resource: &'v Value,
+    pub root: &'v Value,
+    pub bundle: Option<&'v BundleIndex<'v>>,
+    pub full_url: Option<&'v str>,
+    /// The resource holding this one (a contained resource's siblings resolve through it).
+    pub container: Option<&'v Value>,
+}
+
+/// The element holding an extension: its base path and type (for extension contexts).
+#[derive(Clone, Copy)]
+pub(super) struct Host<'a> {
+    pub path: &'a str,
+    pub ty: &'a str,
+}
+
+pub(super) struct Walk<'a> {
+    pub v: &'a Validator,
+    pub out: &'a mut Vec<Finding>,
+    pub path: String,
+    pub depth: usize,
+}
+
+pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], out: &mut Vec<Finding>) {
+    let rt = resource["resourceType"].as_str().unwrap_or("Resource");
+    let mut w = Walk { v, out, path: String::with_capacity(128), depth: 0 };
+    w.path.push_str(rt);
+    let extra: Vec<Arc<Profile>> = profiles
+        .iter()
+        .filter_map(|p| match v.profile(p) {
+            Some(p) => Some(p),
+            None => {
+                w.report(Severity::Error, "not-found", format!("profile {p} is not known"));
+                None
+            }
+        })
+        .collect();
+    let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None };
+    w.resource(resource, &extra, scope);
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+}
+
+pub(super) fn is_resource_type(v: &Validator, ty: &str) -> bool {
+    matches!(ty, "Resource" | "DomainResource") || v.type_profile(ty).is_some_and(|p| p.kind == "resource")
+}
+
+impl<'a> Walk<'a> {
+    pub fn report(&mut self, severity: Severity, code: &'static str, text: impl Into<String>) {
+        self.out.push(Finding { severity, code, text: text.into(), expression: self.path.clone() });
+    }
+
+    fn push(&mut self, seg: &str, index: Option<usize>) -> usize {
+        let len = self.path.len();
+        self.path.push('.');
+        self.path.push_str(seg);
+        if let Some(i) = index {
+            use std::fmt::Write;
+            let _ = write!(self.path, "[{i}]");
+        }
+        len
+    }
+
+    /// A resource (at the root, in `contained`, in a Bundle entry or a Parameters value).
+    pub fn resource<'v>(&mut self, value: &'v Value, extra: &[Arc<Profile>], outer: Scope<'v>) {
+        let Some(obj) = value.as_object() else {
+            self.report(Severity::Error, "structure", "a resource must be a JSON object");
+            return;
+        };
+        let Some(rt) = obj.get("resourceType").and_then(Value::as_str) else {
+            self.report(Severity::Error, "structure", "resourceType is missing: not a FHIR resource");
+            return;
+        };
+        let Some(base) = self.v.type_profile(rt).filter(|p| p.kind == "resource" && !p.is_abstract) else {
+            self.report(Severity::Error, "structure", format!("unknown resource type {rt}"));
+            return;
+        };
+        let mut profiles: Vec<Arc<Profile>> = Vec::new();
+        for p in extra {
+            if p.type_name == rt {
+                profiles.push(p.clone());
+            } else if !matches!(p.type_name.as_str(), "Resource" | "DomainResource") {
+                self.report(Severity::Error, "structure", format!("profile {} is for {}, not {rt}", p.url, p.type_name));
+            }
+        }
+        if let Some(mp) = obj.get("meta").and_then(|m| m.get("profile")).and_then(Value::as_array) {
+            for (i, u) in mp.iter().enumerate() {
+                let Some(u) = u.as_str() else { continue };
+                match self.v.profile(u) {
+                    Some(p) if p.type_name == rt => {
+                        if !profiles.iter().any(|q| q.url == p.url) {
+                            profiles.push(p)
+                        }
+                    }
+                    Some(p) => {
+                        let len = self.push("meta.profile", Some(i));
+                        self.report(Severity::Error, "structure", format!("profile {} is for {}, not {rt}", p.url, p.type_name));
+                        self.path.truncate(len);
+                    }
+                    None => {
+                        let len = self.push("meta.profile", Some(i));
+                        self.report(Severity::Warning, "not-found", format!("profile {u} is not known: not checked"));
+                        self.path.truncate(len);
+                    }
+                }
+            }
+        }
+        let index;
+        let mut scope = Scope { resource: value, container: Some(outer.resource), ..outer };
+        if outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj)) {
+            scope.root = value;
+        }
+        if rt == "Bundle" {
+            index = self.bundle_rules(obj);
+            scope.bundle = Some(&index);
+            scope.full_url = None;
+        }
+        // A derived profile's snapshot holds everything of the base: check against the
+        // profiles alone when there are any.
+        if profiles.is_empty() {
+            profiles.push(base);
+        }
+        for p in &profiles {
+            self.item(p, 0, Some(value), None, rt, scope, Host { path: rt, ty: rt });
+        }
+    }
+
+    /// One value of an element (`value` and/or its `_element` shadow).
+    #[allow(clippy::too_many_arguments)]
+    pub fn item<'v>(
+        &mut self,
+        prof: &Arc<Profile>,
+        eid: ElemId,
+        value: Option<&'v Value>,
+        shadow: Option<&'v Value>,
+        ty: &str,
+        scope: Scope<'v>,
+        host: Host<'_>,
+    ) {
+        if self.depth > MAX_DEPTH {
+            self.report(Severity::Error, "too-costly", "nested too deeply");
+            return;
+        }
+        self.depth += 1;
+        if is_primitive(ty) {
+            self.primitive(prof, eid, value, shadow, ty, scope, host);
+        } else if let Some(value) = value {
+            if eid != 0 && is_resource_type(self.v, ty) {
+                let extra: Vec<Arc<Profile>> =
+                    prof.elem(eid).types.iter().flat_map(|t| t.profiles.iter()).filter_map(|u| self.v.profile(u)).collect();
+                self.resource(value, &extra, scope);
+            } else {
+                self.complex(prof, eid, value, ty, scope, host);
+            }
+        }
+        self.depth -= 1;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn primitive<'v>(
+        &mut self,
+        prof: &Arc<Profile>,
+        eid: ElemId,
+        value: Option<&'v Value>,
+        shadow: Option<&'v Value>,
+        ty: &str,
+        scope: Scope<'v>,
+        host: Host<'_>,
+    ) {
+        let e = prof.elem(eid);
+        if let Some(v) = value {
+            if let Some(msg) = primitive::check(ty, v) {
+                self.report(Severity::Error, if v.is_string() || v.is_number() || v.is_boolean() { "value" } else { "structure" }, msg);
+                return;
+            }
+            if let Some(f) = &e.fixed {
+                if !same(v, f) {
+                    self.report(Severity::Error, "value", "value is not the fixed value of the profile");
+                }
+            }
+            if let Some(p) = &e.pattern {
+                if !same(v, p) {
+                    self.report(Severity::Error, "value", "value does not match the pattern of the profile");
+                }
+            }
+            if let Some(max) = e.max_length {
+                if v.as_str().is_some_and(|s| s.chars().count() > max) {
+                    self.report(Severity::Error, "too-long", format!("value is longer than {max} characters"));
+                }
+            }
+            self.min_max(e.min_value.as_ref(), e.max_value.as_ref(), v, ty);
+            if ty == "code" {
+                if let Some(code) = v.as_str() {
+                    self.binding(prof, eid, None, code, false);
+                }
+            }
+        }
+        if let Some(sh) = shadow {
+            match sh.as_object() {
+                None => self.report(Severity::Error, "structure", "a primitive's _element must be an object"),
+                Some(m) if m.is_empty() => self.report(Severity::Error, "structure", "a primitive's _element must not be empty"),
+                Some(m) => {
+                    if value.is_none() && !m.contains_key("extension") {
+                        self.report(
+                            Severity::Error,
+                            "invariant",
+                            "constraint ele-1 failed: All FHIR elements must have a @value or children",
+                        );
+                    }
+                    let (cp, pid) = self.children(prof, eid, ty);
+                    self.object(&cp, &cp.elem(pid).children, m, scope, Host { path: &e.base_path, ty }, true);
+                }
+            }
+        } else if value.is_none() {
+            self.report(Severity::Error, "structure", "null in an array needs an _element with content");
+        }
+        let _ = host;
+    }
+
+    fn min_max(&mut self, min: Option<&Value>, max: Option<&Value>, v: &Value, ty: &str) {
+        let as_f = |x: &Value| -> Option<f64> { x.as_f64().or_else(|| x.to_string().parse().ok()) };
+        if primitive::is_numeric(ty) {
+            if let (Some(m), Some(x)) = (min.and_then(as_f), as_f(v)) {
+                if x < m {
+                    self.report(Severity::Error, "value", "value is below the minimum allowed by the profile");
+                }
+            }
+            if let (Some(m), Some(x)) = (max.and_then(as_f), as_f(v)) {
+                if x > m {
+                    self.report(Severity::Error, "value", "value is above the maximum allowed by the profile");
+                }
+            }
+        } else if let (Some(s), true) = (v.as_str(), matches!(ty, "date" | "dateTime" | "instant" | "time")) {
+            // `minValueDuration` / `maxValueDuration`: relative to now (now - min, now + max).
+            let relative = |d: Option<&Value>, sign: i64| d.filter(|d| d.is_object()).and_then(|d| relative_date(d, sign));
+            if let Some(m) = relative(min, -1) {
+                if s.get(..10).unwrap_or(s) < m.as_str() {
+                    self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
+                }
+            }
+            if let Some(m) = relative(max, 1) {
+                if s.get(..10).unwrap_or(s) > m.as_str() {
+                    self.report(Severity::Error, "value", "value is after the maximum allowed by the profile");
+                }
+            }
+            if min.and_then(Value::as_str).is_some_and(|m| s < m) {
+                self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
+            }
+            if max.and_then(Value::as_str).is_some_and(|m| s > m) {
+                self.report(Severity::Error, "value", "value is after the maximum allowed by the profile");
+            }
+        }
+    }
+
+    /// Children of an element: the profile's own when it unrolls them, else those of the type
+    /// (or of the referenced element for `contentReference`).
+    pub fn children(&self, prof: &Arc<Profile>, eid: ElemId, ty: &str) -> (Arc<Profile>, ElemId) {
+        let e = prof.elem(eid);
+        if !e.children.is_empty() {
+            return (prof.clone(), eid);
+        }
+        if let Some(r) = &e.content_ref {
+            // `#Questionnaire.item` refers into the base resource.
+            let root = r.split('.').next().unwrap_or_default();
+            for p in [Some(prof.clone()), self.v.type_profile(root)].into_iter().flatten() {
+                if let Some(id) = p.by_path(r) {
+                    return (p.clone(), id);
+                }
+            }
+        }
+        match self.v.type_profile(ty) {
+            Some(tp) => (tp, 0),
+            None => (prof.clone(), eid),
+        }
+    }
+
+    fn complex<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>, host: Host<'_>) {
+        let Some(obj) = value.as_object() else {
+            self.report(Severity::Error, "structure", format!("wrong JSON type: a {ty} must be an object"));
+            return;
+        };
+        if obj.is_empty() {
+            self.report(Severity::Error, "structure", "object must have some content");
+            return;
+        }
+        let e = prof.elem(eid);
+        let (cp, pid) = self.children(prof, eid, ty);
+        let host_path = if eid == 0 { ty } else { e.base_path.as_str() };
+        self.object(&cp, &cp.elem(pid).children, obj, scope, Host { path: host_path, ty }, false);
+        if let Some(f) = &e.fixed {
+            if !same(value, f) {
+                self.fixed_mismatch(value, f);
+            }
+        }
+        if let Some(p) = &e.pattern {
+            if !matches_pattern(value, p) {
+                self.pattern_mismatch(value, p);
+            }
+        }
+        if e.min_value.is_some() || e.max_value.is_some() {
+            let num = |x: Option<&Value>| x.and_then(|q| q.get("value")).and_then(|v| v.to_string().parse::<f64>().ok());
+            let x = num(Some(value));
+            if let (Some(m), Some(x)) = (num(e.min_value.as_ref()), x) {
+                if x < m {
+                    self.report(Severity::Error, "value", "value is below the minimum allowed by the profile");
+                }
+            }
+            if let (Some(m), Some(x)) = (num(e.max_value.as_ref()), x) {
+                if x > m {
+                    self.report(Severity::Error, "value", "value is above the maximum allowed by the profile");
+                }
+            }
+        }
+        match ty {
+            "CodeableConcept" => self.codeable_concept(prof, eid, obj),
+            "Coding" | "Quantity" => {
+                if ty == "Coding" {
+                    self.known_code(obj);
+                }
+                if let Some(code) = obj.get("code").and_then(Value::as_str) {
+                    let system = obj.get("system").and_then(Value::as_str);
+                    if ty == "Coding" || system.is_some() {
+                        self.binding(prof, eid, system, code, false);
+                    }
+                }
+            }
+            "Reference" => self.reference(prof, eid, obj, scope),
+            "Extension" => self.extension(prof, eid, value, obj, scope, host),
+            _ => {}
+        }
+        // Invariants of the element, then of its type when the element is not the type's root.
+        self.constraints(prof, eid, value, ty, scope);
+        if eid != 0 || prof.type_name != ty {
+            if let Some(tp) = self.v.type_profile(ty) {
+                if !Arc::ptr_eq(&tp, prof) {
+                    self.constraints(&tp, 0, value, ty, scope);
+                }
+            }
+        }
+        // Profiles on the type (`type.profile`): a datatype profile or an extension definition.
+        if eid != 0 {
+            for t in &e.types {
+                if t.code != ty {
+                    continue;
+                }
+                for u in &t.profiles {
+                    if u == &prof.url {
+                        continue;
+                    }
+                    match self.v.profile(u) {
+                        Some(p) => self.item(&p, 0, Some(value), None, ty, scope, host),
+                        None if ty == "Extension" => {}
+                        None => self.report(Severity::Warning, "not-found", format!("profile {u} is not known: not checked")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports where a value departs from a `fixed[x]`: extra properties and differing ones
+    /// at their own paths.
+    fn fixed_mismatch(&mut self, v: &Value, f: &Value) {
+        match (v, f) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, xv) in x {
+                    match y.get(k) {
+                        None => {
+                            let len = self.push(k, None);
+                            self.report(
+                                Severity::Error,
+                                "value",
+                                format!("{k} is present but not allowed by the fixed value of the profile"),
+                            );
+                            self.path.truncate(len);
+                        }
+                        Some(fv) if !same(xv, fv) => {
+                            let len = self.push(k, None);
+                            if xv.is_object() {
+                                self.fixed_mismatch(xv, fv)
+                            } else {
+                                self.report(Severity::Error, "value", "value is not the fixed value of the profile")
+                            }
+                            self.path.truncate(len);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                    self.report(Severity::Error, "value", format!("{k} of the fixed value of the profile is missing"));
+                }
+            }
+            _ => self.report(Severity::Error, "value", "value is not the fixed value of the profile"),
+        }
+    }
+
+    /// Reports where a value departs from a `pattern[x]`: at the deepest property that differs,
+    /// as the HL7 validator does (`telecom[0].system`, not `telecom[0]`).
+    fn pattern_mismatch(&mut self, v: &Value, p: &Value) {
+        match (v, p) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, pv) in y {
+                    match x.get(k) {
+                        Some(xv) if matches_pattern(xv, pv) => {}
+                        Some(xv) => {
+                            let many = xv.as_array().filter(|a| a.len() == 1);
+                            let len = self.push(k, many.map(|_| 0));
+                            match (many, pv.as_array().filter(|a| a.len() == 1)) {
+                                (Some(a), Some(b)) => self.pattern_mismatch(&a[0], &b[0]),
+                                (None, _) if !xv.is_array() => self.pattern_mismatch(xv, pv),
+                                _ => self.report(Severity::Error, "value", "value does not match the pattern of the profile"),
+                            }
+                            self.path.truncate(len);
+                        }
+                        None => {
+                            self.report(
+                                Severity::Error,
+                                "value",
+                                format!("value does not match the pattern of the profile: {k} is missing"),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => self.report(Severity::Error, "value", "value does not match the pattern of the profile"),
+        }
+    }
+
+    /// A code of a complete CodeSystem loaded here must exist, and its display (when given)
+    /// must be the CodeSystem's display (compared ignoring case and spacing).
+    fn known_code(&mut self, obj: &Map<String, Value>) {
+        let (Some(system), Some(code)) = (obj.get("system").and_then(Value::as_str), obj.get("code").and_then(Value::as_str)) else {
+            return;
+        };
+        let Some(cs) = self.v.code_system(system) else { return };
+        match cs.get(code) {
+            None => {
+                let len = self.push("code", None);
+                self.report(Severity::Error, "code-invalid", format!("the code is not defined in the code system {system}"));
+                self.path.truncate(len);
+            }
+            Some(Some(display)) => {
+                if let Some(given) = obj.get("display").and_then(Value::as_str) {
+                    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                    if norm(given) != norm(display) {
+                        let len = self.push("display", None);
+                        self.report(Severity::Error, "invalid", format!("wrong display for the code in the code system {system}"));
+                        self.path.truncate(len);
+                    }
+                }
+            }
+            Some(None) => {}
+        }
+    }
+
+    fn codeable_concept(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>) {
+        let Some(b) = &prof.elem(eid).binding else {
+            return;
+        };
+        if b.strength == Strength::Other {
+            return;
+        }
+        let Some(exp) = self.v.expansion(&b.value_set) else {
+            return;
+        };
+        let codings = obj.get("coding").and_then(Value::as_array);
+        let Some(codings) = codings.filter(|c| !c.is_empty()) else {
+            return;
+        };
+        let any = codings
+            .iter()
+            .any(|c| c.get("code").and_then(Value::as_str).is_some_and(|code| exp.has(c.get("system").and_then(Value::as_str), code)));
+        if !any {
+            let (sev, word) =
+                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            self.report(sev, "code-invalid", format!("none of the codings is in the value set {} ({word} binding)", b.value_set));
+        }
+    }
+
+    fn binding(&mut self, prof: &Arc<Profile>, eid: ElemId, system: Option<&str>, code: &str, _cc: bool) {
+        let Some(b) = &prof.elem(eid).binding else {
+            return;
+        };
+        if b.strength == Strength::Other {
+            return;
+        }
+        let Some(exp) = self.v.expansion(&b.value_set) else {
+            return;
+        };
+        if !exp.has(system, code) {
+            let (sev, word) =
+                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
+        }
+    }
+
+    fn reference<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, scope: Scope<'v>) {
+        let Some(r) = obj.get("reference").and_then(Value::as_str) else {
+            return;
+        };
+        let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
+            if id.is_empty() {
+                Some(scope.resource["resourceType"].as_str().unwrap_or_default().to_owned())
+            } else {
+                let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
+                let found = find(scope.resource).or_else(|| scope.container.and_then(find));
+                match found {
+                    Some(x) => x["resourceType"].as_str().map(str::to_owned),
+                    None => {
+                        self.report(Severity::Error, "not-found", "the contained resource referenced is not in this resource");
+                        return;
+                    }
+                }
+            }
+        } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
+            found["resourceType"].as_str().map(str::to_owned)
+        } else if r.starts_with("urn:") {
+            if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
+                self.report(Severity::Error, "not-found", "the reference does not resolve to an entry of the Bundle");
+            }
+            None
+        } else {
+            type_of_literal(r).filter(|t| is_resource_type(self.v, t)).map(str::to_owned)
+        };
+        let Some(tt) = target_type else { return };
+        let targets: Vec<&String> = prof.elem(eid).types.iter().filter(|t| t.code == "Reference").flat_map(|t| t.targets.iter()).collect();
+        if targets.is_empty() {
+            return;
+        }
+        let ok = targets.iter().any(|t| {
+            let t = t.split('|').next().unwrap_or_default();
+            match t.strip_prefix(CORE) {
+                Some("Resource" | "DomainResource") => true,
+                Some(name)
+                    if !name.contains('/')
+                        && is_resource_type(self.v, name)
+                        && self.v.resolve(t).is_some_and(|sd| sd["derivation"] != "constraint") =>
+                {
+                    name == tt
+                }
+                _ => self.v.profile(t).is_none_or(|p| p.type_name == tt || p.type_name == "Resource"),
+            }
+        });
+        if !ok {
+            self.report(Severity::Error, "structure", format!("a reference to a {tt} is not allowed here"));
+        }
+    }
+
+    fn extension<'v>(
+        &mut self,
+        prof: &Arc<Profile>,
+        eid: ElemId,
+        value: &'v Value,
+        obj: &Map<String, Value>,
+        scope: Scope<'v>,
+        host: Host<'_>,
+    ) {
+        let Some(url) = obj.get("url").and_then(Value::as_str) else {
+            return;
+        };
+        let e = prof.elem(eid);
+        // Defined here already: an extension definition's root, a slice with a profile, or a
+        // nested extension whose url is fixed.
+        if eid == 0 || e.types.iter().any(|t| !t.profiles.is_empty()) || !url.contains(':') {
+            return;
+        }
+        if prof.type_name == "Extension" && prof.url == url {
+            return;
+        }
+        if url.contains('|') {
+            // Located as the HL7 validator locates it: `extension[1][url='...']`.
+            let len = self.path.len();
+            self.path.push_str("[url='");
+            self.path.push_str(url);
+            self.path.push_str("']");
+            self.report(Severity::Error, "structure", "an extension URL must not carry a version");
+            self.path.truncate(len);
+        }
+        match self.v.profile(url) {
+            Some(ext) if ext.type_name == "Extension" => {
+                if !context_ok(&ext, host) {
+                    let here = self.path.clone();
+                    if let Some(i) = here.rfind('.') {
+                        self.path.truncate(i);
+                    }
+                    self.report(Severity::Error, "structure", format!("extension {url} is not allowed here (context)"));
+                    self.path = here;
+                }
+                self.item(&ext, 0, Some(value), None, "Extension", scope, host);
+            }
+            _ => {
+                if e.path.ends_with("modifierExtension") {
+                    self.report(Severity::Error, "structure", format!("unknown modifier extension {url}"));
+                } else {
+                    self.report(Severity::Warning, "structure", format!("unknown extension {url}: not checked"));
+                }
+            }
+        }
+    }
+
+    /// The properties of one JSON object against the child elements.
+    fn object<'v>(
+        &mut self,
+        cp: &Arc<Profile>,
+        children: &[ElemId],
+        obj: &'v Map<String, Value>,
+        scope: Scope<'v>,
+        host: Host<'_>,
+        is_shadow: bool,
+    ) {
+        // Unknown properties.
+        for key in obj.keys() {
+            if key == "resourceType" && obj.contains_key("resourceType") && scope.resource.as_object().is_some_and(|r| std::ptr::eq(r, obj))
+            {
+                continue;
+            }
+            let known = children.iter().any(|&c| {
+                let ce = cp.elem(c);
+                if ce.choice {
+                    let bare = key.strip_prefix('_').unwrap_or(key);
+                    bare.starts_with(ce.name.as_str()) && ce.choice_keys.iter().any(|(k, _, _)| k == bare)
+                } else {
+                    ce.name == *key || ce.shadow == *key
+                }
+            });
+            if !known {
+                // A choice element given in a type the profile does not allow.
+                let choice = children.iter().map(|&c| cp.elem(c)).find(|ce| {
+                    ce.choice
+                        && key.len() > ce.name.len()
+                        && key.starts_with(ce.name.as_str())
+                        && key.as_bytes()[ce.name.len()].is_ascii_uppercase()
+                });
+                if let Some(ce) = choice {
+                    let t = fhir_type_of_suffix(&key[ce.name.len()..]);
+                    let len = self.path.len();
+                    self.path.push('.');
+                    self.path.push_str(&ce.name);
+                    self.path.push_str(".ofType(");
+                    self.path.push_str(&t);
+                    self.path.push(')');
+                    self.report(Severity::Error, "structure", format!("type {t} is not allowed for {}[x] here", ce.name));
+                    self.path.truncate(len);
+                } else if key == "fhir_comments" {
+                    self.report(Severity::Warning, "structure", format!("unrecognized property {key}"));
+                } else {
+                    self.report(Severity::Error, "structure", format!("unrecognized property {key}"));
+                }
+            }
+        }
+        for &c in children {
+            let ce = cp.elem(c);
+            if is_shadow && ce.name == "value" {
+                continue;
+            }
+            let mut found: Option<(&Value, Option<&Value>, &str, &str)> = None;
+            if ce.choice {
+                // Scan the object's keys (a few) rather than every allowed type (up to 50);
+                // `valueString` and `_valueString` are one value.
+                let mut n = 0;
+                let mut first: Option<usize> = None;
+                for key in obj.keys() {
+                    let bare = key.strip_prefix('_').unwrap_or(key);
+                    if bare.len() <= ce.name.len() || !bare.starts_with(ce.name.as_str()) {
+                        continue;
+                    }
+                    let Some(pos) = ce.choice_keys.iter().position(|(k, _, _)| k == bare) else { continue };
+                    let shadow_of_main = key.starts_with('_') && obj.contains_key(bare);
+                    if shadow_of_main {
+                        continue;
+                    }
+                    n += 1;
+                    first.get_or_insert(pos);
+                }
+                if let Some(pos) = first {
+                    let (k, s, ti) = &ce.choice_keys[pos];
+                    found = Some((obj.get(k).unwrap_or(&Value::Null), obj.get(s), ce.types[*ti].code.as_str(), k.as_str()));
+                }
+                if n > 1 {
+                    self.report(Severity::Error, "structure", format!("more than one type given for {}[x]", ce.name));
+                }
+            } else {
+                let (m, sh) = (obj.get(&ce.name), obj.get(&ce.shadow));
+                if m.is_some() || sh.is_some() {
+                    let ty = ce.types.first().map(|t| t.code.as_str()).unwrap_or("BackboneElement");
+                    found = Some((m.unwrap_or(&Value::Null), sh, ty, ce.name.as_str()));
+                }
+            }
+            let Some((main, shadow, ty, key)) = found else {
+                // A choice given in a disallowed type is reported as such, not also as missing.
+                let disallowed = ce.choice
+                    && obj.keys().any(|k| {
+                        k.len() > ce.name.len() && k.starts_with(ce.name.as_str()) && k.as_bytes()[ce.name.len()].is_ascii_uppercase()
+                    });
+                if ce.min > 0 && !disallowed {
+                    self.report(Severity::Error, "required", format!("{}: minimum required = {}, but only found 0", ce.path, ce.min));
+                }
+                // Required slices of an absent element are missing too.
+                for &sl in &ce.slices {
+                    let se = cp.elem(sl);
+                    if se.min > 0 {
+                        let name = se.slice_name.as_deref().unwrap_or_default();
+                        self.report(Severity::Error, "required", format!("{}:{name}: minimum required = {}, but only found 0", se.path, se.min));
+                    }
+                }
+                continue;
+            };
+            // A backbone element declares no type in some snapshots; an element with children
+            // and no type is one.
+            let ty = if ce.types.is_empty() { if ce.path.contains('.') { "BackboneElement" } else { &cp.type_name } } else { ty };
+            let mut items: Vec<(Option<&'v Value>, Option<&'v Value>)> = Vec::new();
+            let len = self.path.len();
+            self.path.push('.');
+            self.path.push_str(if ce.choice { &ce.name } else { key });
+            if ce.choice {
+                self.path.push_str(".ofType(");
+                self.path.push_str(ty);
+                self.path.push(')');
+            }
+            let main = if main.is_null() { None } else { Some(main) };
+            match (main, shadow) {
+                (Some(Value::Array(a)), sh) => {
+                    if !ce.base_many {
+                        self.report(Severity::Error, "structure", "an array where a single value is expected");
+                    }
+                    if a.is_empty() {
+                        self.report(Severity::Error, "structure", "arrays must not be empty");
+                    }
+                    let sh_arr = match sh {
+                        Some(Value::Array(s)) => {
+                            if s.len() != a.len() {
+                                self.report(Severity::Error, "structure", "the _element array does not align with the value array");
+                            }
+                            Some(s)
+                        }
+                        Some(_) => {
+                            self.report(Severity::Error, "structure", "the _element must be an array like its value");
+                            None
+                        }
+                        None => None,
+                    };
+                    for (i, x) in a.iter().enumerate() {
+                        let s = sh_arr.and_then(|s| s.get(i)).filter(|s| !s.is_null());
+                        items.push((if x.is_null() { None } else { Some(x) }, s));
+                    }
+                }
+                (None, Some(Value::Array(s))) => {
+                    if !ce.base_many {
+                        self.report(Severity::Error, "structure", "an array where a single value is expected");
+                    }
+                    for x in s {
+                        items.push((None, if x.is_null() { None } else { Some(x) }));
+                    }
+                }
+                (m, sh) => {
+                    if ce.base_many && m.is_some() {
+                        self.report(Severity::Error, "structure", "a single value where an array is expected");
+                    }
+                    items.push((m, sh));
+                }
+            }
+            self.path.truncate(len);
+            let count = items.len() as u32;
+            if count < ce.min {
+                self.report(Severity::Error, "required", format!("{}: minimum required = {}, but only found {count}", ce.path, ce.min));
+            }
+            if ce.max.is_some_and(|m| count > m) {
+                let m = ce.max.unwrap_or_default();
+                self.report(Severity::Error, "structure", format!("{}: maximum allowed = {m}, but found {count}", ce.path));
+            }
+            let assigned = if ce.slicing.is_some() || !ce.slices.is_empty() { self.slices(cp, c, &items, ty, scope) } else { Vec::new() };
+            for (i, (m, sh)) in items.iter().enumerate() {
+                let len = self.path.len();
+                self.path.push('.');
+                self.path.push_str(if ce.choice { &ce.name } else { key });
+                if ce.choice {
+                    self.path.push_str(".ofType(");
+                    self.path.push_str(ty);
+                    self.path.push(')');
+                } else if ce.base_many {
+                    use std::fmt::Write;
+                    let _ = write!(self.path, "[{i}]");
+                }
+                let target = assigned.get(i).copied().flatten().unwrap_or(c);
+                let mut sc = scope;
+                if ce.name == "resource" && host.ty == "BackboneElement" {
+                    sc.full_url = obj.get("fullUrl").and_then(Value::as_str);
+                }
+                self.item(cp, target, *m, *sh, ty, sc, host);
+                self.path.truncate(len);
+            }
+        }
+    }
+
+    /// Assigns items to slices and checks slice cardinality, closed and ordered rules.
+    fn slices<'v>(
+        &mut self,
+        cp: &Arc<Profile>,
+        c: ElemId,
+        items: &[(Option<&'v Value>, Option<&'v Value>)],
+        ty: &str,
+        scope: Scope<'v>,
+    ) -> Vec<Option<ElemId>> {
+        let ce = cp.elem(c);
+        let mut assigned = Vec::with_capacity(items.len());
+        let mut counts = vec![0u32; ce.slices.len()];
+        let mut last_slice = 0usize;
+        let mut seen_unmatched = false;
+        for (i, (m, _)) in items.iter().enumerate() {
+            let mut hit = None;
+            if let Some(v) = m {
+                for (si, &s) in ce.slices.iter().enumerate() {
+                    if slicing::matches(self, cp, c, s, v, ty, scope) {
+                        hit = Some(si);
+                        break;
+                    }
+                }
+            }
+            let len = self.path.len();
+            self.path.push('.');
+            self.path.push_str(&ce.name);
+            if ce.base_many {
+                use std::fmt::Write;
+                let _ = write!(self.path, "[{i}]");
+            }
+            match hit {
+                Some(si) => {
+                    counts[si] += 1;
+                    if let Some(sl) = &ce.slicing {
+                        if sl.ordered && si < last_slice {
+                            self.report(Severity::Error, "structure", "slices are out of the order the profile defines");
+                        }
+                        if sl.rules == Rules::OpenAtEnd && seen_unmatched {
+                            self.report(Severity::Error, "structure", "an item matching a slice after an unmatched one (openAtEnd)");
+                        }
+                    }
+                    last_slice = si;
+                    assigned.push(Some(ce.slices[si]));
+                }
+                None => {
+                    seen_unmatched = true;
+                    if ce.slicing.as_ref().is_some_and(|s| s.rules == Rules::Closed) {
+                        let names: Vec<&str> = ce.slices.iter().filter_map(|&s| cp.elem(s).slice_name.as_deref()).collect();
+                        self.report(
+                            Severity::Error,
+                            "structure",
+                            format!("does not match any of the slices ({}) and the slicing is closed", names.join(", ")),
+                        );
+                    }
+                    assigned.push(None);
+                }
+            }
+            self.path.truncate(len);
+        }
+        for (si, &s) in ce.slices.iter().enumerate() {
+            let se = cp.elem(s);
+            let name = se.slice_name.as_deref().unwrap_or_default();
+            if counts[si] < se.min {
+                self.report(
+                    Severity::Error,
+                    "required",
+                    format!("{}:{name}: minimum required = {}, but only found {}", se.path, se.min, counts[si]),
+                );
+            }
+            if se.max.is_some_and(|m| counts[si] > m) {
+                self.report(
+                    Severity::Error,
+                    "structure",
+                    format!("{}:{name}: maximum allowed = {}, but found {}", se.path, se.max.unwrap_or_default(), counts[si]),
+                );
+            }
+        }
+        assigned
+    }
+
+    fn constraints<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>) {
+        let e = prof.elem(eid);
+        for c in &e.constraints {
+            let verdict = match native_for(&c.key, &c.expression).and_then(|_| native(&c.key, value)) {
+                Some(v) => Ok(v),
+                None => match self.v.engine() {
+                    Some(engine) => {
+                        let focus_type = if matches!(ty, "BackboneElement" | "Element") { e.base_path.as_str() } else { ty };
+                        engine.invariant(&c.expression, value, focus_type, scope.resource, scope.root)
+                    }
+                    None => continue,
+                },
+            };
+            match verdict {
+                Ok(true) => {}
+                Ok(false) => {
+                    let sev = if c.error { Severity::Error } else { Severity::Warning };
+                    self.report(sev, "invariant", format!("constraint {} failed: {}", c.key, c.human));
+                }
+                Err(_) => self.report(Severity::Warning, "invariant", format!("constraint {} could not be evaluated", c.key)),
+            }
+        }
+    }
+
+    /// Bundle rules that need the whole Bundle: fullUrl form and uniqueness, `request` for
+    /// transactions and batches. Builds the index references resolve against (linear).
+    fn bundle_rules<'v>(&mut self, obj: &'v Map<String, Value>) -> BundleIndex<'v> {
+        let ty = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), by_type_id: HashMap::new() };
+        let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
+            return idx;
+        };
+        idx.by_full_url.reserve(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let res = e.get("resource");
+            let full = e.get("fullUrl").and_then(Value::as_str);
+            let len = self.push("entry", Some(i));
+            if let Some(f) = full {
+                if !f.contains(':') {
+                    self.report(Severity::Error, "invalid", "the fullUrl must be an absolute URL");
+                }
+                if let Some(r) = res {
+                    let dup = idx.by_full_url.insert(f, r);
+                    if let Some(prev) = dup {
+                        let same_version =
+                            prev.get("meta").and_then(|m| m.get("versionId")) == r.get("meta").and_then(|m| m.get("versionId"));
+                        if same_version && !matches!(ty, "history" | "searchset") {
+                            self.report(Severity::Error, "invariant", "constraint bdl-7 failed: FullUrl must be unique in a bundle, or else entries with the same fullUrl must have different meta.versionId");
+                        }
+                    }
+                }
+            } else if res.is_some()
+                && matches!(ty, "document" | "message" | "transaction" | "batch")
+                && !matches!(e.get("request").and_then(|r| r.get("method")).and_then(Value::as_str), Some("PUT" | "DELETE"))
+                && ty != "transaction"
+                && ty != "batch"
+            {
+                self.report(Severity::Error, "required", "entry.fullUrl is required in a document or message");
+            }
+            if let Some(r) = res {
+                if let (Some(t), Some(id)) = (r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str)) {
+                    idx.by_type_id.entry((t, id)).or_insert(r);
+                }
+            }
+            if matches!(ty, "transaction" | "batch" | "history") && e.get("request").is_none() {
+                self.report(
+                    Severity::Error,
+                    "invariant",
+                    "constraint bdl-3 failed: entry.request mandatory for batch/transaction/history, otherwise prohibited",
+                );
+            }
+            self.path.truncate(len);
+        }
+        idx
+    }
+}
+
+impl<'v> BundleIndex<'v> {
+    pub fn resolve(&self, r: &str, base: Option<&str>) -> Option<&'v Value> {
+        let r = r.split("/_history/").next().unwrap_or(r);
+        if let Some(v) = self.by_full_url.get(r) {
+            return Some(v);
+        }
+        if r.contains(':') {
+            // Absolute: `http://x/fhir/Patient/1` also matches an entry `Patient/1` of that server.
+            return None;
+        }
+        if let Some(b) = base.filter(|b| b.starts_with("http")) {
+            let mut parts: Vec<&str> = b.trim_end_matches('/').rsplitn(3, '/').collect();
+            if parts.len() == 3 {
+                let server = parts.pop().unwrap_or_default();
+                if let Some(v) = self.by_full_url.get(format!("{server}/{r}").as_str()) {
+                    return Some(v);
+                }
+            }
+        }
+        let (t, id) = r.split_once('/')?;
+        self.by_type_id.get(&(t, id)).copied()
+    }
+}
+
+/// Today shifted by a UCUM duration (`a`, `mo`, `wk`, `d`), as `YYYY-MM-DD`.
+fn relative_date(d: &Value, sign: i64) -> Option<String> {
+    let n: f64 = d.get("value")?.to_string().parse().ok()?;
+    let days_per = match d.get("code").and_then(Value::as_str)? {
+        "a" => 365.25,
+        "mo" => 30.4375,
+        "wk" => 7.0,
+        "d" => 1.0,
+        _ => return None,
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
+    // Clamped: a definition may say anything, the arithmetic must not overflow.
+    let shift = (n * days_per).clamp(-1e8, 1e8) as i64;
+    let z = now + sign * shift + 719_468;
+    // Days to civil date (Howard Hinnant's algorithm).
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some(format!("{year:04}-{month:02}-{day:02}"))
+}
+
+/// `String` -> `string`, `DateTime` -> `dateTime`, `Quantity` stays.
+fn fhir_type_of_suffix(t: &str) -> String {
+    const PRIMS: [&str; 20] = [
+        "base64Binary",
+        "boolean",
+        "canonical",
+        "code",
+        "date",
+        "dateTime",
+        "decimal",
+        "id",
+        "instant",
+        "integer",
+        "markdown",
+        "oid",
+        "positiveInt",
+        "string",
+        "time",
+        "unsignedInt",
+        "uri",
+        "url",
+        "uuid",
+        "xhtml",
+    ];
+    PRIMS.iter().find(|p| p.eq_ignore_ascii_case(t)).map(|p| (*p).to_owned()).unwrap_or_else(|| t.to_owned())
+}
+
+fn type_of_literal(r: &str) -> Option<&str> {
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let mut it = r.rsplit('/');
+    let _id = it.next()?;
+    let t = it.next()?;
+    t.as_bytes().first().is_some_and(u8::is_ascii_uppercase).then_some(t)
+}
+
+fn context_ok(ext: &Profile, host: Host<'_>) -> bool {
+    if ext.contexts.is_empty() {
+        return true;
+    }
+    ext.contexts.iter().any(|(kind, expr)| {
+        if kind != "element" {
+            return true;
+        }
+        let expr = expr.trim();
+        expr == "Element"
+            || expr == host.ty
+            || expr == host.path
+            || expr.replace("[x]", "") == host.path.replace("[x]", "")
+            || (matches!(expr, "Resource" | "DomainResource") && host.path == host.ty)
+            || (expr == "BackboneElement" && host.ty == "BackboneElement")
+            || host.path.starts_with(&format!("{expr}."))
+            || expr.starts_with(&format!("{}.", host.ty)) && host.ty == "Extension"
+    })
+}
+
+/// Native invariants are keyed by constraint key and expression: a profile that reuses a key
+/// with another expression goes to the engine.
+fn native_for(key: &str, expr: &str) -> Option<()> {
+    let known = match key {
+        "ele-1" => expr.starts_with("hasValue() or (children().count() > id.count())"),
+        "ext-1" => expr.starts_with("extension.exists() != value.exists()"),
+        "dom-2" => expr == "contained.contained.empty()",
+        "dom-3" => expr.starts_with("contained.where("),
+        "dom-4" => expr.starts_with("contained.meta.versionId.empty()"),
+        "dom-5" => expr == "contained.meta.security.empty()",
+        "dom-6" => expr == "text.`div`.exists()",
+        k => k.starts_with("bdl-"),
+    };
+    known.then_some(())
+}
+
+/// Invariants checked without a FHIRPath engine: the hot ones, keyed by constraint key.
+fn native(key: &str, v: &Value) -> Option<bool> {
+    let obj = v.as_object();
+    match key {
+        // hasValue() or (children().count() > id.count()): empty objects are reported already.
+        "ele-1" => Some(obj.is_none_or(|m| m.is_empty() || m.keys().any(|k| k != "id"))),
+        "ext-1" => obj.map(|m| m.contains_key("extension") != m.keys().any(|k| k.starts_with("value"))),
+        "dom-2" | "dom-3" | "dom-4" | "dom-5" => obj.and_then(|m| (!m.contains_key("contained")).then_some(true)),
+        "dom-6" => obj.map(|m| m.get("text").and_then(|t| t.get("div")).is_some()),
+        // Bundle rules done in `bundle_rules`.
+        "bdl-3" | "bdl-7" => Some(true),
+        "bdl-1" => obj.map(|m| !m.contains_key("total") || matches!(m.get("type").and_then(Value::as_str), Some("searchset" | "history"))),
+        "bdl-2" => obj.map(|m| {
+            m.get("type").and_then(Value::as_str) == Some("searchset")
+                || m.get("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.get("search").is_none()))
+        }),
+        "bdl-9" => obj.map(|m| {
+            m.get("type").and_then(Value::as_str) != Some("document")
+                || m.get("identifier").is_some_and(|i| i.get("system").is_some() && i.get("value").is_some())
+        }),
+        "bdl-10" => obj.map(|m| m.get("type").and_then(Value::as_str) != Some("document") || m.get("timestamp").is_some()),
+        "bdl-11" => obj.map(|m| {
+            m.get("type").and_then(Value::as_str) != Some("document")
+                || m.get("entry")
+                    .and_then(|e| e.get(0))
+                    .and_then(|e| e.get("resource"))
+                    .and_then(|r| r.get("resourceType"))
+                    .and_then(Value::as_str)
+                    == Some("Composition")
+        }),
+        "bdl-12" => obj.map(|m| {
+            m.get("type").and_then(Value::as_str) != Some("message")
+                || m.get("entry")
+                    .and_then(|e| e.get(0))
+                    .and_then(|e| e.get("resource"))
+                    .and_then(|r| r.get("resourceType"))
+                    .and_then(Value::as_str)
+                    == Some("MessageHeader")
+        }),
+        _ => None,
+    }
+}
+
+/// Exact equality of JSON values (decimals compared by value).
+pub(super) fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.to_string().parse::<f64>().ok() == y.to_string().parse::<f64>().ok(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
+        _ => a == b,
+    }
+}
+
+/// `pattern[x]`: every property of the pattern is present with a matching value; every item of
+/// a pattern array matches some item of the instance array.
+pub(super) fn matches_pattern(v: &Value, p: &Value) -> bool {
+    match (v, p) {
+        (Value::Object(x), Value::Object(y)) => y.iter().all(|(k, pv)| x.get(k).is_some_and(|xv| matches_pattern(xv, pv))),
+        (Value::Array(x), Value::Array(y)) => y.iter().all(|pv| x.iter().any(|xv| matches_pattern(xv, pv))),
+        (Value::Array(x), y) => x.iter().any(|xv| matches_pattern(xv, y)),
+        _ => same(v, p),
+    }
+}
+
+#[allow(dead_code)]
+fn upper(s: &str) -> String {
+    upper_first(s)
+}

@@ -1,0 +1,278 @@
+//! The profile validator: the gateway's golden Bundles, the IPS 2.0.0 examples, and focused
+//! checks, against the shipped definition packages (`conformance/packages`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use mhg::validate::packages::Packages;
+use mhg::validate::profile::{Finding, Severity, Validator};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+pub fn packages_dir() -> PathBuf {
+    root().join("conformance/packages")
+}
+
+pub fn shipped() -> Arc<Packages> {
+    static P: OnceLock<Arc<Packages>> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut p = Packages::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(packages_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tgz"))
+            .collect();
+        files.sort();
+        for f in files {
+            p.add(&f).unwrap();
+        }
+        Arc::new(p)
+    })
+    .clone()
+}
+
+pub fn validator() -> &'static Validator {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(|| Validator::new(shipped()))
+}
+
+fn errors(f: &[Finding]) -> Vec<String> {
+    f.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("{} {}: {}", f.code, f.expression, f.text)).collect()
+}
+
+#[test]
+fn golden_bundles_have_no_errors() {
+    let v = validator();
+    let mut bad = Vec::new();
+    for e in std::fs::read_dir(root().join("tests/golden/expected")).unwrap() {
+        let p = e.unwrap().path();
+        let b: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let f = v.validate(&b, &[]);
+        for e in errors(&f) {
+            bad.push(format!("{}: {e}", p.file_name().unwrap().to_string_lossy()));
+        }
+    }
+    assert!(bad.is_empty(), "{} errors:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn ips_examples_have_no_errors() {
+    let f = std::fs::File::open(packages_dir().join("hl7.fhir.uv.ips-2.0.0.tgz")).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let v = validator();
+    let (mut n, mut bad) = (0, Vec::new());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("package/example/") || !name.ends_with(".json") {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+        let r: Value = serde_json::from_slice(&bytes).unwrap();
+        n += 1;
+        for e in errors(&v.validate(&r, &[])) {
+            bad.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(n > 30, "only {n} examples");
+    assert!(bad.is_empty(), "{} errors:\n{}", bad.len(), bad.join("\n"));
+}
+
+/// data-driven: (resource, profiles, expected error expressions)
+fn check(resource: Value, profiles: &[&str], expected: &[&str]) {
+    let f = validator().validate(&resource, profiles);
+    let mut got: Vec<String> = f.iter().filter(|f| f.severity == Severity::Error).map(|f| f.expression.clone()).collect();
+    got.sort();
+    got.dedup();
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "{f:#?}");
+}
+
+#[test]
+fn json_layer_and_primitives() {
+    check(json!({"resourceType": "Patient", "gender": "male", "birthDate": "1990-01-01"}), &[], &[]);
+    // Unknown properties are reported at their parent, as the HL7 validator does.
+    check(json!({"resourceType": "Patient", "foo": 1}), &[], &["Patient"]);
+    check(json!({"resourceType": "Patient", "birthDate": "1990-13-01"}), &[], &["Patient.birthDate"]);
+    check(json!({"resourceType": "Patient", "name": {"family": "x"}}), &[], &["Patient.name"]);
+    check(json!({"resourceType": "Patient", "active": "true"}), &[], &["Patient.active"]);
+    check(json!({"resourceType": "Patient", "name": []}), &[], &["Patient.name"]);
+    check(json!({"resourceType": "Patient", "name": [{}]}), &[], &["Patient.name[0]"]);
+    check(json!({"resourceType": "Patient", "gender": "unknown-code"}), &[], &["Patient.gender"]);
+    check(json!({"resourceType": "Patient", "id": "a_b"}), &[], &["Patient.id"]);
+    check(
+        json!({"resourceType": "Patient", "_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "1990-01-01T10:00:00Z"}]}}),
+        &[],
+        &[],
+    );
+    check(json!({"resourceType": "Nope"}), &[], &["Nope"]);
+    check(
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueBoolean": true, "valueString": "x"}),
+        &[],
+        &["Observation"],
+    );
+}
+
+#[test]
+fn cardinality_and_profiles() {
+    // Observation.status and .code are required.
+    check(json!({"resourceType": "Observation"}), &[], &["Observation"]);
+    // IPS Patient needs a name (min 1) and birthDate.
+    let ips = "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips";
+    let f = validator().validate(&json!({"resourceType": "Patient"}), &[ips]);
+    assert!(mhg::validate::profile::has_errors(&f), "{f:#?}");
+    assert!(!validator().knows_profile("http://example.org/nope"));
+}
+
+mod interfaces {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use crate::common::*;
+    use mhg::http::{AppState, router};
+
+    async fn call(uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+        let app = router(AppState { pipeline: pipeline(), max_body_bytes: 64 * 1024, max_records: 100, relay: None, guard: test_guard() });
+        let req = Request::post(uri).header("content-type", "application/fhir+json").header("x-api-key", TEST_ADMIN_KEY).body(body.into()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let s = resp.status();
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        (s, serde_json::from_slice(&b).unwrap())
+    }
+
+    fn severities(oo: &Value) -> Vec<String> {
+        oo["issue"].as_array().unwrap().iter().map(|i| i["severity"].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn validate_route() {
+        let good = json!({"resourceType": "Patient", "gender": "female"});
+        let (s, oo) = call("/fhir/$validate", good.to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!severities(&oo).contains(&"error".to_owned()), "{oo}");
+        let (_, oo) = call("/fhir/$validate", json!({"resourceType": "Basic", "code": {"text": "x"}, "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}).to_string()).await;
+        assert_eq!(severities(&oo), ["information"], "{oo}");
+        let (s, oo) = call("/fhir/Patient/$validate", json!({"resourceType": "Patient", "gender": "x"}).to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(oo["issue"][0]["expression"][0], "Patient.gender", "{oo}");
+        // Parameters with a profile: IPS Patient needs name and birthDate.
+        let params = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "resource", "resource": good},
+            {"name": "profile", "valueCanonical": "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"}]});
+        let (s, oo) = call("/fhir/$validate", params.to_string()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(severities(&oo).contains(&"error".to_owned()), "{oo}");
+        // Refusals.
+        assert_eq!(call("/fhir/$validate", "{nope").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/fhir/$validate", "[1]").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(call("/fhir/Observation/$validate", good.to_string()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(call("/fhir/$validate?profile=http://example.org/none", good.to_string()).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/fhir/$validate", "[".repeat(100) + &"]".repeat(100)).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/fhir/$validate", format!("{{\"resourceType\":\"Patient\",\"x\":\"{}\"}}", "a".repeat(70_000))).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn validate_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, json!({"resourceType": "Patient", "gender": "female"}).to_string()).unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "not json").unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).current_dir(root()).args(args).output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let g = good.to_str().unwrap();
+        let (code, out) = run(&["validate", g]);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(out.lines().count(), 1);
+        assert_eq!(run(&["validate", g, bad.to_str().unwrap()]).0, Some(1));
+        assert_eq!(run(&["validate", g, "--profile", "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]).0, Some(1));
+        assert_eq!(run(&["validate", g, "--profile", "http://example.org/none"]).0, Some(2));
+        assert_eq!(run(&["validate", g, "--package", "/nonexistent.tgz"]).0, Some(2));
+    }
+}
+
+
+/// Odd input is a report, never a panic.
+#[test]
+fn odd_input_never_panics() {
+    let v = validator();
+    let odd = [
+        json!({"resourceType": 5}),
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [{}, {"resource": 1}, {"resource": {"resourceType": "Patient"}, "fullUrl": "x"}, null]}),
+        json!({"resourceType": "Bundle", "type": "document", "entry": [{"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Composition", "subject": {"reference": "urn:uuid:2"}}}]}),
+        json!({"resourceType": "Patient", "name": [null, {"given": [null, "x"], "_given": [{"id": "a"}]}], "_gender": [1], "birthDate": 19900101}),
+        json!({"resourceType": "Observation", "valueQuantity": "x", "valueString": {"a": 1}, "component": [[]], "contained": [{"resourceType": "Patient", "contained": [{}]}]}),
+        json!({"resourceType": "Patient", "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueBoolean": "no"}, {"url": 3}, {}]}),
+        json!({"resourceType": "Parameters", "parameter": [{"name": "p", "part": [{"name": "q", "part": [{"name": "r", "resource": {"resourceType": "Nope"}}]}]}]}),
+        json!({"resourceType": "Patient", "meta": {"profile": ["http://example.org/unknown", 7]}, "managingOrganization": {"reference": "#"}}),
+        json!({"resourceType": "Questionnaire", "status": "draft", "item": [{"linkId": "1", "type": "group", "item": [{"linkId": "2", "type": "string", "item": [{"linkId": "3", "type": "string"}]}]}]}),
+    ];
+    for o in odd {
+        let f = v.validate(&o, &[]);
+        assert!(f.iter().all(|f| !f.expression.is_empty()), "{f:#?}");
+    }
+    // A profile with only a differential whose types make no sense still gives a report.
+    let sd = json!({"resourceType": "StructureDefinition", "url": "http://example.org/sd/odd", "type": "Patient", "kind": "resource",
+        "derivation": "constraint", "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [{"path": "Patient.name.given.foo.bar", "min": 1}, {"path": "Patient.identifier", "sliceName": "x", "min": 1},
+            {"path": "Patient.birthDate", "maxValueDuration": {"value": 1e300, "code": "a"}}]}});
+    let v2 = Validator::new(shipped()).with_loose([sd]);
+    let f = v2.validate(&json!({"resourceType": "Patient", "birthDate": "2000-01-01"}), &["http://example.org/sd/odd"]);
+    assert!(mhg::validate::profile::has_errors(&f), "identifier:x is required: {f:#?}");
+}
+
+/// The FHIRPath hook: constraints the validator does not implement natively go to the engine;
+/// `false` is a finding of the constraint's severity, an engine error a warning naming the key.
+#[test]
+fn invariants_go_through_the_engine() {
+    use mhg::validate::profile::InvariantEngine;
+    struct Engine;
+    impl InvariantEngine for Engine {
+        fn invariant(&self, expr: &str, _focus: &Value, focus_type: &str, _resource: &Value, _root: &Value) -> Result<bool, String> {
+            match expr {
+                // pat-1 on Patient.contact: "name or telecom or address or organization".
+                e if e.contains("organization") && focus_type == "Patient.contact" => Ok(false),
+                e if e.starts_with("birthDate") => Err("unsupported".into()),
+                _ => Ok(true),
+            }
+        }
+    }
+    let v = Validator::new(shipped()).with_engine(std::sync::Arc::new(Engine));
+    let f = v.validate(&json!({"resourceType": "Patient", "contact": [{"gender": "male"}]}), &[]);
+    let pat1: Vec<&Finding> = f.iter().filter(|f| f.text.contains("pat-1")).collect();
+    assert_eq!(pat1.len(), 1, "{f:#?}");
+    assert_eq!(pat1[0].severity, Severity::Error);
+    assert_eq!(pat1[0].expression, "Patient.contact[0]");
+    assert!(f.iter().all(|f| f.severity != Severity::Error || f.text.contains("pat-1")), "{f:#?}");
+}
+
+#[test]
+fn validation_configuration() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mhg.toml");
+    std::fs::write(&f, "[validation]\npackages = []\nload = []\nprofile_gate = false\n").unwrap();
+    let c = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap();
+    assert!(!c.validation.profile_gate);
+    let env = HashMap::from([("MHG_VALIDATION_PROFILE_GATE".to_owned(), "true".to_owned())]);
+    assert!(mhg::config::Config::load_from(Some(&f), &env).unwrap().validation.profile_gate);
+    std::fs::write(&f, "[validation]\npackage = []\n").unwrap();
+    let e = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap_err().to_string();
+    assert!(e.contains("package") && e.contains("mhg.toml"), "{e}");
+    // A loose definition file that is not FHIR names the file.
+    let bad = dir.path().join("x.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let mut c = mhg::config::Config::default();
+    c.home = Some(root());
+    c.validation.load = vec![bad.clone()];
+    let e = c.validator(&[], &[]).unwrap_err().to_string();
+    assert!(e.contains("x.json"), "{e}");
+}

@@ -1,0 +1,143 @@
+//! The HL7 validator's own R4 test cases (`../shared/test-suites/fhir-validator-r4/`), run with
+//! the profile validator and compared with the HL7 Java validator's recorded outcomes: a case
+//! agrees when the verdict (any error or none) and the set of error `expression`s match.
+//! Agreement is printed per module; the test fails when a case that agreed in the committed
+//! baseline (`conformance/validator-r4-baseline.json`) no longer does. `MHG_BLESS=1` rewrites
+//! the baseline (review the diff: it must only gain agreements).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use mhg::validate::profile::{Severity, Validator};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn suite() -> PathBuf {
+    std::env::var("MHG_TEST_SUITES").map(PathBuf::from).unwrap_or_else(|_| root().join("../shared/test-suites")).join("fhir-validator-r4")
+}
+
+fn load(dir: &Path, files: Option<&Value>) -> Vec<Value> {
+    files
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str())
+        .filter_map(|f| std::fs::read(dir.join(f)).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect()
+}
+
+/// (any error, error expressions) of a Java outcome: a file under expected/ or an inline object.
+fn java_outcome(dir: &Path, java: &Value) -> Option<(bool, Option<BTreeSet<String>>)> {
+    match java {
+        Value::String(p) => {
+            let oo: Value = serde_json::from_slice(&std::fs::read(dir.join("expected").join(p)).ok()?).ok()?;
+            let errs: BTreeSet<String> = oo["issue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| matches!(i["severity"].as_str(), Some("error" | "fatal")))
+                .flat_map(|i| i["expression"].as_array().cloned().unwrap_or_default())
+                .filter_map(|e| e.as_str().map(strip_comments))
+                .collect();
+            let any = oo["issue"].as_array().into_iter().flatten().any(|i| matches!(i["severity"].as_str(), Some("error" | "fatal")));
+            Some((any, Some(errs)))
+        }
+        Value::Object(o) => Some((o.get("errorCount").and_then(Value::as_u64).unwrap_or(0) > 0, None)),
+        _ => None,
+    }
+}
+
+/// Java annotates nested resources in paths (`entry[0].resource/*Patient/1*/.name`): a
+/// presentation detail, removed before comparing.
+fn strip_comments(e: &str) -> String {
+    let mut out = String::with_capacity(e.len());
+    let mut rest = e;
+    while let Some(i) = rest.find("/*") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("*/") {
+            Some(j) => rest = &rest[i + j + 2..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn ours(v: &Validator, bytes: &[u8], profile: Option<&str>) -> (bool, BTreeSet<String>) {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else { return (true, BTreeSet::new()) };
+    let profiles: Vec<&str> = profile.into_iter().collect();
+    let f = v.validate(&value, &profiles);
+    let errs: BTreeSet<String> = f.iter().filter(|f| f.severity == Severity::Error).map(|f| f.expression.clone()).collect();
+    (!errs.is_empty(), errs)
+}
+
+#[test]
+fn hl7_validator_r4_cases_agree_with_the_baseline() {
+    let dir = suite();
+    let manifest = read_json(&dir.join("manifest.json"));
+    let cases_dir = dir.join("cases");
+    let packages = crate::profile::shipped();
+    let mut results: BTreeMap<String, bool> = BTreeMap::new();
+    let mut per_module: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut detail = Vec::new();
+    for (n, case) in manifest["test-cases"].as_array().expect("cases").iter().enumerate() {
+        let file = case["file"].as_str().unwrap_or_default();
+        let module = case["module"].as_str().unwrap_or("?").to_owned();
+        let bytes = std::fs::read(cases_dir.join(file)).unwrap_or_default();
+        let mut defs = load(&cases_dir, case.get("supporting"));
+        defs.extend(load(&cases_dir, case.get("profiles")));
+        let mut runs: Vec<(String, Option<String>, Vec<Value>, &Value)> = Vec::new();
+        if let Some(j) = case.get("java") {
+            runs.push((format!("{n:03} {file}"), None, defs.clone(), j));
+        }
+        if let Some(p) = case.get("profile") {
+            if let (Some(src), Some(j)) = (p["source"].as_str(), p.get("java")) {
+                let mut pdefs = defs.clone();
+                pdefs.extend(load(&cases_dir, p.get("supporting")));
+                let sd = load(&cases_dir, Some(&json!([src])));
+                let url = sd.first().and_then(|s| s["url"].as_str()).map(str::to_owned);
+                pdefs.extend(sd);
+                runs.push((format!("{n:03} {file} profile {src}"), url, pdefs, j));
+            }
+        }
+        for (id, profile, defs, java) in runs {
+            let Some((jv, jexpr)) = java_outcome(&dir, java) else { continue };
+            let v = Validator::new(packages.clone()).with_loose(defs);
+            let (ov, oexpr) = ours(&v, &bytes, profile.as_deref());
+            let agree = jv == ov && jexpr.as_ref().is_none_or(|j| *j == oexpr);
+            if !agree {
+                detail.push(format!("{id} [{module}]: java {jv} {jexpr:?} / ours {ov} {oexpr:?}"));
+            }
+            let m = per_module.entry(module.clone()).or_default();
+            m.0 += usize::from(agree);
+            m.1 += 1;
+            results.insert(id, agree);
+        }
+    }
+    let (mut a, mut t) = (0, 0);
+    for (m, (ok, n)) in &per_module {
+        println!("module {m}: {ok}/{n} agree");
+        if m != "tx" {
+            a += ok;
+            t += n;
+        }
+    }
+    println!("outside tx: {a}/{t} agree ({:.1}%)", 100.0 * a as f64 / t.max(1) as f64);
+    for d in &detail {
+        println!("disagrees: {d}");
+    }
+    let baseline_path = root().join("conformance/validator-r4-baseline.json");
+    if std::env::var("MHG_BLESS").is_ok() {
+        let text = serde_json::to_string_pretty(&results).expect("json");
+        std::fs::write(&baseline_path, text + "\n").expect("write baseline");
+        return;
+    }
+    let baseline: BTreeMap<String, bool> =
+        serde_json::from_slice(&std::fs::read(&baseline_path).expect("baseline (MHG_BLESS=1 writes it)")).expect("json");
+    let regressions: Vec<&String> = baseline.iter().filter(|(k, v)| **v && results.get(*k) != Some(&true)).map(|(k, _)| k).collect();
+    assert!(regressions.is_empty(), "cases that agreed in the baseline no longer do: {regressions:#?}");
+}
