@@ -148,6 +148,45 @@ fn contains_empty_string(v: &Value) -> bool {
     }
 }
 
+impl Pipeline {
+    /// Checks a produced Bundle against the profiles a destination requires: each profile
+    /// applies to the entries of the type it constrains. Findings of severity error, each
+    /// naming the output FHIRPath, the profile, and the input field the entry came from.
+    pub fn check_destination_profiles(&self, mapped: &Mapped, destination: &str, profiles: &[String]) -> Vec<Issue> {
+        let mut out = Vec::new();
+        let Some(entries) = mapped.bundle.get("entry").and_then(Value::as_array) else { return out };
+        for url in profiles {
+            let Some(profile) = self.validator.profile(url) else {
+                out.push(Issue::new("not-found", format!("destination '{destination}' requires profile {url}, which is not loaded")));
+                continue;
+            };
+            for (i, e) in entries.iter().enumerate() {
+                let resource = &e["resource"];
+                if resource.get("resourceType").and_then(Value::as_str) != Some(profile.type_name.as_str()) {
+                    continue;
+                }
+                let prefix = format!("Bundle.entry[{i}].resource");
+                for f in self.validator.validate(resource, &[url.as_str()]) {
+                    if f.severity != Severity::Error {
+                        continue;
+                    }
+                    let expr = match f.expression.strip_prefix(profile.type_name.as_str()) {
+                        Some(rest) => format!("{prefix}{rest}"),
+                        None => prefix.clone(),
+                    };
+                    let mut issue =
+                        Issue::new(f.code, format!("does not meet {url}, required by destination '{destination}': {}", f.text)).expr(expr);
+                    if let Some(origin) = mapped.entry_origins.get(i) {
+                        issue = issue.at(origin.clone());
+                    }
+                    out.push(issue);
+                }
+            }
+        }
+        out
+    }
+}
+
 fn entry_index(expr: Option<&str>) -> Option<usize> {
     let rest = expr?.strip_prefix("Bundle.entry[")?;
     rest.split(']').next()?.parse().ok()

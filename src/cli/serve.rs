@@ -94,6 +94,15 @@ pub fn run(mut config: Config, args: Args) -> i32 {
             return 2;
         }
     };
+    for (n, d) in config.destinations().iter().enumerate() {
+        if let Some(p) = d.profiles.iter().find(|p| !pipeline.validator.knows_profile(p)) {
+            eprintln!(
+                "mhg: configuration error: destinations[{n}] ('{}').profiles: {p} is not a loaded profile (add its package under [validation] packages)",
+                d.name
+            );
+            return 2;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

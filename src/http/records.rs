@@ -57,7 +57,7 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
     let mut batch_subs = Vec::with_capacity(mapped.len());
     let mut unrouted = Vec::new();
     let mut forbidden = Vec::new();
-    for (i, m) in mapped.into_iter().enumerate() {
+    for (i, mut m) in mapped.into_iter().enumerate() {
         if !caller.may_submit_programme(&m.meta.programme) {
             let mut r = Rejection::one(
                 RejectKind::Forbidden,
@@ -82,6 +82,32 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
             r.source.record = Some(i + 1);
             unrouted.push(r);
             continue;
+        }
+        // Destinations that name profiles get only records meeting them (checked here, so that
+        // nothing is accepted that a destination is known to refuse).
+        let required: Vec<(String, Vec<String>)> = relay
+            .destinations
+            .iter()
+            .filter(|d| !d.profiles.is_empty() && destinations.contains(&d.name))
+            .map(|d| (d.name.clone(), d.profiles.clone()))
+            .collect();
+        if !required.is_empty() {
+            let pipeline = st.pipeline.clone();
+            let (m2, issues) = tokio::task::spawn_blocking(move || {
+                let issues: Vec<Issue> =
+                    required.iter().flat_map(|(d, p)| pipeline.check_destination_profiles(&m, d, p)).collect();
+                (m, issues)
+            })
+            .await
+            .map_err(|_| Rejection::one(RejectKind::Malformed, Issue::new("exception", "validation was interrupted")))?;
+            if !issues.is_empty() {
+                crate::ops::inc("mhg_records_rejected_total", &[("reason", "destination-profile")], 1);
+                let mut r = Rejection::new(RejectKind::OutputInvalid, issues);
+                r.source.record = Some(i + 1);
+                unrouted.push(r);
+                continue;
+            }
+            m = m2;
         }
         if let Some(d) = destinations.iter().find(|d| !caller.may_submit_to(d)) {
             let mut r = Rejection::one(

@@ -276,3 +276,72 @@ fn validation_configuration() {
     let e = c.validator(&[], &[]).unwrap_err().to_string();
     assert!(e.contains("x.json"), "{e}");
 }
+
+/// A destination that names profiles gets only records meeting them: a record that does not is
+/// refused at the door (422 naming the destination, the profile, the output FHIRPath and the
+/// input field), and nothing of it is stored.
+#[tokio::test]
+async fn destination_profiles_are_enforced_on_accept() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use mhg::http::{AppState, router};
+    use tower::ServiceExt;
+
+    const STRICT: &str = "https://example.org/fhir/StructureDefinition/patient-with-photo";
+    let dir = tempfile::tempdir().unwrap();
+    let sd = serde_json::json!({
+        "resourceType": "StructureDefinition", "url": STRICT, "name": "PatientWithPhoto", "status": "active",
+        "fhirVersion": "4.0.1", "kind": "resource", "abstract": false, "type": "Patient",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
+        "differential": {"element": [{"id": "Patient.photo", "path": "Patient.photo", "min": 1}]}
+    });
+    let sd_file = dir.path().join("sd.json");
+    std::fs::write(&sd_file, sd.to_string()).unwrap();
+    let r = root();
+    let validator = mhg::validate::profile::load::load(&r.join("conformance/packages"), &[], &[sd_file]).unwrap();
+    let pipeline = std::sync::Arc::new(
+        mhg::pipeline::Pipeline::load_with(&r.join("mappings"), &[], &r.join("conformance"), 32, std::sync::Arc::new(validator)).unwrap(),
+    );
+    let store = mhg::queue::Store::open(&format!("sqlite://{}", dir.path().join("mhg.db").display())).await.unwrap();
+    let dest = |name: &str, profiles: Vec<String>| mhg::relay::DestinationConfig {
+        path: Some(dir.path().join(name)),
+        profiles,
+        ..mhg::relay::DestinationConfig::new(name, mhg::relay::DestinationKind::Directory)
+    };
+    let app = |dests: Vec<mhg::relay::DestinationConfig>| {
+        router(AppState {
+            pipeline: pipeline.clone(),
+            max_body_bytes: 1024 * 1024,
+            max_records: 10,
+            relay: Some(mhg::http::RelayState {
+                committer: mhg::queue::commit::Committer::start(store.clone()),
+                store: store.clone(),
+                destinations: std::sync::Arc::new(dests),
+                wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            }),
+            guard: test_guard(),
+        })
+    };
+    let body = std::fs::read_to_string(r.join("tests/golden/records/32-shared-labour-minimal.json")).unwrap();
+    let post = |app: axum::Router| {
+        let body = body.clone();
+        async move {
+            let req = Request::post("/records").header("x-api-key", TEST_ADMIN_KEY).header("content-type", "application/json").body(Body::from(body)).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let s = resp.status().as_u16();
+            (s, serde_json::from_slice::<Value>(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap())
+        }
+    };
+    // IPS Patient: met. The strict profile: not met.
+    let (s, v) = post(app(vec![dest("ips", vec!["http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips".into()])])).await;
+    assert_eq!(s, 202, "{v}");
+    let (s, oo) = post(app(vec![dest("clinic", vec![]), dest("strict", vec![STRICT.into()])])).await;
+    assert_eq!(s, 422, "{oo}");
+    let issue = &oo["issue"][0];
+    let text = issue["details"]["text"].as_str().unwrap();
+    assert!(text.contains(STRICT) && text.contains("strict"), "{text}");
+    assert!(issue["expression"][0].as_str().unwrap().starts_with("Bundle.entry["), "{issue}");
+    assert_eq!(issue["location"][0], "/person", "{issue}");
+    assert_eq!(store.list(None, 100).await.unwrap().len(), 1, "nothing of the refused record is stored");
+}
