@@ -107,6 +107,15 @@ impl Pipeline {
         if issues.is_empty() {
             return Ok(mapped);
         }
+        // Counted by the profile the failing entry claims (a definition's URL: a closed set).
+        let entries = mapped.bundle.get("entry").and_then(Value::as_array);
+        for i in &issues {
+            let profile = entry_index(i.expression.as_deref())
+                .and_then(|n| entries?.get(n))
+                .and_then(|e| e["resource"]["meta"]["profile"][0].as_str().or(e["resource"]["resourceType"].as_str()))
+                .unwrap_or("Bundle");
+            crate::ops::inc("mhg_validation_failures_total", &[("profile", profile)], 1);
+        }
         // Name the input field too: the entry's origin in the record.
         let issues = issues
             .into_iter()
@@ -179,6 +188,7 @@ impl Pipeline {
                     if let Some(origin) = mapped.entry_origins.get(i) {
                         issue = issue.at(origin.clone());
                     }
+                    crate::ops::inc("mhg_validation_failures_total", &[("profile", url.as_str())], 1);
                     out.push(issue);
                 }
             }
