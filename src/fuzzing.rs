@@ -68,3 +68,12 @@ pub fn jwt(data: &[u8]) {
         let _ = crate::auth::jwt::verify(issuers, s);
     }
 }
+
+/// The profile validator (shipped definitions), on any JSON: base R4, `meta.profile`, and the
+/// IPS Patient profile given by the caller.
+pub fn validator(data: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let p = pipeline();
+    let _ = p.validator.validate(&v, &[]);
+    let _ = p.validator.validate(&v, &["http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]);
+}

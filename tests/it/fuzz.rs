@@ -22,6 +22,7 @@ fn fuzz_regressions_do_not_panic() {
     replay("mapping", mhg::fuzzing::mapping);
     replay("package_loader", mhg::fuzzing::package_loader);
     replay("jwt", mhg::fuzzing::jwt);
+    replay("validator", mhg::fuzzing::validator);
     // The entry points themselves work on ordinary input.
     let record = std::fs::read(root().join("tests/golden/records/30-shared-adult-refugee-clear.json")).unwrap();
     mhg::fuzzing::record_reader(&record);
