@@ -1,0 +1,1 @@
+//! Façade semantics; the official suite is tests/it/fhirpath_suite.rs.
