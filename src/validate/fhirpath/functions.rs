@@ -5,7 +5,11 @@
 //!   entries by `fullUrl` (`urn:uuid:...`, absolute URLs, and `Type/id` at the end of one), and
 //!   `#id` in the `contained` of `%resource`. It never goes to a server.
 //! - `memberOf(valueSet)`: through the validator's [`Terminology`] callback, empty without one.
-//! - `conformsTo(profile)`: through the validator's [`Conformance`] callback, empty without one.
+//! - `all()`, `allTrue()`, `anyTrue()`, `isDistinct()`, `subsetOf()`, `supersetOf()`: octofhir's
+//!   implementations answer an empty input correctly (`{}.all(x)` is true), but their metadata
+//!   tells the evaluator to return empty before calling them. Re-registered with that flag off.
+//! - `conformsTo(profile)`: through the validator's [`Conformance`] callback (an unknown profile
+//!   is an error), empty without one.
 //!
 //! No I/O here; the callbacks decide what they do.
 
@@ -14,11 +18,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use octofhir_fhirpath::core::node::FhirNode;
 use octofhir_fhirpath::core::{Collection, FhirPathValue};
+use octofhir_fhirpath::ast::ExpressionNode;
 use octofhir_fhirpath::evaluator::function_registry::{
-    ArgumentEvaluationStrategy, EmptyPropagation, FunctionCategory, FunctionMetadata, FunctionParameter, FunctionSignature,
-    NullPropagationStrategy, ProviderPureFunctionEvaluator,
+    ArgumentEvaluationStrategy, EmptyPropagation, FunctionCategory, FunctionEvaluatorWrapper, FunctionMetadata,
+    FunctionParameter, FunctionRegistry, FunctionSignature, LazyFunctionEvaluator, NullPropagationStrategy,
+    ProviderPureFunctionEvaluator, PureFunctionEvaluator,
 };
-use octofhir_fhirpath::evaluator::{EvaluationContext, EvaluationResult};
+use octofhir_fhirpath::evaluator::{AsyncNodeEvaluator, EvaluationContext, EvaluationResult};
 use serde_json::Value;
 
 /// Value set membership, answered by the validator's terminology (local CodeSystems and
@@ -28,7 +34,8 @@ pub trait Terminology: Send + Sync {
 }
 
 /// Profile conformance for `conformsTo()`, answered by the validator. `None`: the profile is not
-/// known, and `conformsTo()` returns empty.
+/// known, which makes `conformsTo()` an error (as the FHIR spec says). Without a callback at all,
+/// `conformsTo()` returns empty.
 pub trait Conformance: Send + Sync {
     fn conforms_to(&self, resource: &Value, profile: &str) -> Option<bool>;
 }
@@ -245,13 +252,103 @@ impl ProviderPureFunctionEvaluator for ConformsTo {
         let (Some(check), Some(profile)) = (&self.conformance, string_arg(&args)) else { return ok(Vec::new()) };
         let mut out = Vec::new();
         for item in input.iter() {
-            if let Some(node) = node_of(item)
-                && let Some(answer) = check.conforms_to(&node.to_json(), &profile)
-            {
+            if let Some(node) = node_of(item) {
+                let answer = check.conforms_to(&node.to_json(), &profile).ok_or_else(|| {
+                    octofhir_fhirpath::FhirPathError::evaluation_error(
+                        octofhir_fhirpath::core::error_code::FP0054,
+                        "conformsTo(): the profile is not known",
+                    )
+                })?;
                 out.push(FhirPathValue::boolean(answer));
             }
         }
         ok(out)
+    }
+
+    fn metadata(&self) -> &FunctionMetadata {
+        &self.metadata
+    }
+}
+
+/// Functions that must see an empty input (`{}.all(x)` = true, `{}.anyTrue()` = false).
+const ANSWER_EMPTY_INPUT: [&str; 6] = ["all", "allTrue", "anyTrue", "isDistinct", "subsetOf", "supersetOf"];
+
+/// Re-registers [`ANSWER_EMPTY_INPUT`] so that the evaluator calls them on an empty input.
+pub fn answer_empty_input(registry: &mut FunctionRegistry) {
+    for name in ANSWER_EMPTY_INPUT {
+        match registry.get_function_wrapper(name).cloned() {
+            Some(FunctionEvaluatorWrapper::Lazy(inner)) => {
+                let metadata = called_on_empty(inner.metadata());
+                registry.register_lazy_function(Arc::new(CalledOnEmpty { inner, metadata }));
+            }
+            Some(FunctionEvaluatorWrapper::Pure(inner)) => registry.register_pure_function(pure_called_on_empty(inner)),
+            _ => {}
+        }
+    }
+}
+
+fn called_on_empty(m: &FunctionMetadata) -> FunctionMetadata {
+    FunctionMetadata { null_propagation: NullPropagationStrategy::None, ..m.clone() }
+}
+
+fn pure_called_on_empty(inner: Arc<dyn PureFunctionEvaluator>) -> Arc<dyn PureFunctionEvaluator> {
+    let metadata = called_on_empty(inner.metadata());
+    Arc::new(CalledOnEmpty { inner, metadata })
+}
+
+/// An octofhir function with its metadata changed, otherwise itself.
+struct CalledOnEmpty<T: ?Sized> {
+    inner: Arc<T>,
+    metadata: FunctionMetadata,
+}
+
+#[async_trait]
+impl LazyFunctionEvaluator for CalledOnEmpty<dyn LazyFunctionEvaluator> {
+    async fn evaluate_borrowed(
+        &self,
+        input: Collection,
+        context: &EvaluationContext,
+        args: &[ExpressionNode],
+        evaluator: AsyncNodeEvaluator<'_>,
+    ) -> octofhir_fhirpath::Result<EvaluationResult> {
+        self.inner.evaluate_borrowed(input, context, args, evaluator).await
+    }
+
+    async fn evaluate(
+        &self,
+        input: Collection,
+        context: &EvaluationContext,
+        args: Vec<ExpressionNode>,
+        evaluator: AsyncNodeEvaluator<'_>,
+    ) -> octofhir_fhirpath::Result<EvaluationResult> {
+        self.inner.evaluate(input, context, args, evaluator).await
+    }
+
+    fn metadata(&self) -> &FunctionMetadata {
+        &self.metadata
+    }
+}
+
+#[async_trait]
+impl PureFunctionEvaluator for CalledOnEmpty<dyn PureFunctionEvaluator> {
+    fn prepare(&self, args: &[Collection]) -> Option<Arc<dyn PureFunctionEvaluator>> {
+        self.inner.prepare(args).map(pure_called_on_empty)
+    }
+
+    fn supports_sync(&self) -> bool {
+        self.inner.supports_sync()
+    }
+
+    fn evaluate_sync(&self, input: Collection, args: Vec<Collection>) -> octofhir_fhirpath::Result<EvaluationResult> {
+        self.inner.evaluate_sync(input, args)
+    }
+
+    fn evaluate_sync_borrowed(&self, input: Collection, args: &[Collection]) -> octofhir_fhirpath::Result<EvaluationResult> {
+        self.inner.evaluate_sync_borrowed(input, args)
+    }
+
+    async fn evaluate(&self, input: Collection, args: Vec<Collection>) -> octofhir_fhirpath::Result<EvaluationResult> {
+        self.inner.evaluate(input, args).await
     }
 
     fn metadata(&self) -> &FunctionMetadata {

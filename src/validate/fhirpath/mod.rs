@@ -10,8 +10,9 @@
 //! Compiled expressions are cached for the life of the [`FhirPath`] (invariants are few and
 //! evaluated millions of times). Where octofhir falls short of what a validator needs, this module
 //! steps in (see [`functions`]): `resolve()` finds Bundle entries by `fullUrl` (`urn:uuid:`),
-//! `memberOf()` and `conformsTo()` go to callbacks the validator supplies, and an empty input to
-//! `all()` is true.
+//! `memberOf()` and `conformsTo()` go to callbacks the validator supplies, and `{}.all(x)` is
+//! true (octofhir returns empty, which would fail every `x.all(...)` invariant combined with
+//! another term when `x` is absent).
 //!
 //! Errors never carry instance values: a [`FhirPathError`] names the construct (an error code and
 //! its description, the function) and, for parse errors, the expression, which comes from a
@@ -137,6 +138,7 @@ impl FhirPath {
         registry.register_provider_pure_function(functions::Resolve::create());
         registry.register_provider_pure_function(functions::MemberOf::create(terminology));
         registry.register_provider_pure_function(functions::ConformsTo::create(conformance));
+        functions::answer_empty_input(&mut registry);
         let provider: Arc<dyn ModelProvider + Send + Sync> = model.clone();
         let engine = block_on(FhirPathEngine::new(Arc::new(registry), provider)).map_err(|e| FhirPathError::from_engine(&e))?;
         Ok(FhirPath { engine, model, plans: RwLock::new(HashMap::new()), element_types: Arc::new(papaya::HashMap::new()) })
@@ -155,7 +157,7 @@ impl FhirPath {
         if let Some(p) = self.plans.read().ok().and_then(|m| m.get(expr).cloned()) {
             return Ok(p);
         }
-        let plan = self.engine.compile_plan(&rewrite(expr)).map_err(|e| FhirPathError::from_engine(&e))?;
+        let plan = self.engine.compile_plan(expr).map_err(|e| FhirPathError::from_engine(&e))?;
         if let Ok(mut m) = self.plans.write() {
             m.insert(expr.to_owned(), plan.clone());
         }
@@ -208,11 +210,14 @@ impl FhirPath {
         Ok(result.value)
     }
 
-    /// Evaluates `expr` on a resource (`%resource` and `%rootResource` are the resource).
+    /// Evaluates `expr` on a resource (`%resource` and `%rootResource` are the resource); on
+    /// nothing when `resource` is `null`.
     pub fn evaluate(&self, expr: &str, resource: &Value) -> Result<Vec<FpValue>, FhirPathError> {
         block_on(async {
-            let ty = resource["resourceType"].as_str().unwrap_or("Resource");
-            let r = self.typed(FhirNode::from_json(resource), ty).await?;
+            let r = match resource["resourceType"].as_str() {
+                _ if resource.is_null() => Collection::empty(),
+                ty => self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource")).await?,
+            };
             let out = self.run(expr, r.clone(), r.clone(), r).await?;
             Ok(out.iter().flat_map(to_values).collect())
         })
@@ -277,12 +282,6 @@ impl FhirPath {
     }
 }
 
-/// Works around octofhir 0.4.57 returning empty for `{}.all(criteria)`: the spec (and every
-/// `x.all(...)` invariant on an absent `x`) needs true. Applied before compiling.
-fn rewrite(expr: &str) -> String {
-    expr.to_owned()
-}
-
 fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
     let one = match v {
         FhirPathValue::Boolean(b, _, _) => FpValue::Boolean(*b),
@@ -302,5 +301,3 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
     vec![one]
 }
 
-#[cfg(test)]
-mod tests;

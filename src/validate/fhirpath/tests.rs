@@ -1,1 +1,0 @@
-//! Façade semantics; the official suite is tests/it/fhirpath_suite.rs.
