@@ -22,7 +22,10 @@ use serde_json::Value;
 use crate::common::*;
 
 fn package_cache() -> PathBuf {
-    let setup = std::process::Command::new("bash").arg(root().join("tests/peers/setup.sh")).status().unwrap();
+    let setup = std::process::Command::new("bash")
+        .arg(root().join("tests/peers/setup.sh"))
+        .status()
+        .unwrap();
     assert!(setup.success());
     std::env::var("MHG_CACHE")
         .map(PathBuf::from)
@@ -35,10 +38,15 @@ pub fn r4_model() -> Arc<TypeModel> {
     static M: OnceLock<Arc<TypeModel>> = OnceLock::new();
     M.get_or_init(|| {
         let mut p = Packages::new();
-        p.add(&package_cache().join("hl7.fhir.r4.examples#4.0.1")).unwrap();
+        p.add(&package_cache().join("hl7.fhir.r4.examples#4.0.1"))
+            .unwrap();
         let started = std::time::Instant::now();
         let model = TypeModel::from_packages(&p);
-        eprintln!("TypeModel from R4 core: {} types in {:?} (debug build)", model.len(), started.elapsed());
+        eprintln!(
+            "TypeModel from R4 core: {} types in {:?} (debug build)",
+            model.len(),
+            started.elapsed()
+        );
         Arc::new(model)
     })
     .clone()
@@ -46,14 +54,18 @@ pub fn r4_model() -> Arc<TypeModel> {
 
 pub fn r4_engine() -> Arc<FhirPath> {
     static E: OnceLock<Arc<FhirPath>> = OnceLock::new();
-    E.get_or_init(|| Arc::new(FhirPath::new(r4_model()).unwrap())).clone()
+    E.get_or_init(|| Arc::new(FhirPath::new(r4_model()).unwrap()))
+        .clone()
 }
 
 /// The expression of an invariant of the IPS Patient profile, as the package states it.
 pub fn ips_patient_constraint(key: &str) -> String {
     let mut p = Packages::new();
-    p.add(&package_cache().join("hl7.fhir.uv.ips#2.0.0")).unwrap();
-    let sd = p.resolve("http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips").unwrap();
+    p.add(&package_cache().join("hl7.fhir.uv.ips#2.0.0"))
+        .unwrap();
+    let sd = p
+        .resolve("http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips")
+        .unwrap();
     sd["snapshot"]["element"]
         .as_array()
         .unwrap()
@@ -74,7 +86,10 @@ impl Conformance for CoreTypes {
     fn conforms_to(&self, resource: &Value, profile: &str) -> Option<bool> {
         let name = profile.strip_prefix("http://hl7.org/fhir/StructureDefinition/")?;
         self.0.get(name)?;
-        Some(self.0.derives_from(resource["resourceType"].as_str()?, name))
+        Some(
+            self.0
+                .derives_from(resource["resourceType"].as_str()?, name),
+        )
     }
 }
 
@@ -96,7 +111,11 @@ fn decimal(text: &str) -> String {
         s = s.trim_end_matches('0').trim_end_matches('.').to_owned();
     }
     let s = s.trim_start_matches('0');
-    let s = if s.is_empty() || s.starts_with('.') { format!("0{s}") } else { s.to_owned() };
+    let s = if s.is_empty() || s.starts_with('.') {
+        format!("0{s}")
+    } else {
+        s.to_owned()
+    };
     if neg && s != "0" { format!("-{s}") } else { s }
 }
 
@@ -137,14 +156,17 @@ fn matches(ty: &str, text: &str, got: &FpValue) -> bool {
         ("integer", FpValue::Integer(i)) => text.trim().parse::<i64>().is_ok_and(|e| e == *i),
         ("integer" | "decimal", FpValue::Decimal(d)) => decimal(text) == decimal(d),
         ("decimal", FpValue::Integer(i)) => decimal(text) == i.to_string(),
-        ("date" | "dateTime" | "time" | "instant", FpValue::Date(d) | FpValue::DateTime(d) | FpValue::Time(d)) => {
-            temporal(text) == temporal(d)
-        }
+        (
+            "date" | "dateTime" | "time" | "instant",
+            FpValue::Date(d) | FpValue::DateTime(d) | FpValue::Time(d),
+        ) => temporal(text) == temporal(d),
         ("Quantity", FpValue::Quantity { value, unit }) => {
             let (v, u) = quantity(text);
             v == decimal(value) && u == unit.as_deref().unwrap_or("1").trim_matches('\'')
         }
-        (_, FpValue::String(s)) => !matches!(ty, "boolean" | "integer" | "decimal" | "Quantity") && s == text,
+        (_, FpValue::String(s)) => {
+            !matches!(ty, "boolean" | "integer" | "decimal" | "Quantity") && s == text
+        }
         _ => false,
     }
 }
@@ -167,7 +189,11 @@ fn cases(xml: &str) -> Vec<Case> {
             let expr = t.children().find(|c| c.has_tag_name("expression")).unwrap();
             Case {
                 name: t.attribute("name").unwrap().to_owned(),
-                input: t.attribute("inputfile").map(|f| f.trim_end_matches(".xml").trim_end_matches(".json").to_owned()),
+                input: t.attribute("inputfile").map(|f| {
+                    f.trim_end_matches(".xml")
+                        .trim_end_matches(".json")
+                        .to_owned()
+                }),
                 expression: expr.text().unwrap_or_default().to_owned(),
                 invalid: expr.attribute("invalid").is_some() || t.attribute("invalid").is_some(),
                 predicate: t.attribute("predicate") == Some("true"),
@@ -177,7 +203,10 @@ fn cases(xml: &str) -> Vec<Case> {
                     .filter(|c| c.has_tag_name("output"))
                     .map(|o| {
                         let text = o.text().unwrap_or_default().to_owned();
-                        let ty = o.attribute("type").map(str::to_owned).unwrap_or_else(|| literal_type(&text).to_owned());
+                        let ty = o
+                            .attribute("type")
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| literal_type(&text).to_owned());
                         (ty, text)
                     })
                     .collect(),
@@ -207,26 +236,37 @@ fn run(fp: &FhirPath, case: &Case, input: &Value) -> Result<(), String> {
                 hit.map(|i| used[i] = true).is_some()
             })
         } else {
-            case.outputs.iter().zip(&got).all(|((ty, text), g)| matches(ty, text, g))
+            case.outputs
+                .iter()
+                .zip(&got)
+                .all(|((ty, text), g)| matches(ty, text, g))
         };
-    if ok { Ok(()) } else { Err(format!("expected {:?}, got {got:?}", case.outputs)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected {:?}, got {got:?}", case.outputs))
+    }
 }
 
 #[test]
 fn official_r4_suite_has_no_regressions() {
     let dir = suite_dir();
     let xml = std::fs::read_to_string(dir.join("tests-fhir-r4.xml")).unwrap();
-    let known: BTreeMap<String, String> = std::fs::read_to_string(root().join("conformance/fhirpath-r4-known-failures.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("#"))
-        .map(|l| {
-            let (n, why) = l.split_once('\t').unwrap_or_else(|| panic!("known-failures line without a tab: {l}"));
-            (n.to_owned(), why.to_owned())
-        })
-        .collect();
+    let known: BTreeMap<String, String> =
+        std::fs::read_to_string(root().join("conformance/fhirpath-r4-known-failures.txt"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("#"))
+            .map(|l| {
+                let (n, why) = l
+                    .split_once('\t')
+                    .unwrap_or_else(|| panic!("known-failures line without a tab: {l}"));
+                (n.to_owned(), why.to_owned())
+            })
+            .collect();
     let model = r4_model();
-    let fp = FhirPath::with_callbacks(model.clone(), None, Some(Arc::new(CoreTypes(model)))).unwrap();
+    let fp =
+        FhirPath::with_callbacks(model.clone(), None, Some(Arc::new(CoreTypes(model)))).unwrap();
     let mut inputs: BTreeMap<String, Option<Value>> = BTreeMap::new();
     let (mut runnable, mut passed, mut skipped) = (0, 0, 0);
     let (mut regressions, mut fixed) = (Vec::new(), Vec::new());
@@ -237,7 +277,9 @@ fn official_r4_suite_has_no_regressions() {
             None => Value::Null,
             Some(base) => {
                 let v = inputs.entry(base.clone()).or_insert_with(|| {
-                    std::fs::read(dir.join("input").join(format!("{base}.json"))).ok().map(|b| serde_json::from_slice(&b).unwrap())
+                    std::fs::read(dir.join("input").join(format!("{base}.json")))
+                        .ok()
+                        .map(|b| serde_json::from_slice(&b).unwrap())
                 });
                 match v {
                     Some(v) => v.clone(),
@@ -256,13 +298,35 @@ fn official_r4_suite_has_no_regressions() {
                 fixed.push(case.name.clone());
             }
             (Err(_), true) => {}
-            (Err(why), false) => regressions.push(format!("{}\t{}\n    {}\n    {why}", case.name, case.expression.trim(), case.input.as_deref().unwrap_or("-"))),
+            (Err(why), false) => regressions.push(format!(
+                "{}\t{}\n    {}\n    {why}",
+                case.name,
+                case.expression.trim(),
+                case.input.as_deref().unwrap_or("-")
+            )),
         }
     }
     let stale: Vec<&String> = known.keys().filter(|k| !seen.contains(*k)).collect();
-    eprintln!("FHIRPath R4 suite: {passed}/{runnable} passed ({skipped} skipped: no JSON input; {} known failures)", known.len());
-    assert!(regressions.is_empty(), "{} tests fail and are not in the known-failures list:\n{}", regressions.len(), regressions.join("\n"));
-    assert!(fixed.is_empty(), "these tests now pass: remove them from conformance/fhirpath-r4-known-failures.txt: {fixed:?}");
-    assert!(stale.is_empty(), "the known-failures list names tests the suite does not have: {stale:?}");
-    assert_eq!(skipped, 5, "only the parameters-example-types tests are skipped");
+    eprintln!(
+        "FHIRPath R4 suite: {passed}/{runnable} passed ({skipped} skipped: no JSON input; {} known failures)",
+        known.len()
+    );
+    assert!(
+        regressions.is_empty(),
+        "{} tests fail and are not in the known-failures list:\n{}",
+        regressions.len(),
+        regressions.join("\n")
+    );
+    assert!(
+        fixed.is_empty(),
+        "these tests now pass: remove them from conformance/fhirpath-r4-known-failures.txt: {fixed:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "the known-failures list names tests the suite does not have: {stale:?}"
+    );
+    assert_eq!(
+        skipped, 5,
+        "only the parameters-example-types tests are skipped"
+    );
 }

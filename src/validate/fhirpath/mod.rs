@@ -72,14 +72,27 @@ impl FhirPathError {
         let code = e.error_code();
         let (kind, detail) = match e {
             E::ParseError { message, .. } => (ErrorKind::Parse, Some(message.clone())),
-            E::FunctionError { function_name, .. } => (ErrorKind::Evaluation, function_name.as_ref().map(|f| format!("in {f}()"))),
+            E::FunctionError { function_name, .. } => (
+                ErrorKind::Evaluation,
+                function_name.as_ref().map(|f| format!("in {f}()")),
+            ),
             _ => (ErrorKind::Evaluation, None),
         };
-        FhirPathError { kind, code: code.code_str(), description: code.description(), detail }
+        FhirPathError {
+            kind,
+            code: code.code_str(),
+            description: code.description(),
+            detail,
+        }
     }
 
     fn internal(what: &str) -> Self {
-        FhirPathError { kind: ErrorKind::Evaluation, code: "MHG".into(), description: "internal", detail: Some(what.into()) }
+        FhirPathError {
+            kind: ErrorKind::Evaluation,
+            code: "MHG".into(),
+            description: "internal",
+            detail: Some(what.into()),
+        }
     }
 }
 
@@ -95,9 +108,15 @@ pub enum FpValue {
     Date(String),
     DateTime(String),
     Time(String),
-    Quantity { value: String, unit: Option<String> },
+    Quantity {
+        value: String,
+        unit: Option<String>,
+    },
     /// A complex value or resource, with its FHIR type name when known.
-    Object { type_name: String, json: Value },
+    Object {
+        type_name: String,
+        json: Value,
+    },
 }
 
 /// FHIRPath evaluation over R4 JSON. Share one in an `Arc`.
@@ -112,7 +131,9 @@ pub struct FhirPath {
 
 impl std::fmt::Debug for FhirPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FhirPath").field("model", &self.model).finish_non_exhaustive()
+        f.debug_struct("FhirPath")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,8 +161,14 @@ impl FhirPath {
         registry.register_provider_pure_function(functions::ConformsTo::create(conformance));
         functions::answer_empty_input(&mut registry);
         let provider: Arc<dyn ModelProvider + Send + Sync> = model.clone();
-        let engine = block_on(FhirPathEngine::new(Arc::new(registry), provider)).map_err(|e| FhirPathError::from_engine(&e))?;
-        Ok(FhirPath { engine, model, plans: RwLock::new(HashMap::new()), element_types: Arc::new(papaya::HashMap::new()) })
+        let engine = block_on(FhirPathEngine::new(Arc::new(registry), provider))
+            .map_err(|e| FhirPathError::from_engine(&e))?;
+        Ok(FhirPath {
+            engine,
+            model,
+            plans: RwLock::new(HashMap::new()),
+            element_types: Arc::new(papaya::HashMap::new()),
+        })
     }
 
     pub fn model(&self) -> &Arc<TypeModel> {
@@ -157,7 +184,10 @@ impl FhirPath {
         if let Some(p) = self.plans.read().ok().and_then(|m| m.get(expr).cloned()) {
             return Ok(p);
         }
-        let plan = self.engine.compile_plan(expr).map_err(|e| FhirPathError::from_engine(&e))?;
+        let plan = self
+            .engine
+            .compile_plan(expr)
+            .map_err(|e| FhirPathError::from_engine(&e))?;
         if let Ok(mut m) = self.plans.write() {
             m.insert(expr.to_owned(), plan.clone());
         }
@@ -168,9 +198,23 @@ impl FhirPath {
     /// `resourceType`).
     async fn typed(&self, node: FhirNode, type_name: &str) -> Result<Collection, FhirPathError> {
         if node.is_object() {
-            let ty = node.get("resourceType").and_then(FhirNode::as_str).unwrap_or(type_name).to_owned();
-            let info = self.model.get_type(&ty).await.ok().flatten().unwrap_or_else(|| TypeInfo::new_complex(&ty));
-            return Ok(Collection::single(FhirPathValue::Resource(node, Arc::new(info), None)));
+            let ty = node
+                .get("resourceType")
+                .and_then(FhirNode::as_str)
+                .unwrap_or(type_name)
+                .to_owned();
+            let info = self
+                .model
+                .get_type(&ty)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| TypeInfo::new_complex(&ty));
+            return Ok(Collection::single(FhirPathValue::Resource(
+                node,
+                Arc::new(info),
+                None,
+            )));
         }
         let provider: Arc<dyn ModelProvider + Send + Sync> = self.model.clone();
         Collection::from_json_typed_arc(Arc::new(node.to_json()), Some(type_name), Some(provider))
@@ -206,7 +250,11 @@ impl FhirPath {
         if let Some(t) = this {
             ctx.set_this(t);
         }
-        let result = self.engine.evaluate_plan(&plan, &ctx.nest()).await.map_err(|e| FhirPathError::from_engine(&e))?;
+        let result = self
+            .engine
+            .evaluate_plan(&plan, &ctx.nest())
+            .await
+            .map_err(|e| FhirPathError::from_engine(&e))?;
         Ok(result.value)
     }
 
@@ -216,7 +264,10 @@ impl FhirPath {
         block_on(async {
             let r = match resource["resourceType"].as_str() {
                 _ if resource.is_null() => Collection::empty(),
-                ty => self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource")).await?,
+                ty => {
+                    self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource"))
+                        .await?
+                }
             };
             let out = self.run(expr, r.clone(), r.clone(), r).await?;
             Ok(out.iter().flat_map(to_values).collect())
@@ -239,14 +290,24 @@ impl FhirPath {
         root: &Value,
     ) -> Result<bool, FhirPathError> {
         let resource_node = FhirNode::from_json(resource);
-        let root_node = if std::ptr::eq(root, resource) { resource_node.clone() } else { FhirNode::from_json(root) };
-        let focus_node = if std::ptr::eq(focus, resource) { resource_node.clone() } else { FhirNode::from_json(focus) };
+        let root_node = if std::ptr::eq(root, resource) {
+            resource_node.clone()
+        } else {
+            FhirNode::from_json(root)
+        };
+        let focus_node = if std::ptr::eq(focus, resource) {
+            resource_node.clone()
+        } else {
+            FhirNode::from_json(focus)
+        };
         block_on(self.constraint(expr, focus_node, focus_type, resource_node, root_node))
     }
 
     /// Converts `root` (a resource or a Bundle) once for [`Self::invariant_at`].
     pub fn prepare(&self, root: &Value) -> Prepared {
-        Prepared { root: FhirNode::from_json(root) }
+        Prepared {
+            root: FhirNode::from_json(root),
+        }
     }
 
     /// [`Self::invariant`] with the nodes named by JSON Pointers into a [`Prepared`] root:
@@ -261,9 +322,23 @@ impl FhirPath {
         resource: &str,
     ) -> Result<bool, FhirPathError> {
         let missing = |what| FhirPathError::internal(what);
-        let focus_node = root.root.pointer(focus).ok_or_else(|| missing("focus pointer names no node"))?.clone();
-        let resource_node = root.root.pointer(resource).ok_or_else(|| missing("resource pointer names no node"))?.clone();
-        block_on(self.constraint(expr, focus_node, focus_type, resource_node, root.root.clone()))
+        let focus_node = root
+            .root
+            .pointer(focus)
+            .ok_or_else(|| missing("focus pointer names no node"))?
+            .clone();
+        let resource_node = root
+            .root
+            .pointer(resource)
+            .ok_or_else(|| missing("resource pointer names no node"))?
+            .clone();
+        block_on(self.constraint(
+            expr,
+            focus_node,
+            focus_type,
+            resource_node,
+            root.root.clone(),
+        ))
     }
 
     async fn constraint(
@@ -278,7 +353,10 @@ impl FhirPath {
         let resource = self.typed(resource, "Resource").await?;
         let root = self.typed(root, "Resource").await?;
         let out = self.run(expr, focus, resource, root).await?;
-        Ok(!matches!(out.iter().collect::<Vec<_>>().as_slice(), [FhirPathValue::Boolean(false, _, _)]))
+        Ok(!matches!(
+            out.iter().collect::<Vec<_>>().as_slice(),
+            [FhirPathValue::Boolean(false, _, _)]
+        ))
     }
 }
 
@@ -291,13 +369,16 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
         FhirPathValue::Date(d, _, _) => FpValue::Date(d.to_string()),
         FhirPathValue::DateTime(d, _, _) => FpValue::DateTime(d.to_string()),
         FhirPathValue::Time(t, _, _) => FpValue::Time(t.to_string()),
-        FhirPathValue::Quantity { value, unit, .. } => FpValue::Quantity { value: value.to_string(), unit: unit.clone() },
-        FhirPathValue::Resource(node, info, _) => {
-            FpValue::Object { type_name: info.name.clone().unwrap_or_else(|| info.type_name.clone()), json: node.to_json() }
-        }
+        FhirPathValue::Quantity { value, unit, .. } => FpValue::Quantity {
+            value: value.to_string(),
+            unit: unit.clone(),
+        },
+        FhirPathValue::Resource(node, info, _) => FpValue::Object {
+            type_name: info.name.clone().unwrap_or_else(|| info.type_name.clone()),
+            json: node.to_json(),
+        },
         FhirPathValue::Collection(c) => return c.iter().flat_map(to_values).collect(),
         FhirPathValue::Empty => return Vec::new(),
     };
     vec![one]
 }
-
