@@ -390,3 +390,29 @@ fn errors_name_the_construct_never_the_data() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usable_from_tokio_workers_and_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<FhirPath>();
+    let fp = r4_engine();
+    let p = json!({"resourceType": "Patient", "name": [{"family": "A"}]});
+    // Directly on a worker (no nested runtime is created, so nothing panics)...
+    assert!(
+        fp.invariant(IPS_PAT_1, &p["name"][0], "HumanName", &p, &p)
+            .unwrap()
+    );
+    // ...and under spawn_blocking, from several tasks at once.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (fp, p) = (fp.clone(), p.clone());
+            tokio::task::spawn_blocking(move || {
+                fp.invariant(ELE_1, &p["name"][0], "HumanName", &p, &p)
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+}
