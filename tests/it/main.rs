@@ -6,6 +6,8 @@ mod common;
 mod crash;
 mod errors;
 mod fhir_server;
+mod fhirpath;
+mod fhirpath_suite;
 mod fidelity;
 mod fuzz;
 mod golden;

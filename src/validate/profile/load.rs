@@ -41,5 +41,9 @@ pub fn load(dir: &Path, extra: &[PathBuf], loose: &[PathBuf]) -> Result<Validato
         }
         defs.push(v);
     }
-    Ok(Validator::new(Arc::new(packages)).with_loose(defs))
+    // FHIRPath invariants, typed by the R4 definitions just loaded.
+    let model = Arc::new(crate::validate::fhirpath::model::TypeModel::from_packages(&packages));
+    let engine = crate::validate::fhirpath::FhirPath::new(model)
+        .map_err(|e| err(dir, format!("the FHIRPath engine cannot start: {e}")))?;
+    Ok(Validator::new(Arc::new(packages)).with_loose(defs).with_engine(Arc::new(engine)))
 }

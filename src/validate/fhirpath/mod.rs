@@ -1,0 +1,395 @@
+//! FHIRPath for the profile validator: invariants (`ele-1`, `obs-6`, `ips-pat-1`...) and general
+//! expressions, evaluated by octofhir-fhirpath 0.4.57 (docs/fhirpath-engine-evaluation.md) over
+//! the raw JSON, typed by our own [`TypeModel`].
+//!
+//! The façade is synchronous and `Send + Sync`: octofhir's API is async but does no I/O here, so
+//! each call drives its future to completion on the calling thread
+//! (`futures_executor::block_on`). That is safe on a Tokio worker inside `spawn_blocking` and in
+//! plain CLI code alike; no runtime is needed or created.
+//!
+//! Compiled expressions are cached for the life of the [`FhirPath`] (invariants are few and
+//! evaluated millions of times). Where octofhir falls short of what a validator needs, this module
+//! steps in (see [`functions`]): `resolve()` finds Bundle entries by `fullUrl` (`urn:uuid:`),
+//! `memberOf()` and `conformsTo()` go to callbacks the validator supplies, and `{}.all(x)` is
+//! true (octofhir returns empty, which would fail every `x.all(...)` invariant combined with
+//! another term when `x` is absent).
+//!
+//! Errors never carry instance values: a [`FhirPathError`] names the construct (an error code and
+//! its description, the function) and, for parse errors, the expression, which comes from a
+//! definition and not from patient data.
+//!
+//! Decimal precision: octofhir reads `1.50` as `1.5`. Only `precision()`, `lowBoundary()` and
+//! `highBoundary()` see the difference, and no invariant of R4 core or IPS 2.0.0 calls them on
+//! instance data.
+
+pub mod functions;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures_executor::block_on;
+use octofhir_fhirpath::core::model_provider::TypeInfo;
+use octofhir_fhirpath::core::node::FhirNode;
+use octofhir_fhirpath::core::{Collection, FhirPathValue, ModelProvider};
+use octofhir_fhirpath::{CompiledPlan, EvaluationContext, FhirPathEngine};
+use serde_json::Value;
+
+pub use functions::{Conformance, Terminology};
+pub use model::TypeModel;
+
+/// Why an expression could not be parsed or evaluated. Holds no instance data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind} error {code} ({description}){}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+pub struct FhirPathError {
+    pub kind: ErrorKind,
+    /// octofhir's error code (`FP0051`...).
+    pub code: String,
+    /// The fixed description of that code.
+    pub description: &'static str,
+    /// The function at fault, or the parser's message (about the expression only).
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Parse,
+    Evaluation,
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Parse => "FHIRPath parse",
+            ErrorKind::Evaluation => "FHIRPath evaluation",
+        })
+    }
+}
+
+impl FhirPathError {
+    fn from_engine(e: &octofhir_fhirpath::FhirPathError) -> Self {
+        use octofhir_fhirpath::FhirPathError as E;
+        let code = e.error_code();
+        let (kind, detail) = match e {
+            E::ParseError { message, .. } => (ErrorKind::Parse, Some(message.clone())),
+            E::FunctionError { function_name, .. } => (
+                ErrorKind::Evaluation,
+                function_name.as_ref().map(|f| format!("in {f}()")),
+            ),
+            _ => (ErrorKind::Evaluation, None),
+        };
+        FhirPathError {
+            kind,
+            code: code.code_str(),
+            description: code.description(),
+            detail,
+        }
+    }
+
+    fn internal(what: &str) -> Self {
+        FhirPathError {
+            kind: ErrorKind::Evaluation,
+            code: "MHG".into(),
+            description: "internal",
+            detail: Some(what.into()),
+        }
+    }
+}
+
+/// One item of a result, by FHIRPath type. Decimals keep octofhir's text (`1.5`), dates their
+/// FHIRPath text without `@`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FpValue {
+    Boolean(bool),
+    Integer(i64),
+    Decimal(String),
+    /// `string` and its FHIR specializations (`code`, `id`, `uri`...).
+    String(String),
+    Date(String),
+    DateTime(String),
+    Time(String),
+    Quantity {
+        value: String,
+        unit: Option<String>,
+    },
+    /// A complex value or resource, with its FHIR type name when known.
+    Object {
+        type_name: String,
+        json: Value,
+    },
+}
+
+/// FHIRPath evaluation over R4 JSON. Share one in an `Arc`.
+pub struct FhirPath {
+    engine: FhirPathEngine,
+    model: Arc<TypeModel>,
+    /// Compiled expressions, kept as long as this lives (octofhir's own cache holds 256).
+    plans: RwLock<HashMap<String, Arc<CompiledPlan>>>,
+    /// `(type, element) -> type` lookups shared by every context we build.
+    element_types: Arc<papaya::HashMap<String, Option<Arc<TypeInfo>>>>,
+}
+
+impl std::fmt::Debug for FhirPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FhirPath")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A root (a resource or a Bundle) converted once for many [`FhirPath::invariant_at`] calls.
+pub struct Prepared {
+    root: FhirNode,
+}
+
+impl FhirPath {
+    /// An engine typed by `model`, without terminology or profile callbacks.
+    pub fn new(model: Arc<TypeModel>) -> Result<Self, FhirPathError> {
+        Self::with_callbacks(model, None, None)
+    }
+
+    /// An engine whose `memberOf()` asks `terminology` and whose `conformsTo()` asks
+    /// `conformance` (each returns empty when absent or when the callback does not know).
+    pub fn with_callbacks(
+        model: Arc<TypeModel>,
+        terminology: Option<Arc<dyn Terminology>>,
+        conformance: Option<Arc<dyn Conformance>>,
+    ) -> Result<Self, FhirPathError> {
+        let mut registry = octofhir_fhirpath::create_function_registry();
+        registry.register_provider_pure_function(functions::Resolve::create());
+        registry.register_provider_pure_function(functions::MemberOf::create(terminology));
+        registry.register_provider_pure_function(functions::ConformsTo::create(conformance));
+        functions::answer_empty_input(&mut registry);
+        let provider: Arc<dyn ModelProvider + Send + Sync> = model.clone();
+        let engine = block_on(FhirPathEngine::new(Arc::new(registry), provider))
+            .map_err(|e| FhirPathError::from_engine(&e))?;
+        Ok(FhirPath {
+            engine,
+            model,
+            plans: RwLock::new(HashMap::new()),
+            element_types: Arc::new(papaya::HashMap::new()),
+        })
+    }
+
+    pub fn model(&self) -> &Arc<TypeModel> {
+        &self.model
+    }
+
+    /// Parses only; `Err` names the problem (bad constraint expressions, fuzzing).
+    pub fn parse(&self, expr: &str) -> Result<(), FhirPathError> {
+        self.plan(expr).map(|_| ())
+    }
+
+    fn plan(&self, expr: &str) -> Result<Arc<CompiledPlan>, FhirPathError> {
+        if let Some(p) = self.plans.read().ok().and_then(|m| m.get(expr).cloned()) {
+            return Ok(p);
+        }
+        let plan = self
+            .engine
+            .compile_plan(expr)
+            .map_err(|e| FhirPathError::from_engine(&e))?;
+        if let Ok(mut m) = self.plans.write() {
+            m.insert(expr.to_owned(), plan.clone());
+        }
+        Ok(plan)
+    }
+
+    /// The typed value of a JSON node of FHIR type `type_name` (ignored when it has a
+    /// `resourceType`).
+    async fn typed(&self, node: FhirNode, type_name: &str) -> Result<Collection, FhirPathError> {
+        if node.is_object() {
+            let ty = node
+                .get("resourceType")
+                .and_then(FhirNode::as_str)
+                .unwrap_or(type_name)
+                .to_owned();
+            let info = self
+                .model
+                .get_type(&ty)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| TypeInfo::new_complex(&ty));
+            return Ok(Collection::single(FhirPathValue::Resource(
+                node,
+                Arc::new(info),
+                None,
+            )));
+        }
+        let provider: Arc<dyn ModelProvider + Send + Sync> = self.model.clone();
+        Collection::from_json_typed_arc(Arc::new(node.to_json()), Some(type_name), Some(provider))
+            .await
+            .map_err(|e| FhirPathError::from_engine(&e))
+    }
+
+    async fn run(
+        &self,
+        expr: &str,
+        focus: Collection,
+        resource: Collection,
+        root: Collection,
+    ) -> Result<Collection, FhirPathError> {
+        let plan = self.plan(expr)?;
+        let provider: Arc<dyn ModelProvider + Send + Sync> = self.model.clone();
+        // The resource is the context's root (octofhir's `%resource`); the focus a child of it.
+        let outer = EvaluationContext::new_with_server_and_element_type_cache(
+            resource,
+            provider,
+            None,
+            None,
+            None,
+            None,
+            self.element_types.clone(),
+        );
+        if let Some(r) = root.first() {
+            outer.set_variable("rootResource".into(), r.clone());
+            outer.set_variable("%rootResource".into(), r.clone());
+        }
+        let this = focus.first().cloned();
+        let ctx = outer.create_child_context(focus);
+        if let Some(t) = this {
+            ctx.set_this(t);
+        }
+        let result = self
+            .engine
+            .evaluate_plan(&plan, &ctx.nest())
+            .await
+            .map_err(|e| FhirPathError::from_engine(&e))?;
+        Ok(result.value)
+    }
+
+    /// Evaluates `expr` on a resource (`%resource` and `%rootResource` are the resource); on
+    /// nothing when `resource` is `null`.
+    pub fn evaluate(&self, expr: &str, resource: &Value) -> Result<Vec<FpValue>, FhirPathError> {
+        block_on(async {
+            let r = match resource["resourceType"].as_str() {
+                _ if resource.is_null() => Collection::empty(),
+                ty => {
+                    self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource"))
+                        .await?
+                }
+            };
+            let out = self.run(expr, r.clone(), r.clone(), r).await?;
+            Ok(out.iter().flat_map(to_values).collect())
+        })
+    }
+
+    /// An invariant on `focus`, a JSON node of FHIR type `focus_type` (`Patient`, `HumanName`,
+    /// `Observation.component`, `Extension`, `dateTime`...), inside `resource` (`%resource`)
+    /// and `root` (`%rootResource`: the Bundle, for a Bundle entry). Empty is true (FHIR
+    /// constraint semantics), as is any result other than one `false`.
+    ///
+    /// Converts the three JSON trees on every call (a node that is the same object as another
+    /// is converted once); for many invariants on one resource use [`Self::prepare`].
+    pub fn invariant(
+        &self,
+        expr: &str,
+        focus: &Value,
+        focus_type: &str,
+        resource: &Value,
+        root: &Value,
+    ) -> Result<bool, FhirPathError> {
+        let resource_node = FhirNode::from_json(resource);
+        let root_node = if std::ptr::eq(root, resource) {
+            resource_node.clone()
+        } else {
+            FhirNode::from_json(root)
+        };
+        let focus_node = if std::ptr::eq(focus, resource) {
+            resource_node.clone()
+        } else {
+            FhirNode::from_json(focus)
+        };
+        block_on(self.constraint(expr, focus_node, focus_type, resource_node, root_node))
+    }
+
+    /// Converts `root` (a resource or a Bundle) once for [`Self::invariant_at`].
+    pub fn prepare(&self, root: &Value) -> Prepared {
+        Prepared {
+            root: FhirNode::from_json(root),
+        }
+    }
+
+    /// [`Self::invariant`] with the nodes named by JSON Pointers into a [`Prepared`] root:
+    /// `focus` (`/entry/2/resource/name/0`) and `resource` (`/entry/2/resource`, or `""` for
+    /// the root itself).
+    pub fn invariant_at(
+        &self,
+        expr: &str,
+        root: &Prepared,
+        focus: &str,
+        focus_type: &str,
+        resource: &str,
+    ) -> Result<bool, FhirPathError> {
+        let missing = |what| FhirPathError::internal(what);
+        let focus_node = root
+            .root
+            .pointer(focus)
+            .ok_or_else(|| missing("focus pointer names no node"))?
+            .clone();
+        let resource_node = root
+            .root
+            .pointer(resource)
+            .ok_or_else(|| missing("resource pointer names no node"))?
+            .clone();
+        block_on(self.constraint(
+            expr,
+            focus_node,
+            focus_type,
+            resource_node,
+            root.root.clone(),
+        ))
+    }
+
+    async fn constraint(
+        &self,
+        expr: &str,
+        focus: FhirNode,
+        focus_type: &str,
+        resource: FhirNode,
+        root: FhirNode,
+    ) -> Result<bool, FhirPathError> {
+        let focus = self.typed(focus, focus_type).await?;
+        let resource = self.typed(resource, "Resource").await?;
+        let root = self.typed(root, "Resource").await?;
+        let out = self.run(expr, focus, resource, root).await?;
+        Ok(!matches!(
+            out.iter().collect::<Vec<_>>().as_slice(),
+            [FhirPathValue::Boolean(false, _, _)]
+        ))
+    }
+}
+
+fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
+    let one = match v {
+        FhirPathValue::Boolean(b, _, _) => FpValue::Boolean(*b),
+        FhirPathValue::Integer(i, _, _) => FpValue::Integer(*i),
+        FhirPathValue::Decimal(d, _, _) => FpValue::Decimal(d.to_string()),
+        FhirPathValue::String(s, _, _) => FpValue::String(s.clone()),
+        FhirPathValue::Date(d, _, _) => FpValue::Date(d.to_string()),
+        FhirPathValue::DateTime(d, _, _) => FpValue::DateTime(d.to_string()),
+        FhirPathValue::Time(t, _, _) => FpValue::Time(t.to_string()),
+        FhirPathValue::Quantity { value, unit, .. } => FpValue::Quantity {
+            value: value.to_string(),
+            unit: unit.clone(),
+        },
+        FhirPathValue::Resource(node, info, _) => FpValue::Object {
+            type_name: info.name.clone().unwrap_or_else(|| info.type_name.clone()),
+            json: node.to_json(),
+        },
+        FhirPathValue::Collection(c) => return c.iter().flat_map(to_values).collect(),
+        FhirPathValue::Empty => return Vec::new(),
+    };
+    vec![one]
+}
+
+/// The profile validator's invariants go through this engine. `%rootResource` is the resource
+/// itself unless the expression needs the whole root (`%rootResource`, `resolve()`): converting
+/// a large Bundle for every invariant of every entry would make Bundle validation quadratic.
+impl crate::validate::profile::InvariantEngine for FhirPath {
+    fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String> {
+        let needs_root = expr.contains("rootResource") || expr.contains("resolve()");
+        let root = if needs_root { root } else { resource };
+        FhirPath::invariant(self, expr, focus, focus_type, resource, root).map_err(|e| e.to_string())
+    }
+}
