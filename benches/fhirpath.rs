@@ -123,6 +123,22 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(fp.invariant(expr, resource, ty, resource, &bundle).ok()))
         });
     }
+    // All of a resource's invariants above on one context (the constraints of one element).
+    for ty in ["Patient", "Observation"] {
+        let i = entries
+            .iter()
+            .position(|e| e["resource"]["resourceType"] == ty)
+            .expect("resource");
+        let at = format!("/entry/{i}/resource");
+        let exprs: Vec<&str> = INVARIANTS
+            .iter()
+            .filter(|(t, _, _)| *t == ty)
+            .map(|(_, _, e)| *e)
+            .collect();
+        g.bench_function(format!("{ty} all 3 (invariants_at, one context)"), |b| {
+            b.iter(|| black_box(fp.invariants_at(&exprs, &prepared, &at, ty, &at).ok()))
+        });
+    }
     g.finish();
 }
 

@@ -222,16 +222,15 @@ impl FhirPath {
             .map_err(|e| FhirPathError::from_engine(&e))
     }
 
-    async fn run(
+    /// The context of one focus: the resource is its root (octofhir's `%resource`), the focus a
+    /// child of it, `%rootResource` a variable.
+    fn context(
         &self,
-        expr: &str,
         focus: Collection,
         resource: Collection,
         root: Collection,
-    ) -> Result<Collection, FhirPathError> {
-        let plan = self.plan(expr)?;
+    ) -> EvaluationContext {
         let provider: Arc<dyn ModelProvider + Send + Sync> = self.model.clone();
-        // The resource is the context's root (octofhir's `%resource`); the focus a child of it.
         let outer = EvaluationContext::new_with_server_and_element_type_cache(
             resource,
             provider,
@@ -250,12 +249,33 @@ impl FhirPath {
         if let Some(t) = this {
             ctx.set_this(t);
         }
+        ctx
+    }
+
+    /// Evaluates in a scope of its own (`defineVariable` cannot leak to the next expression).
+    async fn eval_in(
+        &self,
+        expr: &str,
+        ctx: &EvaluationContext,
+    ) -> Result<Collection, FhirPathError> {
+        let plan = self.plan(expr)?;
         let result = self
             .engine
             .evaluate_plan(&plan, &ctx.nest())
             .await
             .map_err(|e| FhirPathError::from_engine(&e))?;
         Ok(result.value)
+    }
+
+    async fn run(
+        &self,
+        expr: &str,
+        focus: Collection,
+        resource: Collection,
+        root: Collection,
+    ) -> Result<Collection, FhirPathError> {
+        let ctx = self.context(focus, resource, root);
+        self.eval_in(expr, &ctx).await
     }
 
     /// Evaluates `expr` on a resource (`%resource` and `%rootResource` are the resource); on
@@ -341,6 +361,52 @@ impl FhirPath {
         ))
     }
 
+    /// Several invariants on one focus (the constraints of one element), sharing one context:
+    /// the per-call set-up is paid once. One result per expression, in order.
+    pub fn invariants_at(
+        &self,
+        exprs: &[&str],
+        root: &Prepared,
+        focus: &str,
+        focus_type: &str,
+        resource: &str,
+    ) -> Result<Vec<Result<bool, FhirPathError>>, FhirPathError> {
+        let missing = |what| FhirPathError::internal(what);
+        let focus_node = root
+            .root
+            .pointer(focus)
+            .ok_or_else(|| missing("focus pointer names no node"))?
+            .clone();
+        let resource_node = root
+            .root
+            .pointer(resource)
+            .ok_or_else(|| missing("resource pointer names no node"))?
+            .clone();
+        block_on(async {
+            let ctx = self
+                .constraint_context(focus_node, focus_type, resource_node, root.root.clone())
+                .await?;
+            let mut out = Vec::with_capacity(exprs.len());
+            for expr in exprs {
+                out.push(self.eval_in(expr, &ctx).await.map(|c| holds(&c)));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn constraint_context(
+        &self,
+        focus: FhirNode,
+        focus_type: &str,
+        resource: FhirNode,
+        root: FhirNode,
+    ) -> Result<EvaluationContext, FhirPathError> {
+        let focus = self.typed(focus, focus_type).await?;
+        let resource = self.typed(resource, "Resource").await?;
+        let root = self.typed(root, "Resource").await?;
+        Ok(self.context(focus, resource, root))
+    }
+
     async fn constraint(
         &self,
         expr: &str,
@@ -349,16 +415,22 @@ impl FhirPath {
         resource: FhirNode,
         root: FhirNode,
     ) -> Result<bool, FhirPathError> {
-        let focus = self.typed(focus, focus_type).await?;
-        let resource = self.typed(resource, "Resource").await?;
-        let root = self.typed(root, "Resource").await?;
-        let out = self.run(expr, focus, resource, root).await?;
-        Ok(!matches!(
-            out.iter().collect::<Vec<_>>().as_slice(),
-            [FhirPathValue::Boolean(false, _, _)]
-        ))
+        let ctx = self
+            .constraint_context(focus, focus_type, resource, root)
+            .await?;
+        Ok(holds(&self.eval_in(expr, &ctx).await?))
     }
 }
+
+/// FHIR constraint semantics: only a single `false` fails.
+fn holds(result: &Collection) -> bool {
+    !matches!(
+        result.iter().collect::<Vec<_>>().as_slice(),
+        [FhirPathValue::Boolean(false, _, _)]
+    )
+}
+
+impl FhirPath {}
 
 fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
     let one = match v {
