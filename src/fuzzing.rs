@@ -77,3 +77,29 @@ pub fn validator(data: &[u8]) {
     let _ = p.validator.validate(&v, &[]);
     let _ = p.validator.validate(&v, &["http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]);
 }
+
+/// The FHIRPath parser and evaluator: the input split at the first newline into an expression
+/// and a JSON resource (an Observation when there is none), evaluated and as an invariant.
+pub fn fhirpath(data: &[u8]) {
+    static ENGINE: OnceLock<Option<crate::validate::fhirpath::FhirPath>> = OnceLock::new();
+    let Some(engine) = ENGINE.get_or_init(|| {
+        let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut packages = crate::validate::packages::Packages::new();
+        packages.add(&home.join("conformance/packages/hl7.fhir.r4.examples-4.0.1.tgz")).ok()?;
+        let model = std::sync::Arc::new(crate::validate::fhirpath::model::TypeModel::from_packages(&packages));
+        crate::validate::fhirpath::FhirPath::new(model).ok()
+    }) else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (expr, json) = text.split_once('\n').unwrap_or((text, ""));
+    let resource = serde_json::from_str::<serde_json::Value>(json).unwrap_or_else(|_| {
+        serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "valueQuantity": {"value": 1.5, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}})
+    });
+    if engine.parse(expr).is_ok() {
+        let _ = engine.evaluate(expr, &resource);
+        let ty = resource["resourceType"].as_str().unwrap_or("Resource").to_owned();
+        let _ = engine.invariant(expr, &resource, &ty, &resource, &resource);
+    }
+}

@@ -23,10 +23,12 @@ fn fuzz_regressions_do_not_panic() {
     replay("package_loader", mhg::fuzzing::package_loader);
     replay("jwt", mhg::fuzzing::jwt);
     replay("validator", mhg::fuzzing::validator);
+    replay("fhirpath", mhg::fuzzing::fhirpath);
     // The entry points themselves work on ordinary input.
     let record = std::fs::read(root().join("tests/golden/records/30-shared-adult-refugee-clear.json")).unwrap();
     mhg::fuzzing::record_reader(&record);
     mhg::fuzzing::mapping(&record);
     mhg::fuzzing::package_loader(b"not a tgz");
     mhg::fuzzing::jwt(b"a.b.c");
+    mhg::fuzzing::fhirpath(b"value.ofType(Quantity).value > 1");
 }
