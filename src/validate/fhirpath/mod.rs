@@ -184,6 +184,16 @@ impl FhirPath {
         if let Some(p) = self.plans.read().ok().and_then(|m| m.get(expr).cloned()) {
             return Ok(p);
         }
+        if non_ascii_unit(expr) {
+            // octofhir-ucum 0.4 slices unit strings by byte and panics inside a non-ASCII
+            // character (found by `scripts/fuzz fhirpath`); UCUM units are ASCII anyway.
+            return Err(FhirPathError {
+                kind: ErrorKind::Parse,
+                code: "MHG".into(),
+                description: "a quantity's unit must be UCUM (ASCII)",
+                detail: None,
+            });
+        }
         let plan = self
             .engine
             .compile_plan(expr)
@@ -463,5 +473,55 @@ impl crate::validate::profile::InvariantEngine for FhirPath {
         let needs_root = expr.contains("rootResource") || expr.contains("resolve()");
         let root = if needs_root { root } else { resource };
         FhirPath::invariant(self, expr, focus, focus_type, resource, root).map_err(|e| e.to_string())
+    }
+}
+
+/// Whether a quantity literal (`5 'mg'`) has a unit with a non-ASCII character.
+fn non_ascii_unit(expr: &str) -> bool {
+    let b = expr.as_bytes();
+    let mut i = 0;
+    let mut after_number = false;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'\'' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = i.min(b.len());
+                if after_number && !b[start..end].is_ascii() {
+                    return true;
+                }
+                after_number = false;
+            }
+            b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    i += 1;
+                }
+                after_number = false;
+            }
+            c if c.is_ascii_digit() => {
+                while i + 1 < b.len() && (b[i + 1].is_ascii_digit() || b[i + 1] == b'.') {
+                    i += 1;
+                }
+                after_number = true;
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ => after_number = false,
+        }
+        i += 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod unit_guard {
+    #[test]
+    fn units_must_be_ascii() {
+        assert!(super::non_ascii_unit("1 'm\u{0632}'"));
+        assert!(!super::non_ascii_unit("value > 1 'mg' and name = '\u{0632}'"));
+        assert!(!super::non_ascii_unit("1.5 'mm[Hg]'"));
     }
 }
