@@ -470,6 +470,13 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
 /// a large Bundle for every invariant of every entry would make Bundle validation quadratic.
 impl crate::validate::profile::InvariantEngine for FhirPath {
     fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String> {
+        // ref-1 (every Reference): only a `#` reference looks into %rootResource.contained.
+        // Answering the common case here keeps a large Bundle from being converted per reference.
+        if expr.starts_with("reference.startsWith('#').not()")
+            && focus.get("reference").and_then(Value::as_str).is_none_or(|r| !r.starts_with('#'))
+        {
+            return Ok(true);
+        }
         let needs_root = expr.contains("rootResource") || expr.contains("resolve()");
         let root = if needs_root { root } else { resource };
         FhirPath::invariant(self, expr, focus, focus_type, resource, root).map_err(|e| e.to_string())
