@@ -142,6 +142,14 @@ pub struct Prepared {
     root: FhirNode,
 }
 
+impl Prepared {
+    /// The focus and resource nodes named by JSON Pointers into the root.
+    fn nodes(&self, focus: &str, resource: &str) -> Result<(FhirNode, FhirNode), FhirPathError> {
+        let at = |p: &str, what| self.root.pointer(p).cloned().ok_or_else(|| FhirPathError::internal(what));
+        Ok((at(focus, "focus pointer names no node")?, at(resource, "resource pointer names no node")?))
+    }
+}
+
 impl FhirPath {
     /// An engine typed by `model`, without terminology or profile callbacks.
     pub fn new(model: Arc<TypeModel>) -> Result<Self, FhirPathError> {
@@ -351,17 +359,7 @@ impl FhirPath {
         focus_type: &str,
         resource: &str,
     ) -> Result<bool, FhirPathError> {
-        let missing = |what| FhirPathError::internal(what);
-        let focus_node = root
-            .root
-            .pointer(focus)
-            .ok_or_else(|| missing("focus pointer names no node"))?
-            .clone();
-        let resource_node = root
-            .root
-            .pointer(resource)
-            .ok_or_else(|| missing("resource pointer names no node"))?
-            .clone();
+        let (focus_node, resource_node) = root.nodes(focus, resource)?;
         block_on(self.constraint(
             expr,
             focus_node,
@@ -381,17 +379,7 @@ impl FhirPath {
         focus_type: &str,
         resource: &str,
     ) -> Result<Vec<Result<bool, FhirPathError>>, FhirPathError> {
-        let missing = |what| FhirPathError::internal(what);
-        let focus_node = root
-            .root
-            .pointer(focus)
-            .ok_or_else(|| missing("focus pointer names no node"))?
-            .clone();
-        let resource_node = root
-            .root
-            .pointer(resource)
-            .ok_or_else(|| missing("resource pointer names no node"))?
-            .clone();
+        let (focus_node, resource_node) = root.nodes(focus, resource)?;
         block_on(async {
             let ctx = self
                 .constraint_context(focus_node, focus_type, resource_node, root.root.clone())

@@ -1015,16 +1015,7 @@ fn relative_date(d: &Value, sign: i64) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
     // Clamped: a definition may say anything, the arithmetic must not overflow.
     let shift = (n * days_per).clamp(-1e8, 1e8) as i64;
-    let z = now + sign * shift + 719_468;
-    // Days to civil date (Howard Hinnant's algorithm).
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::queue::civil_from_days(now + sign * shift);
     Some(format!("{year:04}-{month:02}-{day:02}"))
 }
 
