@@ -82,11 +82,14 @@ pub struct Validation {
     /// Every produced Bundle must pass the profile validator (an error refuses the record
     /// with 422). `false` keeps only the JSON-schema gate.
     pub profile_gate: bool,
+    /// Extensions whose definition is not loaded are errors (as the HL7 validator reports them)
+    /// rather than warnings (FHIR lets a receiver ignore them).
+    pub unknown_extension_errors: bool,
 }
 
 impl Default for Validation {
     fn default() -> Self {
-        Validation { packages: Vec::new(), load: Vec::new(), profile_gate: true }
+        Validation { packages: Vec::new(), load: Vec::new(), profile_gate: true, unknown_extension_errors: false }
     }
 }
 
@@ -283,5 +286,6 @@ impl Config {
         let packages: Vec<PathBuf> = self.validation.packages.iter().chain(extra_packages).cloned().collect();
         let load: Vec<PathBuf> = self.validation.load.iter().chain(extra_load).cloned().collect();
         crate::validate::profile::load::load(&self.conformance_dir().join("packages"), &packages, &load)
+            .map(|v| v.with_unknown_extension_errors(self.validation.unknown_extension_errors))
     }
 }

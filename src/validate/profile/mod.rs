@@ -16,6 +16,8 @@
 
 pub mod load;
 pub mod model;
+mod narrative;
+pub mod native;
 pub mod primitive;
 pub mod slicing;
 pub mod snapshot;
@@ -34,9 +36,34 @@ use terminology::Expansion;
 /// Evaluates FHIRPath invariants (`ElementDefinition.constraint.expression`). Implemented by
 /// the FHIRPath engine; the validator works without one (it then checks only the invariants it
 /// implements natively).
+///
+/// Two ways in: [`Self::invariant`] takes the JSON nodes and converts them per call (what a
+/// simple engine offers); [`Self::prepare`] + [`Self::invariants_at`] convert the root once per
+/// validation and name nodes by JSON Pointer, so a Bundle of n entries costs O(n) conversions
+/// rather than one per invariant. The walk uses the second when the engine offers it.
 pub trait InvariantEngine: Send + Sync {
     /// Ok(true) = satisfied (an empty result counts as satisfied); Err = engine could not evaluate.
     fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String>;
+
+    /// The root (a resource or a Bundle), converted once for [`Self::invariants_at`]; `None`
+    /// when the engine has no such mode.
+    fn prepare(&self, _root: &Value) -> Option<Box<dyn std::any::Any>> {
+        None
+    }
+
+    /// Several invariants on one focus, named by JSON Pointers into a prepared root: `focus`
+    /// (`/entry/2/resource/name/0`) and `resource` (`/entry/2/resource`, `""` for the root).
+    /// One verdict per expression; `Err` when the pointers or the prepared root are unusable.
+    fn invariants_at(
+        &self,
+        _prepared: &dyn std::any::Any,
+        _exprs: &[&str],
+        _focus: &str,
+        _focus_type: &str,
+        _resource: &str,
+    ) -> Result<Vec<Result<bool, String>>, String> {
+        Err("not supported".into())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,7 +130,12 @@ pub struct Validator {
     expansions: Memo<Expansion>,
     /// Complete CodeSystems by URL: code -> display.
     code_systems: Memo<HashMap<String, Option<String>>>,
+    /// Whether a URL used as a code system names a ValueSet (a mistake worth an error).
+    value_set_systems: RwLock<HashMap<String, bool>>,
     engine: Option<Arc<dyn InvariantEngine>>,
+    /// Extensions whose definition is not loaded: errors (the HL7 validator's default) or
+    /// warnings (the gateway's default: FHIR lets a receiver ignore them).
+    unknown_extension_errors: bool,
 }
 
 impl std::fmt::Debug for Validator {
@@ -121,7 +153,9 @@ impl Validator {
             types: RwLock::default(),
             expansions: RwLock::default(),
             code_systems: RwLock::default(),
+            value_set_systems: RwLock::default(),
             engine: None,
+            unknown_extension_errors: false,
         }
     }
 
@@ -144,6 +178,16 @@ impl Validator {
     pub fn with_engine(mut self, engine: Arc<dyn InvariantEngine>) -> Self {
         self.engine = Some(engine);
         self
+    }
+
+    /// Reports extensions whose definition is not loaded as errors rather than warnings.
+    pub fn with_unknown_extension_errors(mut self, on: bool) -> Self {
+        self.unknown_extension_errors = on;
+        self
+    }
+
+    pub fn unknown_extension_errors(&self) -> bool {
+        self.unknown_extension_errors
     }
 
     pub fn packages(&self) -> &Packages {
@@ -251,12 +295,25 @@ impl Validator {
         index
     }
 
+    /// Whether `url` names a ValueSet and no CodeSystem (memoised).
+    pub fn is_value_set(&self, url: &str) -> bool {
+        if let Some(b) = self.value_set_systems.read().ok().and_then(|m| m.get(url).copied()) {
+            return b;
+        }
+        let b = self.resolve(url).is_some_and(|r| r["resourceType"] == "ValueSet");
+        if let Ok(mut m) = self.value_set_systems.write() {
+            m.insert(url.to_owned(), b);
+        }
+        b
+    }
+
     /// Validates `resource` against base R4, its `meta.profile`s and `profiles`. Unknown entries
     /// of `profiles` are reported as errors (check [`Validator::knows_profile`] first to treat
     /// them as usage errors).
     pub fn validate(&self, resource: &Value, profiles: &[&str]) -> Vec<Finding> {
         let mut out = Vec::new();
         walk::validate_root(self, resource, profiles, &mut out);
+        narrative::links(resource, &mut out);
         dedup(&mut out);
         out
     }

@@ -40,6 +40,8 @@ pub struct Constraint {
     pub error: bool,
     pub expression: String,
     pub human: String,
+    /// The expression compiled into the engine-free subset (`None` inside: outside it).
+    pub compiled: std::sync::OnceLock<Option<std::sync::Arc<super::native::Expr>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +212,7 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
                         error: c["severity"].as_str() != Some("warning"),
                         expression: c["expression"].as_str()?.to_owned(),
                         human: c["human"].as_str().unwrap_or_default().to_owned(),
+                        compiled: std::sync::OnceLock::new(),
                     })
                 })
                 .collect()

@@ -158,6 +158,44 @@ fn decimal_text(t: &str) -> bool {
         && exp.is_none_or(|e| digits(e.strip_prefix(b"+").or_else(|| e.strip_prefix(b"-")).unwrap_or(e)))
 }
 
+/// Bytes decoded from base64 text (white space ignored); None when it is not base64.
+pub fn base64_len(s: &str) -> Option<u64> {
+    let (mut n, mut pad) = (0u64, 0u64);
+    for c in s.bytes() {
+        match c {
+            b'=' => pad += 1,
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            c if pad == 0 && (c.is_ascii_alphanumeric() || c == b'+' || c == b'/') => n += 1,
+            _ => return None,
+        }
+    }
+    let total = n + pad;
+    (total % 4 == 0 && pad <= 2).then(|| total / 4 * 3 - pad)
+}
+
+/// Every `&` of XHTML starts an XML entity: `&lt;` `&gt;` `&amp;` `&quot;` `&apos;`, `&#NNN;` or
+/// `&#xHHH;` (HTML's named entities, `&nbsp;` `&reg;`..., are not XML).
+fn xhtml_entities(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'&') {
+        let start = i + off + 1;
+        let Some(len) = b[start..].iter().take(12).position(|&c| c == b';') else { return false };
+        let name = &b[start..start + len];
+        let ok = match name {
+            b"lt" | b"gt" | b"amp" | b"quot" | b"apos" => true,
+            [b'#', b'x' | b'X', hex @ ..] => !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit),
+            [b'#', dec @ ..] => !dec.is_empty() && dec.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        i = start + len + 1;
+    }
+    true
+}
+
 /// What is wrong with `v` as a `ty`, or None when it is valid. Messages name the type only.
 pub fn check(ty: &str, v: &Value) -> Option<String> {
     let want_string = |ok: fn(&str) -> bool| -> Option<String> {
@@ -200,8 +238,14 @@ pub fn check(ty: &str, v: &Value) -> Option<String> {
         "uuid" => want_string(uuid),
         "uri" | "url" | "canonical" => want_string(uri),
         "base64Binary" => want_string(base64),
+        "xhtml" => match want_string(|_| true) {
+            None if !v.as_str().is_some_and(xhtml_entities) => {
+                Some("invalid entity in the XHTML: only &lt; &gt; &amp; &quot; &apos; and character references (&#...;) are XML".to_owned())
+            }
+            other => other,
+        },
         // `[ \r\n\t\S]+`: any non-empty text, white space included.
-        "string" | "markdown" | "xhtml" => want_string(|_| true),
+        "string" | "markdown" => want_string(|_| true),
         _ => want_string(|_| true),
     }
 }
@@ -230,5 +274,8 @@ mod tests {
         assert!(check("positiveInt", &json!(0)).is_some() && check("unsignedInt", &json!(0)).is_none());
         assert!(check("integer", &json!(1.5)).is_some() && check("decimal", &json!(1.50)).is_none());
         assert!(check("string", &json!("")).is_some() && check("boolean", &json!("true")).is_some());
+        assert!(xhtml_entities("<div>a &lt; b &amp;&#160;&#xA0;</div>") && !xhtml_entities("<div>&reg;</div>"));
+        assert_eq!((base64_len("aGVscCBpJ20gYSBidWc="), base64_len("aGk="), base64_len("a")), (Some(14), Some(2), None));
+        assert!(!xhtml_entities("a & b") && !xhtml_entities("&#;") && !xhtml_entities("&#x;"));
     }
 }

@@ -71,7 +71,9 @@ fn values_at<'v>(v: &'v Value, ty: &str, path: &str, scope: Scope<'v>) -> Vec<(&
                         continue;
                     };
                     let found = if let Some(id) = r.strip_prefix('#') {
-                        scope.resource["contained"].as_array().and_then(|c| c.iter().find(|c| c["id"].as_str() == Some(id)))
+                        // In the resource, or (for a contained resource) among its siblings.
+                        let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|c| c["id"].as_str() == Some(id)));
+                        find(scope.resource).or_else(|| scope.container.and_then(find))
                     } else {
                         scope.bundle.and_then(|b| b.resolve(r, scope.full_url))
                     };
@@ -266,11 +268,15 @@ pub(super) fn matches<'v>(
                 }
             }
             "type" => {
-                let Some((p, id, _)) = element_at(w, cp, slice, &d.path) else {
+                let Some((p, id, resolved)) = element_at(w, cp, slice, &d.path) else {
                     return false;
                 };
                 let e = p.elem(id);
-                let allowed: Vec<String> = e
+                // `resolve()` landed on the target profile: its type is the one allowed.
+                let allowed: Vec<String> = if resolved {
+                    vec![p.type_name.clone()]
+                } else {
+                    e
                     .types
                     .iter()
                     .flat_map(|t| {
@@ -278,7 +284,8 @@ pub(super) fn matches<'v>(
                             t.profiles.iter().filter_map(|u| w.v.profile(u)).map(|p| p.type_name.clone()).collect();
                         if from_profiles.is_empty() { vec![t.code.clone()] } else { from_profiles }
                     })
-                    .collect();
+                    .collect()
+                };
                 let path_is_this = d.path == "$this";
                 !vals.is_empty()
                     && vals.iter().all(|(_, t)| {
@@ -323,7 +330,18 @@ fn conforms_root<'v>(w: &mut Walk<'_>, p: &Arc<Profile>, val: &'v Value, scope: 
 /// Validates into a scratch list: no error means the value conforms.
 fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str, scope: Scope<'v>) -> bool {
     let mut scratch = Vec::new();
-    let mut sub = Walk { v: w.v, out: &mut scratch, path: String::new(), depth: w.depth + 1 };
+    // The sub-walk starts at `val`: its pointer is found from the enclosing resource's.
+    let res_base = if w.ptr_ok { w.ptr.get(..scope.res_ptr) } else { None };
+    let located = res_base.and_then(|b| w.prep.locate(val, scope.resource, b));
+    let mut sub = Walk {
+        v: w.v,
+        out: &mut scratch,
+        path: String::new(),
+        depth: w.depth + 1,
+        ptr_ok: located.is_some(),
+        ptr: located.unwrap_or_default(),
+        prep: w.prep,
+    };
     if val.get("resourceType").is_some() {
         sub.resource(val, std::slice::from_ref(prof), scope);
     } else {

@@ -1,14 +1,22 @@
 //! The instance walk: one pass over the JSON, element by element, against compiled profiles.
 //! The FHIRPath of the current element is kept in one growing `String` (pushed and truncated),
-//! so nothing is formatted unless a finding is made.
+//! so nothing is formatted unless a finding is made; so is its JSON Pointer from the root, which
+//! names the node to the FHIRPath engine.
+//!
+//! Invariant: the root is converted for the engine at most once per validation ([`Prep`]), and
+//! only when an invariant needs the engine; every engine call after that names its nodes by
+//! pointer. A Bundle of n entries therefore costs O(n), never a conversion per invariant.
 
+use std::any::Any;
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::model::{ElemId, Profile, Rules, Strength, is_primitive};
-use super::{CORE, Finding, Severity, Validator, primitive, slicing};
+use super::model::{Constraint, ElemId, Profile, Rules, Strength, is_primitive};
+use super::{CORE, Finding, Severity, Validator, native, primitive, slicing};
 
 const MAX_DEPTH: usize = 64;
 
@@ -31,6 +39,8 @@ pub(super) struct Scope<'v> {
     pub full_url: Option<&'v str>,
     /// The resource holding this one (a contained resource's siblings resolve through it).
     pub container: Option<&'v Value>,
+    /// `resource`'s JSON Pointer: this many leading bytes of the walk's pointer.
+    pub res_ptr: usize,
 }
 
 /// The element holding an extension: its base path and type (for extension contexts).
@@ -45,11 +55,125 @@ pub(super) struct Walk<'a> {
     pub out: &'a mut Vec<Finding>,
     pub path: String,
     pub depth: usize,
+    /// JSON Pointer of the current node from the root (when `ptr_ok`).
+    pub ptr: String,
+    /// False where the walk cannot name its node by pointer (a primitive's `_element`); the
+    /// engine then converts the nodes per call.
+    pub ptr_ok: bool,
+    pub prep: &'a Prep<'a>,
+}
+
+/// What one validation prepares lazily for the FHIRPath engine: the root converted once, and
+/// the pointer of every resource in it (for the slicing sub-walks, which start at a value
+/// rather than at the root).
+pub(super) struct Prep<'r> {
+    root: &'r Value,
+    prepared: OnceCell<Option<Box<dyn Any>>>,
+    resources: OnceCell<HashMap<usize, String>>,
+}
+
+impl<'r> Prep<'r> {
+    pub fn new(root: &'r Value) -> Self {
+        Prep { root, prepared: OnceCell::new(), resources: OnceCell::new() }
+    }
+
+    fn prepared(&self, engine: &dyn super::InvariantEngine) -> Option<&dyn Any> {
+        self.prepared.get_or_init(|| engine.prepare(self.root)).as_deref()
+    }
+
+    /// The JSON Pointer of `target`, a node inside `within` (whose pointer is `base`); a
+    /// resource is found by address in an index of the root's resources.
+    pub fn locate(&self, target: &Value, within: &Value, base: &str) -> Option<String> {
+        if target.get("resourceType").is_some() {
+            let map = self.resources.get_or_init(|| {
+                let mut m = HashMap::new();
+                index_resources(self.root, &mut String::new(), &mut m, 0);
+                m
+            });
+            return map.get(&(target as *const Value as usize)).cloned();
+        }
+        let mut ptr = base.to_owned();
+        find(within, target, &mut ptr, 0).then_some(ptr)
+    }
+}
+
+fn push_key(ptr: &mut String, key: &str) {
+    ptr.push('/');
+    if key.contains(['~', '/']) {
+        ptr.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        ptr.push_str(key);
+    }
+}
+
+fn index_resources(v: &Value, ptr: &mut String, out: &mut HashMap<usize, String>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("resourceType") {
+                out.insert(v as *const Value as usize, ptr.clone());
+            }
+            for (k, x) in m {
+                if x.is_object() || x.is_array() {
+                    let len = ptr.len();
+                    push_key(ptr, k);
+                    index_resources(x, ptr, out, depth + 1);
+                    ptr.truncate(len);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                if x.is_object() || x.is_array() {
+                    let len = ptr.len();
+                    let _ = write!(ptr, "/{i}");
+                    index_resources(x, ptr, out, depth + 1);
+                    ptr.truncate(len);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn find(v: &Value, target: &Value, ptr: &mut String, depth: usize) -> bool {
+    if std::ptr::eq(v, target) {
+        return true;
+    }
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let len = ptr.len();
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                push_key(ptr, k);
+                if find(x, target, ptr, depth + 1) {
+                    return true;
+                }
+                ptr.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let _ = write!(ptr, "/{i}");
+                if find(x, target, ptr, depth + 1) {
+                    return true;
+                }
+                ptr.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    false
 }
 
 pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], out: &mut Vec<Finding>) {
     let rt = resource["resourceType"].as_str().unwrap_or("Resource");
-    let mut w = Walk { v, out, path: String::with_capacity(128), depth: 0 };
+    let prep = Prep::new(resource);
+    let mut w = Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep };
     w.path.push_str(rt);
     let extra: Vec<Arc<Profile>> = profiles
         .iter()
@@ -61,7 +185,7 @@ pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], 
             }
         })
         .collect();
-    let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None };
+    let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None, res_ptr: 0 };
     w.resource(resource, &extra, scope);
 }
 
@@ -84,7 +208,6 @@ impl<'a> Walk<'a> {
         self.path.push('.');
         self.path.push_str(seg);
         if let Some(i) = index {
-            use std::fmt::Write;
             let _ = write!(self.path, "[{i}]");
         }
         len
@@ -135,7 +258,7 @@ impl<'a> Walk<'a> {
             }
         }
         let index;
-        let mut scope = Scope { resource: value, container: Some(outer.resource), ..outer };
+        let mut scope = Scope { resource: value, container: Some(outer.resource), res_ptr: self.ptr.len(), ..outer };
         if outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj)) {
             scope.root = value;
         }
@@ -144,6 +267,9 @@ impl<'a> Walk<'a> {
             scope.bundle = Some(&index);
             scope.full_url = None;
         }
+        if let Some(contained) = obj.get("contained").and_then(Value::as_array) {
+            self.orphans(value, contained);
+        }
         // A derived profile's snapshot holds everything of the base: check against the
         // profiles alone when there are any.
         if profiles.is_empty() {
@@ -151,6 +277,65 @@ impl<'a> Walk<'a> {
         }
         for p in &profiles {
             self.item(p, 0, Some(value), None, rt, scope, Host { path: rt, ty: rt });
+        }
+    }
+
+    /// A resource against the profiles of its element's types: it must conform to one of them
+    /// (FHIR: several `type.profile`s are alternatives). When none has no errors, the findings
+    /// of all are reported.
+    fn resource_one_of<'v>(&mut self, value: &'v Value, profiles: &[Arc<Profile>], scope: Scope<'v>) {
+        let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+        let mine: Vec<&Arc<Profile>> = profiles.iter().filter(|p| p.type_name == rt).collect();
+        if mine.len() < 2 {
+            return self.resource(value, profiles, scope);
+        }
+        let start = self.out.len();
+        for p in &mine {
+            self.resource(value, std::slice::from_ref(*p), scope);
+            if !self.out[start..].iter().any(|f| f.severity == Severity::Error) {
+                return;
+            }
+            self.out.truncate(start);
+        }
+        self.resource(value, profiles, scope);
+    }
+
+    /// dom-3, natively and where the HL7 validator reports it (the contained resource): each
+    /// contained resource is referred to (`#id`, in any reference, canonical or uri of the
+    /// resource, its contained ones included) or refers to its container (`#`). One pass over
+    /// the resource's JSON.
+    fn orphans(&mut self, resource: &Value, contained: &[Value]) {
+        fn local_refs<'v>(v: &'v Value, out: &mut std::collections::HashSet<&'v str>) {
+            match v {
+                Value::String(s) => {
+                    if let Some(id) = s.strip_prefix('#') {
+                        out.insert(id);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| local_refs(x, out)),
+                Value::Object(m) => m.values().for_each(|x| local_refs(x, out)),
+                _ => {}
+            }
+        }
+        let mut refs = std::collections::HashSet::new();
+        local_refs(resource, &mut refs);
+        // `#` alone (the container) is kept as "".
+        if refs.contains("") && contained.len() == 1 {
+            // The only contained resource refers to its container (the common case of "#").
+            return;
+        }
+        for (i, c) in contained.iter().enumerate() {
+            let Some(id) = c.get("id").and_then(Value::as_str) else { continue };
+            if refs.contains(id) || (refs.contains("") && refers_to_container(c)) {
+                continue;
+            }
+            let len = self.push("contained", Some(i));
+            self.report(
+                Severity::Error,
+                "invariant",
+                "constraint dom-3 failed: If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource",
+            );
+            self.path.truncate(len);
         }
     }
 
@@ -177,7 +362,7 @@ impl<'a> Walk<'a> {
             if eid != 0 && is_resource_type(self.v, ty) {
                 let extra: Vec<Arc<Profile>> =
                     prof.elem(eid).types.iter().flat_map(|t| t.profiles.iter()).filter_map(|u| self.v.profile(u)).collect();
-                self.resource(value, &extra, scope);
+                self.resource_one_of(value, &extra, scope);
             } else {
                 self.complex(prof, eid, value, ty, scope, host);
             }
@@ -237,7 +422,10 @@ impl<'a> Walk<'a> {
                         );
                     }
                     let (cp, pid) = self.children(prof, eid, ty);
+                    // The walk's pointer names the value, not its `_element`.
+                    let ptr_ok = std::mem::replace(&mut self.ptr_ok, false);
                     self.object(&cp, &cp.elem(pid).children, m, scope, Host { path: &e.base_path, ty }, true);
+                    self.ptr_ok = ptr_ok;
                 }
             }
         } else if value.is_none() {
@@ -284,25 +472,75 @@ impl<'a> Walk<'a> {
     /// Children of an element: the profile's own when it unrolls them, else those of the type
     /// (or of the referenced element for `contentReference`).
     pub fn children(&self, prof: &Arc<Profile>, eid: ElemId, ty: &str) -> (Arc<Profile>, ElemId) {
-        let e = prof.elem(eid);
-        if !e.children.is_empty() {
-            return (prof.clone(), eid);
-        }
-        if let Some(r) = &e.content_ref {
-            // `#Questionnaire.item` refers into the base resource.
-            let root = r.split('.').next().unwrap_or_default();
-            for p in [Some(prof.clone()), self.v.type_profile(root)].into_iter().flatten() {
-                if let Some(id) = p.by_path(r) {
-                    return (p.clone(), id);
-                }
-            }
-        }
-        match self.v.type_profile(ty) {
-            Some(tp) => (tp, 0),
-            None => (prof.clone(), eid),
-        }
+        children_of(self.v, prof, eid, ty)
     }
 
+    /// An invariant answered without the engine: natively by key, or compiled into the
+    /// subset of [`native`] (memoised on the constraint where its element has one type).
+    fn native(&self, prof: &Arc<Profile>, eid: ElemId, ty: &str, c: &Constraint, value: &Value, resource: &Value) -> Option<bool> {
+        if let Some(v) = native::by_key(&c.key, &c.expression, value, resource) {
+            return Some(v);
+        }
+        let compile = || {
+            let focus = ElemCtx { v: self.v, prof: prof.clone(), eid, ty: ty.to_owned() };
+            native::Expr::compile(&c.expression, &focus).map(Arc::new)
+        };
+        let expr = if eid == 0 || prof.elem(eid).types.len() <= 1 { c.compiled.get_or_init(compile).clone() } else { compile() };
+        expr.map(|x| x.eval(value))
+    }
+}
+
+/// An element as the subset compiler sees it: its children, with their JSON keys.
+struct ElemCtx<'p> {
+    v: &'p Validator,
+    prof: Arc<Profile>,
+    eid: ElemId,
+    ty: String,
+}
+
+impl<'p> native::Elements<'p> for ElemCtx<'p> {
+    fn child(&self, name: &str) -> Option<native::Child<'p>> {
+        let (cp, pid) = children_of(self.v, &self.prof, self.eid, &self.ty);
+        let c = cp.elem(pid).children.iter().copied().find(|&c| cp.elem(c).name == name)?;
+        let ce = cp.elem(c);
+        if ce.choice {
+            return Some((ce.choice_keys.iter().map(|(k, s, _)| (k.clone(), s.clone())).collect(), None));
+        }
+        let keys = vec![(ce.name.clone(), ce.shadow.clone())];
+        let ty = match ce.types.as_slice() {
+            [] => "BackboneElement".to_owned(),
+            [t] if is_primitive(&t.code) => return Some((keys, None)),
+            [t] => t.code.clone(),
+            _ => return Some((keys, None)),
+        };
+        let v = self.v;
+        Some((keys, Some(Box::new(ElemCtx { v, prof: cp, eid: c, ty }))))
+    }
+}
+
+/// Children of an element: the profile's own when it unrolls them, else those of the type
+/// (or of the referenced element for `contentReference`).
+fn children_of(v: &Validator, prof: &Arc<Profile>, eid: ElemId, ty: &str) -> (Arc<Profile>, ElemId) {
+    let e = prof.elem(eid);
+    if !e.children.is_empty() {
+        return (prof.clone(), eid);
+    }
+    if let Some(r) = &e.content_ref {
+        // `#Questionnaire.item` refers into the base resource.
+        let root = r.split('.').next().unwrap_or_default();
+        for p in [Some(prof.clone()), v.type_profile(root)].into_iter().flatten() {
+            if let Some(id) = p.by_path(r) {
+                return (p.clone(), id);
+            }
+        }
+    }
+    match v.type_profile(ty) {
+        Some(tp) => (tp, 0),
+        None => (prof.clone(), eid),
+    }
+}
+
+impl Walk<'_> {
     fn complex<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>, host: Host<'_>) {
         let Some(obj) = value.as_object() else {
             self.report(Severity::Error, "structure", format!("wrong JSON type: a {ty} must be an object"));
@@ -354,6 +592,16 @@ impl<'a> Walk<'a> {
                 }
             }
             "Reference" => self.reference(prof, eid, obj, scope),
+            "Attachment" => {
+                // The stated size is the size of the data, when both are given.
+                let data = obj.get("data").and_then(Value::as_str);
+                let size = obj.get("size").and_then(Value::as_u64);
+                if let (Some(d), Some(n)) = (data, size) {
+                    if primitive::base64_len(d).is_some_and(|len| len != n) {
+                        self.report(Severity::Error, "value", "Attachment.size is not the size of Attachment.data");
+                    }
+                }
+            }
             "Extension" => self.extension(prof, eid, value, obj, scope, host),
             _ => {}
         }
@@ -454,13 +702,27 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// A code of a complete CodeSystem loaded here must exist, and its display (when given)
-    /// must be the CodeSystem's display (compared ignoring case and spacing).
+    /// Coding.system is an absolute URI naming a code system (not a value set); a code of a
+    /// complete CodeSystem loaded here must exist, and its display (when given) must be the
+    /// CodeSystem's display (compared ignoring case and spacing).
     fn known_code(&mut self, obj: &Map<String, Value>) {
         let (Some(system), Some(code)) = (obj.get("system").and_then(Value::as_str), obj.get("code").and_then(Value::as_str)) else {
             return;
         };
-        let Some(cs) = self.v.code_system(system) else { return };
+        if !system.contains(':') {
+            let len = self.push("system", None);
+            self.report(Severity::Error, "invalid", "Coding.system must be an absolute reference, not a local reference");
+            self.path.truncate(len);
+            return;
+        }
+        let Some(cs) = self.v.code_system(system) else {
+            if self.v.is_value_set(system) {
+                let len = self.push("system", None);
+                self.report(Severity::Error, "invalid", "the Coding.system is a value set, not a code system");
+                self.path.truncate(len);
+            }
+            return;
+        };
         match cs.get(code) {
             None => {
                 let len = self.push("code", None);
@@ -528,7 +790,11 @@ impl<'a> Walk<'a> {
         };
         let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
             if id.is_empty() {
-                Some(scope.resource["resourceType"].as_str().unwrap_or_default().to_owned())
+                // `#` is the containing resource (for a contained one), else the resource itself.
+                let contained_in = scope.container.filter(|c| {
+                    c["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, scope.resource)))
+                });
+                Some(contained_in.unwrap_or(scope.resource)["resourceType"].as_str().unwrap_or_default().to_owned())
             } else {
                 let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
                 let found = find(scope.resource).or_else(|| scope.container.and_then(find));
@@ -620,7 +886,13 @@ impl<'a> Walk<'a> {
                 if e.path.ends_with("modifierExtension") {
                     self.report(Severity::Error, "structure", format!("unknown modifier extension {url}"));
                 } else {
-                    self.report(Severity::Warning, "structure", format!("unknown extension {url}: not checked"));
+                    let sev = if self.v.unknown_extension_errors() { Severity::Error } else { Severity::Warning };
+                    self.report(sev, "structure", format!("unknown extension {url}: not checked"));
+                    if is_example_url(url) {
+                        let len = self.push("url", None);
+                        self.report(sev, "value", "example URLs (example.org, example.com) are not allowed for extensions");
+                        self.path.truncate(len);
+                    }
                 }
             }
         }
@@ -746,6 +1018,7 @@ impl<'a> Walk<'a> {
                 self.path.push(')');
             }
             let main = if main.is_null() { None } else { Some(main) };
+            let json_array = matches!(main, Some(Value::Array(_)));
             match (main, shadow) {
                 (Some(Value::Array(a)), sh) => {
                     if !ce.base_many {
@@ -806,8 +1079,12 @@ impl<'a> Walk<'a> {
                     self.path.push_str(ty);
                     self.path.push(')');
                 } else if ce.base_many {
-                    use std::fmt::Write;
                     let _ = write!(self.path, "[{i}]");
+                }
+                let plen = self.ptr.len();
+                push_key(&mut self.ptr, key);
+                if json_array {
+                    let _ = write!(self.ptr, "/{i}");
                 }
                 let target = assigned.get(i).copied().flatten().unwrap_or(c);
                 let mut sc = scope;
@@ -816,6 +1093,7 @@ impl<'a> Walk<'a> {
                 }
                 self.item(cp, target, *m, *sh, ty, sc, host);
                 self.path.truncate(len);
+                self.ptr.truncate(plen);
             }
         }
     }
@@ -847,13 +1125,23 @@ impl<'a> Walk<'a> {
             let len = self.path.len();
             self.path.push('.');
             self.path.push_str(&ce.name);
-            if ce.base_many {
+            if ce.choice {
+                self.path.push_str(".ofType(");
+                self.path.push_str(ty);
+                self.path.push(')');
+            } else if ce.base_many {
                 use std::fmt::Write;
                 let _ = write!(self.path, "[{i}]");
             }
             match hit {
                 Some(si) => {
                     counts[si] += 1;
+                    let se = cp.elem(ce.slices[si]);
+                    if se.max == Some(0) {
+                        // A prohibited slice: reported at the item, as the HL7 validator does.
+                        let name = se.slice_name.as_deref().unwrap_or_default();
+                        self.report(Severity::Error, "structure", format!("matches the slice {}:{name}, which the profile prohibits", se.path));
+                    }
                     if let Some(sl) = &ce.slicing {
                         if sl.ordered && si < last_slice {
                             self.report(Severity::Error, "structure", "slices are out of the order the profile defines");
@@ -890,7 +1178,7 @@ impl<'a> Walk<'a> {
                     format!("{}:{name}: minimum required = {}, but only found {}", se.path, se.min, counts[si]),
                 );
             }
-            if se.max.is_some_and(|m| counts[si] > m) {
+            if se.max.is_some_and(|m| m > 0 && counts[si] > m) {
                 self.report(
                     Severity::Error,
                     "structure",
@@ -903,24 +1191,42 @@ impl<'a> Walk<'a> {
 
     fn constraints<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>) {
         let e = prof.elem(eid);
-        for c in &e.constraints {
-            let verdict = match native_for(&c.key, &c.expression).and_then(|_| native(&c.key, value)) {
-                Some(v) => Ok(v),
-                None => match self.v.engine() {
-                    Some(engine) => {
-                        let focus_type = if matches!(ty, "BackboneElement" | "Element") { e.base_path.as_str() } else { ty };
-                        engine.invariant(&c.expression, value, focus_type, scope.resource, scope.root)
+        if e.constraints.is_empty() {
+            return;
+        }
+        let mut verdicts: Vec<Option<Result<bool, String>>> =
+            e.constraints.iter().map(|c| self.native(prof, eid, ty, c, value, scope.resource).map(Ok)).collect();
+        if let Some(engine) = self.v.engine().filter(|_| verdicts.iter().any(Option::is_none)) {
+            let focus_type = if matches!(ty, "BackboneElement" | "Element") { e.base_path.as_str() } else { ty };
+            let pending: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i].is_none()).collect();
+            let exprs: Vec<&str> = pending.iter().map(|&i| e.constraints[i].expression.as_str()).collect();
+            let prep = self.prep;
+            // The root is converted only where the walk can name its nodes by pointer.
+            let res_ptr = if self.ptr_ok { self.ptr.get(..scope.res_ptr) } else { None };
+            let batch = res_ptr
+                .and_then(|rp| Some((rp, prep.prepared(engine)?)))
+                .and_then(|(rp, p)| engine.invariants_at(p, &exprs, &self.ptr, focus_type, rp).ok());
+            match batch {
+                Some(results) if results.len() == pending.len() => {
+                    for (i, r) in pending.into_iter().zip(results) {
+                        verdicts[i] = Some(r);
                     }
-                    None => continue,
-                },
-            };
+                }
+                _ => {
+                    for (i, expr) in pending.into_iter().zip(exprs) {
+                        verdicts[i] = Some(engine.invariant(expr, value, focus_type, scope.resource, scope.root));
+                    }
+                }
+            }
+        }
+        for (c, verdict) in e.constraints.iter().zip(verdicts) {
             match verdict {
-                Ok(true) => {}
-                Ok(false) => {
+                None | Some(Ok(true)) => {}
+                Some(Ok(false)) => {
                     let sev = if c.error { Severity::Error } else { Severity::Warning };
                     self.report(sev, "invariant", format!("constraint {} failed: {}", c.key, c.human));
                 }
-                Err(_) => self.report(Severity::Warning, "invariant", format!("constraint {} could not be evaluated", c.key)),
+                Some(Err(_)) => self.report(Severity::Warning, "invariant", format!("constraint {} could not be evaluated", c.key)),
             }
         }
     }
@@ -939,8 +1245,29 @@ impl<'a> Walk<'a> {
             let full = e.get("fullUrl").and_then(Value::as_str);
             let len = self.push("entry", Some(i));
             if let Some(f) = full {
+                // The form of a fullUrl is reported at the first entry, as the HL7 validator
+                // does; the text names the entry.
                 if !f.contains(':') {
-                    self.report(Severity::Error, "invalid", "the fullUrl must be an absolute URL");
+                    self.at_first_entry(len, format!("entry {i}: the fullUrl must be an absolute URL"));
+                } else if let Some(r) = res {
+                    let rt = r.get("resourceType").and_then(Value::as_str);
+                    if rt.is_some() && restful_url(f).is_some_and(|t| is_resource_type(self.v, t)) {
+                        match r.get("id").and_then(Value::as_str) {
+                            None => self.at_first_entry(
+                                len,
+                                format!("entry {i}: the fullUrl looks like a RESTful server URL, so the resource must have an id"),
+                            ),
+                            Some(id) => {
+                                let tail = f.strip_suffix(id).and_then(|x| x.strip_suffix('/')).and_then(|x| x.strip_suffix(rt.unwrap_or_default()));
+                                if !tail.is_some_and(|x| x.ends_with('/')) {
+                                    self.at_first_entry(
+                                        len,
+                                        format!("entry {i}: the fullUrl looks like a RESTful server URL, so it must end with the resource's type and id"),
+                                    );
+                                }
+                            }
+                        }
+                    }
                 }
                 if let Some(r) = res {
                     let dup = idx.by_full_url.insert(f, r);
@@ -976,6 +1303,36 @@ impl<'a> Walk<'a> {
         }
         idx
     }
+}
+
+impl Walk<'_> {
+    /// A finding at `<Bundle>.entry[0]`, the path being at some `entry[i]` that starts at `len`.
+    fn at_first_entry(&mut self, len: usize, text: String) {
+        let here = self.path.split_off(len);
+        self.path.push_str(".entry[0]");
+        self.report(Severity::Error, "invalid", text);
+        self.path.truncate(len);
+        self.path.push_str(&here);
+    }
+}
+
+/// The resource type of a RESTful URL (`http(s)://server/path/Type/id`, optionally
+/// `/_history/version`; the HL7 validator's pattern: path segments of letters, digits and
+/// `.:%$\`, ids and versions of letters, digits, `-` and `.`, at most 64).
+fn restful_url(u: &str) -> Option<&str> {
+    let ok_id = |x: &str| (1..=64).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"))?;
+    let rest = match rest.rsplit_once("/_history/") {
+        Some((r, v)) if ok_id(v) => r,
+        _ => rest,
+    };
+    let (rest, id) = rest.rsplit_once('/')?;
+    let (server, ty) = match rest.rsplit_once('/') {
+        Some((s, t)) => (s, t),
+        None => ("", rest),
+    };
+    let server_ok = server.bytes().all(|b| b.is_ascii_alphanumeric() || b"\\.:%$/".contains(&b));
+    (ok_id(id) && server_ok && ty.bytes().next().is_some_and(|b| b.is_ascii_uppercase())).then_some(ty)
 }
 
 impl<'v> BundleIndex<'v> {
@@ -1074,62 +1431,19 @@ fn context_ok(ext: &Profile, host: Host<'_>) -> bool {
     })
 }
 
-/// Native invariants are keyed by constraint key and expression: a profile that reuses a key
-/// with another expression goes to the engine.
-fn native_for(key: &str, expr: &str) -> Option<()> {
-    let known = match key {
-        "ele-1" => expr.starts_with("hasValue() or (children().count() > id.count())"),
-        "ext-1" => expr.starts_with("extension.exists() != value.exists()"),
-        "dom-2" => expr == "contained.contained.empty()",
-        "dom-3" => expr.starts_with("contained.where("),
-        "dom-4" => expr.starts_with("contained.meta.versionId.empty()"),
-        "dom-5" => expr == "contained.meta.security.empty()",
-        "dom-6" => expr == "text.`div`.exists()",
-        k => k.starts_with("bdl-"),
-    };
-    known.then_some(())
+/// A URL on a domain reserved for examples (RFC 2606), as the HL7 validator recognises them.
+fn is_example_url(url: &str) -> bool {
+    let host = url.split_once("://").map_or("", |(_, r)| r.split(['/', ':', '?', '#']).next().unwrap_or_default());
+    ["example.org", "example.com", "example.net"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
-/// Invariants checked without a FHIRPath engine: the hot ones, keyed by constraint key.
-fn native(key: &str, v: &Value) -> Option<bool> {
-    let obj = v.as_object();
-    match key {
-        // hasValue() or (children().count() > id.count()): empty objects are reported already.
-        "ele-1" => Some(obj.is_none_or(|m| m.is_empty() || m.keys().any(|k| k != "id"))),
-        "ext-1" => obj.map(|m| m.contains_key("extension") != m.keys().any(|k| k.starts_with("value"))),
-        "dom-2" | "dom-3" | "dom-4" | "dom-5" => obj.and_then(|m| (!m.contains_key("contained")).then_some(true)),
-        "dom-6" => obj.map(|m| m.get("text").and_then(|t| t.get("div")).is_some()),
-        // Bundle rules done in `bundle_rules`.
-        "bdl-3" | "bdl-7" => Some(true),
-        "bdl-1" => obj.map(|m| !m.contains_key("total") || matches!(m.get("type").and_then(Value::as_str), Some("searchset" | "history"))),
-        "bdl-2" => obj.map(|m| {
-            m.get("type").and_then(Value::as_str) == Some("searchset")
-                || m.get("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.get("search").is_none()))
-        }),
-        "bdl-9" => obj.map(|m| {
-            m.get("type").and_then(Value::as_str) != Some("document")
-                || m.get("identifier").is_some_and(|i| i.get("system").is_some() && i.get("value").is_some())
-        }),
-        "bdl-10" => obj.map(|m| m.get("type").and_then(Value::as_str) != Some("document") || m.get("timestamp").is_some()),
-        "bdl-11" => obj.map(|m| {
-            m.get("type").and_then(Value::as_str) != Some("document")
-                || m.get("entry")
-                    .and_then(|e| e.get(0))
-                    .and_then(|e| e.get("resource"))
-                    .and_then(|r| r.get("resourceType"))
-                    .and_then(Value::as_str)
-                    == Some("Composition")
-        }),
-        "bdl-12" => obj.map(|m| {
-            m.get("type").and_then(Value::as_str) != Some("message")
-                || m.get("entry")
-                    .and_then(|e| e.get(0))
-                    .and_then(|e| e.get("resource"))
-                    .and_then(|r| r.get("resourceType"))
-                    .and_then(Value::as_str)
-                    == Some("MessageHeader")
-        }),
-        _ => None,
+/// Whether a JSON value holds the string `#` (a reference to the containing resource).
+fn refers_to_container(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == "#",
+        Value::Array(a) => a.iter().any(refers_to_container),
+        Value::Object(m) => m.values().any(refers_to_container),
+        _ => false,
     }
 }
 
