@@ -391,6 +391,30 @@ fn errors_name_the_construct_never_the_data() {
     }
 }
 
+/// octofhir adds and multiplies unchecked: overflow panics (decimals always, integers where
+/// overflow checks are on, as in tests and fuzzing). The façade answers an error for that
+/// expression, and the engine goes on working.
+#[test]
+fn arithmetic_overflow_is_an_error_not_a_panic() {
+    let fp = r4_engine();
+    let p = json!({"resourceType": "Patient", "name": [{"family": "A"}]});
+    let exprs = ["7922816251426433759354395033.5 * 1000.0", "9223372036854775807 + 1 = 0"];
+    for expr in exprs {
+        match fp.evaluate(expr, &p) {
+            Err(e) => assert_eq!(e.code, "MHG-PANIC", "{expr}: {e}"),
+            Ok(v) => assert!(!cfg!(debug_assertions) || !expr.contains('*'), "{expr}: {v:?}"),
+        }
+        let _ = fp.invariant(expr, &p, "Patient", &p, &p);
+    }
+    let e = fp.evaluate(exprs[0], &p).unwrap_err();
+    assert_eq!(e.code, "MHG-PANIC");
+    if cfg!(debug_assertions) {
+        assert_eq!(fp.evaluate(exprs[1], &p).unwrap_err().code, "MHG-PANIC");
+    }
+    assert!(fp.invariant(IPS_PAT_1, &p["name"][0], "HumanName", &p, &p).unwrap());
+    assert_eq!(fp.evaluate("1 + 1", &p).unwrap().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usable_from_tokio_workers_and_shared_across_threads() {
     fn send_sync<T: Send + Sync>() {}

@@ -18,6 +18,14 @@
 //! its description, the function) and, for parse errors, the expression, which comes from a
 //! definition and not from patient data.
 //!
+//! Panics: octofhir 0.4.57 adds, subtracts and multiplies integers and decimals unchecked
+//! (`9223372036854775807 + 1`, a decimal past 7.9e28), and its dependencies have panicked on odd
+//! input before (found by `scripts/fuzz fhirpath`). Every call into the engine therefore runs
+//! inside [`guarded`]: a panic there becomes a [`FhirPathError`] (code `MHG-PANIC`) for that
+//! expression, and the process-wide panic hook stays silent about it (a panic message can quote
+//! the strings being worked on; the warning logged names only the code location). The spec
+//! answers overflow with empty; an error is the honest answer from an engine that cannot tell.
+//!
 //! Decimal precision: octofhir reads `1.50` as `1.5`. Only `precision()`, `lowBoundary()` and
 //! `highBoundary()` see the difference, and no invariant of R4 core or IPS 2.0.0 calls them on
 //! instance data.
@@ -25,8 +33,11 @@
 pub mod functions;
 pub mod model;
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Once, RwLock};
 
 use futures_executor::block_on;
 use octofhir_fhirpath::core::model_provider::TypeInfo;
@@ -86,6 +97,15 @@ impl FhirPathError {
         }
     }
 
+    fn panicked() -> Self {
+        FhirPathError {
+            kind: ErrorKind::Evaluation,
+            code: "MHG-PANIC".into(),
+            description: "the engine failed on this expression (arithmetic overflow or an engine fault)",
+            detail: None,
+        }
+    }
+
     fn internal(what: &str) -> Self {
         FhirPathError {
             kind: ErrorKind::Evaluation,
@@ -119,6 +139,43 @@ pub enum FpValue {
     },
 }
 
+/// The variable `%context` is compiled to: octofhir answers `%context` with the root resource of
+/// the evaluation, where FHIR invariants mean the focus (the element the constraint is on).
+const FOCUS_VAR: &str = "mhgFocus";
+
+/// `expr` with `%context` (outside string literals) renamed to `%mhgFocus`.
+fn focus_as_context(expr: &str) -> std::borrow::Cow<'_, str> {
+    if !expr.contains("%context") {
+        return std::borrow::Cow::Borrowed(expr);
+    }
+    let mut out = String::with_capacity(expr.len() + 8);
+    let mut in_str = false;
+    let mut rest = expr;
+    while let Some(c) = rest.chars().next() {
+        if in_str {
+            if c == '\\' {
+                let n = rest.chars().nth(1).map_or(1, |d| 1 + d.len_utf8());
+                out.push_str(&rest[..n]);
+                rest = &rest[n..];
+                continue;
+            }
+            in_str = c != '\'';
+        } else if c == '\'' {
+            in_str = true;
+        } else if let Some(after) = rest.strip_prefix("%context") {
+            if !after.starts_with(|d: char| d.is_ascii_alphanumeric() || d == '_') {
+                out.push('%');
+                out.push_str(FOCUS_VAR);
+                rest = after;
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// FHIRPath evaluation over R4 JSON. Share one in an `Arc`.
 pub struct FhirPath {
     engine: FhirPathEngine,
@@ -150,6 +207,47 @@ impl Prepared {
     }
 }
 
+thread_local! {
+    static IN_ENGINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is running engine code inside [`guarded`] (for panic hooks).
+pub fn inside_engine() -> bool {
+    IN_ENGINE.with(Cell::get)
+}
+
+/// Chains a hook before whatever panic hook is installed (the default, libFuzzer's): a panic
+/// inside [`guarded`] is logged as a warning naming only the code location and is otherwise
+/// left to `catch_unwind`; every other panic goes to the previous hook unchanged.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if inside_engine() {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+                tracing::warn!(target: "mhg::fhirpath", location = %at, "FHIRPath engine panicked; the expression is answered as an evaluation error");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs engine work (a future driven on this thread, or a parse) so that a panic in it becomes
+/// [`FhirPathError::panicked`] instead of unwinding through the validator.
+fn guarded<T>(work: impl FnOnce() -> Result<T, FhirPathError>) -> Result<T, FhirPathError> {
+    let was = IN_ENGINE.with(|f| f.replace(true));
+    let out = std::panic::catch_unwind(AssertUnwindSafe(work));
+    IN_ENGINE.with(|f| f.set(was));
+    out.unwrap_or_else(|_| Err(FhirPathError::panicked()))
+}
+
+/// [`guarded`] for a future.
+fn run_guarded<T>(work: impl Future<Output = Result<T, FhirPathError>>) -> Result<T, FhirPathError> {
+    guarded(|| block_on(work))
+}
+
 impl FhirPath {
     /// An engine typed by `model`, without terminology or profile callbacks.
     pub fn new(model: Arc<TypeModel>) -> Result<Self, FhirPathError> {
@@ -169,8 +267,12 @@ impl FhirPath {
         registry.register_provider_pure_function(functions::ConformsTo::create(conformance));
         functions::answer_empty_input(&mut registry);
         let provider: Arc<dyn ModelProvider + Send + Sync> = model.clone();
-        let engine = block_on(FhirPathEngine::new(Arc::new(registry), provider))
-            .map_err(|e| FhirPathError::from_engine(&e))?;
+        install_panic_hook();
+        let engine = run_guarded(async {
+            FhirPathEngine::new(Arc::new(registry), provider)
+                .await
+                .map_err(|e| FhirPathError::from_engine(&e))
+        })?;
         Ok(FhirPath {
             engine,
             model,
@@ -202,10 +304,11 @@ impl FhirPath {
                 detail: None,
             });
         }
-        let plan = self
-            .engine
-            .compile_plan(expr)
-            .map_err(|e| FhirPathError::from_engine(&e))?;
+        let plan = guarded(|| {
+            self.engine
+                .compile_plan(&focus_as_context(expr))
+                .map_err(|e| FhirPathError::from_engine(&e))
+        })?;
         if let Ok(mut m) = self.plans.write() {
             m.insert(expr.to_owned(), plan.clone());
         }
@@ -263,6 +366,10 @@ impl FhirPath {
             outer.set_variable("%rootResource".into(), r.clone());
         }
         let this = focus.first().cloned();
+        if let Some(t) = &this {
+            // `%context` is the focus (see `focus_as_context`).
+            outer.set_variable(FOCUS_VAR.into(), t.clone());
+        }
         let ctx = outer.create_child_context(focus);
         if let Some(t) = this {
             ctx.set_this(t);
@@ -299,7 +406,7 @@ impl FhirPath {
     /// Evaluates `expr` on a resource (`%resource` and `%rootResource` are the resource); on
     /// nothing when `resource` is `null`.
     pub fn evaluate(&self, expr: &str, resource: &Value) -> Result<Vec<FpValue>, FhirPathError> {
-        block_on(async {
+        run_guarded(async {
             let r = match resource["resourceType"].as_str() {
                 _ if resource.is_null() => Collection::empty(),
                 ty => {
@@ -338,7 +445,7 @@ impl FhirPath {
         } else {
             FhirNode::from_json(focus)
         };
-        block_on(self.constraint(expr, focus_node, focus_type, resource_node, root_node))
+        run_guarded(self.constraint(expr, focus_node, focus_type, resource_node, root_node))
     }
 
     /// Converts `root` (a resource or a Bundle) once for [`Self::invariant_at`].
@@ -360,7 +467,7 @@ impl FhirPath {
         resource: &str,
     ) -> Result<bool, FhirPathError> {
         let (focus_node, resource_node) = root.nodes(focus, resource)?;
-        block_on(self.constraint(
+        run_guarded(self.constraint(
             expr,
             focus_node,
             focus_type,
@@ -380,16 +487,12 @@ impl FhirPath {
         resource: &str,
     ) -> Result<Vec<Result<bool, FhirPathError>>, FhirPathError> {
         let (focus_node, resource_node) = root.nodes(focus, resource)?;
-        block_on(async {
-            let ctx = self
-                .constraint_context(focus_node, focus_type, resource_node, root.root.clone())
-                .await?;
-            let mut out = Vec::with_capacity(exprs.len());
-            for expr in exprs {
-                out.push(self.eval_in(expr, &ctx).await.map(|c| holds(&c)));
-            }
-            Ok(out)
-        })
+        let ctx = run_guarded(self.constraint_context(focus_node, focus_type, resource_node, root.root.clone()))?;
+        // One guard per expression: a panic in one answers that one only.
+        Ok(exprs
+            .iter()
+            .map(|expr| run_guarded(async { self.eval_in(expr, &ctx).await.map(|c| holds(&c)) }))
+            .collect())
     }
 
     async fn constraint_context(
@@ -428,8 +531,6 @@ fn holds(result: &Collection) -> bool {
     )
 }
 
-impl FhirPath {}
-
 fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
     let one = match v {
         FhirPathValue::Boolean(b, _, _) => FpValue::Boolean(*b),
@@ -453,21 +554,33 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
     vec![one]
 }
 
-/// The profile validator's invariants go through this engine. `%rootResource` is the resource
-/// itself unless the expression needs the whole root (`%rootResource`, `resolve()`): converting
-/// a large Bundle for every invariant of every entry would make Bundle validation quadratic.
+/// The profile validator's invariants go through this engine. The walk prepares each root once
+/// and names nodes by JSON Pointer ([`FhirPath::invariants_at`]). On the per-call path
+/// (`invariant`, used where the walk has no pointer), `%rootResource` is the resource itself
+/// unless the expression needs the whole root (`%rootResource`, `resolve()`): converting a large
+/// Bundle per invariant would make Bundle validation quadratic.
 impl crate::validate::profile::InvariantEngine for FhirPath {
     fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String> {
-        // ref-1 (every Reference): only a `#` reference looks into %rootResource.contained.
-        // Answering the common case here keeps a large Bundle from being converted per reference.
-        if expr.starts_with("reference.startsWith('#').not()")
-            && focus.get("reference").and_then(Value::as_str).is_none_or(|r| !r.starts_with('#'))
-        {
-            return Ok(true);
-        }
         let needs_root = expr.contains("rootResource") || expr.contains("resolve()");
         let root = if needs_root { root } else { resource };
         FhirPath::invariant(self, expr, focus, focus_type, resource, root).map_err(|e| e.to_string())
+    }
+
+    fn prepare(&self, root: &Value) -> Option<Box<dyn std::any::Any>> {
+        Some(Box::new(FhirPath::prepare(self, root)))
+    }
+
+    fn invariants_at(
+        &self,
+        prepared: &dyn std::any::Any,
+        exprs: &[&str],
+        focus: &str,
+        focus_type: &str,
+        resource: &str,
+    ) -> Result<Vec<Result<bool, String>>, String> {
+        let prepared = prepared.downcast_ref::<Prepared>().ok_or("not a prepared root of this engine")?;
+        let out = FhirPath::invariants_at(self, exprs, prepared, focus, focus_type, resource).map_err(|e| e.to_string())?;
+        Ok(out.into_iter().map(|r| r.map_err(|e| e.to_string())).collect())
     }
 }
 
