@@ -35,7 +35,13 @@ pub fn schema(postgres: bool) -> String {
             PRIMARY KEY (submission_seq, destination)
         );
         CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_at);
-        CREATE INDEX IF NOT EXISTS deliveries_person ON deliveries (destination, order_key, submission_seq);
+        -- The open deliveries (a small set: the backlog) in queue order, and per person: a claim
+        -- reads these only, never the delivered history (which grows for ever until pruned).
+        CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (destination, submission_seq)
+            WHERE state IN ('pending', 'leased');
+        CREATE INDEX IF NOT EXISTS deliveries_open_person ON deliveries (destination, order_key, submission_seq)
+            WHERE state IN ('pending', 'leased');
+        DROP INDEX IF EXISTS deliveries_person;
         CREATE INDEX IF NOT EXISTS deliveries_record ON deliveries (destination, record_id, state);
         CREATE TABLE IF NOT EXISTS audit (
             id {serial},
@@ -58,8 +64,11 @@ pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (submission_seq, desti
 pub const INSERT_AUDIT: &str = "INSERT INTO audit (submission_seq, at, event, destination, detail) VALUES ($1, $2, $3, $4, $5)";
 
 /// Due deliveries of a destination whose person has no earlier unfinished delivery there.
+/// Index-bound on `deliveries_open`: the `state IN` term is what lets both databases use the
+/// partial index (without it the claim scanned every delivery of the destination: 3.6 ms at
+/// 50,000 delivered, growing).
 pub const DUE: &str = "SELECT d.submission_seq, d.record_id, d.record_version, d.attempts FROM deliveries d
-     WHERE d.destination = $1
+     WHERE d.destination = $1 AND d.state IN ('pending', 'leased')
        AND ((d.state = 'pending' AND d.next_at <= $2) OR (d.state = 'leased' AND d.lease_until < $2))
        AND NOT EXISTS (SELECT 1 FROM deliveries e
                        WHERE e.destination = d.destination AND e.order_key = d.order_key
