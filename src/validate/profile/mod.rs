@@ -136,6 +136,7 @@ pub struct Validator {
     /// Extensions whose definition is not loaded: errors (the HL7 validator's default) or
     /// warnings (the gateway's default: FHIR lets a receiver ignore them).
     unknown_extension_errors: bool,
+    skip_contained: bool,
 }
 
 impl std::fmt::Debug for Validator {
@@ -156,6 +157,7 @@ impl Validator {
             value_set_systems: RwLock::default(),
             engine: None,
             unknown_extension_errors: false,
+            skip_contained: false,
         }
     }
 
@@ -184,6 +186,17 @@ impl Validator {
     pub fn with_unknown_extension_errors(mut self, on: bool) -> Self {
         self.unknown_extension_errors = on;
         self
+    }
+
+    /// Leaves the content of contained resources unchecked (the HL7 validator's
+    /// `validateContains: IGNORE`), and whether each is referred to (dom-3, as Java does then).
+    pub fn with_contained_skipped(mut self, on: bool) -> Self {
+        self.skip_contained = on;
+        self
+    }
+
+    pub fn contained_skipped(&self) -> bool {
+        self.skip_contained
     }
 
     pub fn unknown_extension_errors(&self) -> bool {

@@ -267,7 +267,7 @@ impl<'a> Walk<'a> {
             scope.bundle = Some(&index);
             scope.full_url = None;
         }
-        if let Some(contained) = obj.get("contained").and_then(Value::as_array) {
+        if let Some(contained) = obj.get("contained").and_then(Value::as_array).filter(|_| !self.v.contained_skipped()) {
             self.orphans(value, contained);
         }
         // A derived profile's snapshot holds everything of the base: check against the
@@ -360,6 +360,10 @@ impl<'a> Walk<'a> {
             self.primitive(prof, eid, value, shadow, ty, scope, host);
         } else if let Some(value) = value {
             if eid != 0 && is_resource_type(self.v, ty) {
+                if self.v.contained_skipped() && prof.elem(eid).path.ends_with(".contained") {
+                    self.depth -= 1;
+                    return;
+                }
                 let extra: Vec<Arc<Profile>> =
                     prof.elem(eid).types.iter().flat_map(|t| t.profiles.iter()).filter_map(|u| self.v.profile(u)).collect();
                 self.resource_one_of(value, &extra, scope);
