@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
             .map(|(_, _, e)| *e)
             .collect();
         g.bench_function(format!("{ty} all 3 (invariants_at, one context)"), |b| {
-            b.iter(|| black_box(fp.invariants_at(&exprs, &prepared, &at, ty, &at).ok()))
+            b.iter(|| black_box(fp.invariants_at(&exprs, &prepared, &at, ty, &at, "").ok()))
         });
     }
     g.finish();

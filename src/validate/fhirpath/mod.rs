@@ -477,7 +477,8 @@ impl FhirPath {
     }
 
     /// Several invariants on one focus (the constraints of one element), sharing one context:
-    /// the per-call set-up is paid once. One result per expression, in order.
+    /// the per-call set-up is paid once. One result per expression, in order. `root_resource`
+    /// points at `%rootResource` (`""`: the prepared root).
     pub fn invariants_at(
         &self,
         exprs: &[&str],
@@ -485,9 +486,11 @@ impl FhirPath {
         focus: &str,
         focus_type: &str,
         resource: &str,
+        root_resource: &str,
     ) -> Result<Vec<Result<bool, FhirPathError>>, FhirPathError> {
         let (focus_node, resource_node) = root.nodes(focus, resource)?;
-        let ctx = run_guarded(self.constraint_context(focus_node, focus_type, resource_node, root.root.clone()))?;
+        let root_node = if root_resource.is_empty() { root.root.clone() } else { root.nodes(root_resource, root_resource)?.0 };
+        let ctx = run_guarded(self.constraint_context(focus_node, focus_type, resource_node, root_node))?;
         // One guard per expression: a panic in one answers that one only.
         Ok(exprs
             .iter()
@@ -577,9 +580,10 @@ impl crate::validate::profile::InvariantEngine for FhirPath {
         focus: &str,
         focus_type: &str,
         resource: &str,
+        root: &str,
     ) -> Result<Vec<Result<bool, String>>, String> {
         let prepared = prepared.downcast_ref::<Prepared>().ok_or("not a prepared root of this engine")?;
-        let out = FhirPath::invariants_at(self, exprs, prepared, focus, focus_type, resource).map_err(|e| e.to_string())?;
+        let out = FhirPath::invariants_at(self, exprs, prepared, focus, focus_type, resource, root).map_err(|e| e.to_string())?;
         Ok(out.into_iter().map(|r| r.map_err(|e| e.to_string())).collect())
     }
 }

@@ -52,7 +52,8 @@ pub trait InvariantEngine: Send + Sync {
     }
 
     /// Several invariants on one focus, named by JSON Pointers into a prepared root: `focus`
-    /// (`/entry/2/resource/name/0`) and `resource` (`/entry/2/resource`, `""` for the root).
+    /// (`/entry/2/resource/name/0`), `resource` (`/entry/2/resource`, `""` for the root) and
+    /// `root`, the node `%rootResource` names (`""`, or a resource of a Parameters).
     /// One verdict per expression; `Err` when the pointers or the prepared root are unusable.
     fn invariants_at(
         &self,
@@ -61,6 +62,7 @@ pub trait InvariantEngine: Send + Sync {
         _focus: &str,
         _focus_type: &str,
         _resource: &str,
+        _root: &str,
     ) -> Result<Vec<Result<bool, String>>, String> {
         Err("not supported".into())
     }
@@ -137,6 +139,7 @@ pub struct Validator {
     /// warnings (the gateway's default: FHIR lets a receiver ignore them).
     unknown_extension_errors: bool,
     skip_contained: bool,
+    check_references: bool,
 }
 
 impl std::fmt::Debug for Validator {
@@ -158,6 +161,7 @@ impl Validator {
             engine: None,
             unknown_extension_errors: false,
             skip_contained: false,
+            check_references: false,
         }
     }
 
@@ -193,6 +197,20 @@ impl Validator {
     pub fn with_contained_skipped(mut self, on: bool) -> Self {
         self.skip_contained = on;
         self
+    }
+
+    /// Relative references (`Patient/1`) must resolve inside the content validated: a Bundle's
+    /// entries, a Parameters' resources, or the root itself (the HL7 validator's
+    /// `validateReference: CHECK_EXISTS_AND_TYPE`, without fetching absolute URLs). For
+    /// self-contained submissions; off by default, as a reference to a resource the receiver
+    /// already holds is normal.
+    pub fn with_references_checked(mut self, on: bool) -> Self {
+        self.check_references = on;
+        self
+    }
+
+    pub fn references_checked(&self) -> bool {
+        self.check_references
     }
 
     pub fn contained_skipped(&self) -> bool {

@@ -41,6 +41,8 @@ pub(super) struct Scope<'v> {
     pub container: Option<&'v Value>,
     /// `resource`'s JSON Pointer: this many leading bytes of the walk's pointer.
     pub res_ptr: usize,
+    /// `root`'s JSON Pointer, likewise.
+    pub root_ptr: usize,
 }
 
 /// The element holding an extension: its base path and type (for extension contexts).
@@ -185,7 +187,7 @@ pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], 
             }
         })
         .collect();
-    let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None, res_ptr: 0 };
+    let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None, res_ptr: 0, root_ptr: 0 };
     w.resource(resource, &extra, scope);
 }
 
@@ -259,8 +261,14 @@ impl<'a> Walk<'a> {
         }
         let index;
         let mut scope = Scope { resource: value, container: Some(outer.resource), res_ptr: self.ptr.len(), ..outer };
-        if outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj)) {
+        // `%rootResource` (FHIRPath): the resource itself unless it is contained. A resource of
+        // a Parameters is a root of its own (as the HL7 validator takes it); a Bundle entry's
+        // stays the Bundle, as the HL7 validator has it.
+        let in_parameters = outer.resource["resourceType"] == "Parameters"
+            && !outer.resource["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, value)));
+        if (outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj))) || in_parameters {
             scope.root = value;
+            scope.root_ptr = self.ptr.len();
         }
         if rt == "Bundle" {
             index = self.bundle_rules(obj);
@@ -818,7 +826,12 @@ impl Walk<'_> {
             }
             None
         } else {
-            type_of_literal(r).filter(|t| is_resource_type(self.v, t)).map(str::to_owned)
+            let t = type_of_literal(r).filter(|t| is_resource_type(self.v, t)).map(str::to_owned);
+            if t.is_some() && self.v.references_checked() && !r.contains("://") && !held_in(self.prep.root, r) {
+                self.report(Severity::Error, "not-found", "the reference does not resolve in the content validated");
+                return;
+            }
+            t
         };
         let Some(tt) = target_type else { return };
         let targets: Vec<&String> = prof.elem(eid).types.iter().filter(|t| t.code == "Reference").flat_map(|t| t.targets.iter()).collect();
@@ -1206,10 +1219,10 @@ impl Walk<'_> {
             let exprs: Vec<&str> = pending.iter().map(|&i| e.constraints[i].expression.as_str()).collect();
             let prep = self.prep;
             // The root is converted only where the walk can name its nodes by pointer.
-            let res_ptr = if self.ptr_ok { self.ptr.get(..scope.res_ptr) } else { None };
-            let batch = res_ptr
+            let ptrs = if self.ptr_ok { self.ptr.get(..scope.res_ptr).zip(self.ptr.get(..scope.root_ptr)) } else { None };
+            let batch = ptrs
                 .and_then(|rp| Some((rp, prep.prepared(engine)?)))
-                .and_then(|(rp, p)| engine.invariants_at(p, &exprs, &self.ptr, focus_type, rp).ok());
+                .and_then(|((rp, root), p)| engine.invariants_at(p, &exprs, &self.ptr, focus_type, rp, root).ok());
             match batch {
                 Some(results) if results.len() == pending.len() => {
                     for (i, r) in pending.into_iter().zip(results) {
@@ -1405,6 +1418,34 @@ fn fhir_type_of_suffix(t: &str) -> String {
         "xhtml",
     ];
     PRIMS.iter().find(|p| p.eq_ignore_ascii_case(t)).map(|p| (*p).to_owned()).unwrap_or_else(|| t.to_owned())
+}
+
+/// Whether `root` (a resource, a Bundle's entries, a Parameters' resources and parts) holds the
+/// resource a relative reference (`Type/id`, `Type/id/_history/v`) names.
+fn held_in(root: &Value, r: &str) -> bool {
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let Some((ty, id)) = r.rsplit_once('/') else { return false };
+    let ty = ty.rsplit('/').next().unwrap_or(ty);
+    fn walk(v: &Value, ty: &str, id: &str, depth: usize) -> bool {
+        if depth > 16 {
+            return false;
+        }
+        if v["resourceType"] == ty && v["id"] == id {
+            return true;
+        }
+        let nested = |k: &str, inner: &str| {
+            v[k].as_array().into_iter().flatten().any(|p| walk(&p[inner], ty, id, depth + 1) || walk_parts(p, ty, id, depth + 1))
+        };
+        fn walk_parts(p: &Value, ty: &str, id: &str, depth: usize) -> bool {
+            p["part"].as_array().into_iter().flatten().any(|q| walk(&q["resource"], ty, id, depth + 1) || walk_parts(q, ty, id, depth + 1))
+        }
+        match v["resourceType"].as_str() {
+            Some("Bundle") => nested("entry", "resource"),
+            Some("Parameters") => nested("parameter", "resource"),
+            _ => false,
+        }
+    }
+    walk(root, ty, id, 0)
 }
 
 fn type_of_literal(r: &str) -> Option<&str> {
