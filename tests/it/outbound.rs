@@ -273,7 +273,9 @@ async fn mutual_tls_with_a_private_ca() {
         let st = crate::relay::status(&client, &gw.base, &id).await;
         let by = |n: &str| st["deliveries"].as_array().unwrap().iter().find(|d| d["destination"] == n).cloned().unwrap();
         if by("moh-mtls")["state"] == "delivered" && by("moh-no-cert")["attempts"].as_i64().unwrap_or(0) >= 1 {
-            assert_eq!(by("moh-no-cert")["state"], "pending", "no client certificate: not delivered, retried");
+            // Retried: waiting for its next attempt, or in one (a lease) when the backoff is short.
+            let state = by("moh-no-cert")["state"].as_str().unwrap_or_default().to_owned();
+            assert!(matches!(state.as_str(), "pending" | "leased"), "no client certificate: not delivered, retried: {state}");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{st}");
