@@ -200,10 +200,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The node a JSON Pointer into the root names (`what` says which, for the error).
+    fn node(&self, ptr: &str, what: &str) -> Result<FhirNode, FhirPathError> {
+        self.root.pointer(ptr).cloned().ok_or_else(|| FhirPathError::internal(what))
+    }
+
     /// The focus and resource nodes named by JSON Pointers into the root.
     fn nodes(&self, focus: &str, resource: &str) -> Result<(FhirNode, FhirNode), FhirPathError> {
-        let at = |p: &str, what| self.root.pointer(p).cloned().ok_or_else(|| FhirPathError::internal(what));
-        Ok((at(focus, "focus pointer names no node")?, at(resource, "resource pointer names no node")?))
+        Ok((self.node(focus, "focus pointer names no node")?, self.node(resource, "resource pointer names no node")?))
     }
 }
 
@@ -489,7 +493,7 @@ impl FhirPath {
         root_resource: &str,
     ) -> Result<Vec<Result<bool, FhirPathError>>, FhirPathError> {
         let (focus_node, resource_node) = root.nodes(focus, resource)?;
-        let root_node = if root_resource.is_empty() { root.root.clone() } else { root.nodes(root_resource, root_resource)?.0 };
+        let root_node = if root_resource.is_empty() { root.root.clone() } else { root.node(root_resource, "root pointer names no node")? };
         let ctx = run_guarded(self.constraint_context(focus_node, focus_type, resource_node, root_node))?;
         // One guard per expression: a panic in one answers that one only.
         Ok(exprs

@@ -1426,26 +1426,23 @@ fn held_in(root: &Value, r: &str) -> bool {
     let r = r.split("/_history/").next().unwrap_or(r);
     let Some((ty, id)) = r.rsplit_once('/') else { return false };
     let ty = ty.rsplit('/').next().unwrap_or(ty);
-    fn walk(v: &Value, ty: &str, id: &str, depth: usize) -> bool {
-        if depth > 16 {
-            return false;
-        }
+    fn holds(v: &Value, ty: &str, id: &str, depth: usize) -> bool {
         if v["resourceType"] == ty && v["id"] == id {
             return true;
         }
-        let nested = |k: &str, inner: &str| {
-            v[k].as_array().into_iter().flatten().any(|p| walk(&p[inner], ty, id, depth + 1) || walk_parts(p, ty, id, depth + 1))
+        let slots = match v["resourceType"].as_str() {
+            Some("Bundle") => &v["entry"],
+            Some("Parameters") => &v["parameter"],
+            _ => return false,
         };
-        fn walk_parts(p: &Value, ty: &str, id: &str, depth: usize) -> bool {
-            p["part"].as_array().into_iter().flatten().any(|q| walk(&q["resource"], ty, id, depth + 1) || walk_parts(q, ty, id, depth + 1))
-        }
-        match v["resourceType"].as_str() {
-            Some("Bundle") => nested("entry", "resource"),
-            Some("Parameters") => nested("parameter", "resource"),
-            _ => false,
-        }
+        in_slots(slots, ty, id, depth)
     }
-    walk(root, ty, id, 0)
+    // A Bundle entry or a parameter (and a parameter's parts) holds its resource in `resource`.
+    fn in_slots(slots: &Value, ty: &str, id: &str, depth: usize) -> bool {
+        depth <= 16
+            && slots.as_array().into_iter().flatten().any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
+    }
+    holds(root, ty, id, 0)
 }
 
 fn type_of_literal(r: &str) -> Option<&str> {
