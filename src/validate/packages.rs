@@ -214,17 +214,21 @@ impl Packages {
         Some(v)
     }
 
-    /// The resource with canonical `url` (`url|version` picks a version); the first loaded wins
-    /// when several packages define it.
+    /// The resource with canonical `url` (`url|version` picks a version). When several packages
+    /// define it, the one whose `canonical` the URL sits under wins, else the first loaded.
     pub fn resolve(&self, canonical: &str) -> Option<Arc<Value>> {
         let (url, version) = match canonical.split_once('|') {
             Some((u, v)) => (u, Some(v)),
             None => (canonical, None),
         };
         let hits = self.by_url.get(url)?;
-        let &(p, e) = hits
-            .iter()
-            .find(|&&(p, e)| version.is_none_or(|v| self.packages[p].index[e].version.as_deref() == Some(v)))?;
+        let fits = |&&(p, e): &&(usize, usize)| version.is_none_or(|v| self.packages[p].index[e].version.as_deref() == Some(v));
+        // The package whose canonical base holds the URL is its authority: THO's
+        // `http://terminology.hl7.org/CodeSystem/...` over the older copies in R4 core.
+        let owner = |&&(p, _): &&(usize, usize)| {
+            self.packages[p].canonical.as_deref().is_some_and(|c| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/')))
+        };
+        let &(p, e) = hits.iter().filter(fits).find(owner).or_else(|| hits.iter().find(fits))?;
         self.parse(p, e)
     }
 
