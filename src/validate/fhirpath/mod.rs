@@ -252,6 +252,19 @@ fn run_guarded<T>(work: impl Future<Output = Result<T, FhirPathError>>) -> Resul
     guarded(|| block_on(work))
 }
 
+/// `trace()` answers its input and says nothing: the engine's default prints every traced
+/// value on stderr, and those values are patient data (a profile's invariant may trace).
+struct Silent;
+
+impl octofhir_fhirpath::core::trace::TraceProvider for Silent {
+    fn trace(&self, _: &str, _: usize, _: &str) {}
+    fn trace_simple(&self, _: &str, _: &str) {}
+    fn collect_traces(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn clear_traces(&self) {}
+}
+
 impl FhirPath {
     /// An engine typed by `model`, without terminology or profile callbacks.
     pub fn new(model: Arc<TypeModel>) -> Result<Self, FhirPathError> {
@@ -361,7 +374,7 @@ impl FhirPath {
             provider,
             None,
             None,
-            None,
+            Some(Arc::new(Silent)),
             None,
             self.element_types.clone(),
         );
