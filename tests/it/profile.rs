@@ -347,3 +347,92 @@ async fn destination_profiles_are_enforced_on_accept() {
     let metrics = mhg::ops::render(&[]);
     assert!(metrics.contains(&format!("mhg_validation_failures_total{{profile=\"{STRICT}\"}}")), "{metrics}");
 }
+
+/// A national base the gateway does not ship, fetched from the npm registry into the test
+/// cache (`<cache>/national`, apart from the peers' packages), as a receiver would add it.
+fn au_base() -> PathBuf {
+    let cache = std::env::var("MHG_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mhg"))
+        .join("national");
+    let out = std::process::Command::new("bash")
+        .arg(root().join("tests/peers/fetch-packages.sh"))
+        .arg("hl7.fhir.au.base@6.0.0")
+        .env("MHG_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cache.join("packages/hl7.fhir.au.base#6.0.0")
+}
+
+/// `mhg validate --package` with hl7.fhir.au.base 6.0.0: every example the package carries is
+/// valid, as its IG publisher found. They exercise what IPS does not: datatype profiles given
+/// as alternatives (an AU identifier may be an IHI, a Medicare number... or any Identifier),
+/// closed type slicing of `deceased[x]`, THO code systems newer than R4 core's copies, and a
+/// profile's `trace()`-free silence on stderr.
+#[test]
+fn a_national_base_validates_its_own_examples() {
+    let pkg = au_base();
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(pkg.join("package/example"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() > 100, "only {} examples", examples.len());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
+        .arg("validate")
+        .arg("--package")
+        .arg(&pkg)
+        .args(&examples)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let outcomes: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(outcomes.len(), examples.len(), "one OperationOutcome per file");
+    let mut bad = Vec::new();
+    for (f, oo) in examples.iter().zip(&outcomes) {
+        for i in oo["issue"].as_array().unwrap() {
+            if i["severity"] == "error" || i["severity"] == "fatal" {
+                bad.push(format!("{}: {} {}", f.file_name().unwrap().to_string_lossy(), i["expression"], i["details"]["text"]));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} errors:\n{}", bad.len(), bad.join("\n"));
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("TRACE"), "the engine's trace() wrote data to stderr: {stderr}");
+
+    // A profile rule of the package, broken: au-patient's inv-pat-0 (birth time on another day).
+    let dir = tempfile::tempdir().unwrap();
+    let bad_patient = dir.path().join("patient.json");
+    let patient = json!({
+        "resourceType": "Patient",
+        "meta": {"profile": ["http://hl7.org.au/fhir/StructureDefinition/au-patient"]},
+        "birthDate": "2001-04-05",
+        "_birthDate": {"extension": [{
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+            "valueDateTime": "2001-04-06T10:30:00+10:00"
+        }]},
+        "deceasedString": "no"
+    });
+    std::fs::write(&bad_patient, patient.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
+        .arg("validate")
+        .arg("--package")
+        .arg(&pkg)
+        .arg(&bad_patient)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let oo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<String> = oo["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["severity"] == "error")
+        .map(|i| format!("{} {}", i["expression"][0].as_str().unwrap(), i["details"]["text"]))
+        .collect();
+    assert!(errors.iter().any(|e| e.starts_with("Patient ") && e.contains("inv-pat-0")), "{errors:#?}");
+    assert!(errors.iter().any(|e| e.starts_with("Patient.deceased")), "deceasedString is outside the closed type slicing: {errors:#?}");
+}

@@ -627,20 +627,74 @@ impl Walk<'_> {
             }
         }
         // Profiles on the type (`type.profile`): a datatype profile or an extension definition.
+        // Several are alternatives (FHIR: "must conform to at least one").
         if eid != 0 {
             for t in &e.types {
                 if t.code != ty {
                     continue;
                 }
-                for u in &t.profiles {
-                    if u == &prof.url {
-                        continue;
-                    }
+                let alternatives: Vec<&String> = t.profiles.iter().filter(|u| **u != prof.url).collect();
+                if alternatives.len() > 1 {
+                    self.type_profile_one_of(&alternatives, value, ty, scope, host);
+                    continue;
+                }
+                for u in alternatives {
                     match self.v.profile(u) {
                         Some(p) => self.item(&p, 0, Some(value), None, ty, scope, host),
                         None if ty == "Extension" => {}
                         None => self.report(Severity::Warning, "not-found", format!("profile {u} is not known: not checked")),
                     }
+                }
+            }
+        }
+    }
+
+    /// A value against alternative datatype profiles: the first it meets without errors wins
+    /// (its warnings kept). When the type's own base definition is among them, the value needs
+    /// nothing more than the type, which is checked already. When it meets none, one error
+    /// names them all, followed by the findings of the closest (fewest errors).
+    fn type_profile_one_of<'v>(&mut self, urls: &[&String], value: &'v Value, ty: &str, scope: Scope<'v>, host: Host<'_>) {
+        let base = self.v.type_profile(ty);
+        if urls.iter().any(|u| base.as_ref().is_some_and(|b| &b.url == *u)) {
+            return;
+        }
+        let start = self.out.len();
+        let mut best: Option<Vec<Finding>> = None;
+        let mut unknown = Vec::new();
+        for u in urls {
+            let Some(p) = self.v.profile(u) else {
+                unknown.push(u.as_str());
+                continue;
+            };
+            self.item(&p, 0, Some(value), None, ty, scope, host);
+            let errors = self.out[start..].iter().filter(|f| f.severity == Severity::Error).count();
+            if errors == 0 {
+                return;
+            }
+            let found: Vec<Finding> = self.out.drain(start..).collect();
+            let fewer = |b: &Vec<Finding>| errors < b.iter().filter(|f| f.severity == Severity::Error).count();
+            if best.as_ref().is_none_or(fewer) {
+                best = Some(found);
+            }
+        }
+        match best {
+            // Every known alternative failed.
+            Some(found) => {
+                let names: Vec<&str> = urls.iter().map(|u| u.as_str()).collect();
+                self.report(
+                    Severity::Error,
+                    "structure",
+                    format!("value conforms to none of the profiles allowed for {ty}: {}; the closest one's findings follow", names.join(", ")),
+                );
+                self.out.extend(found);
+                for u in unknown {
+                    self.report(Severity::Warning, "not-found", format!("profile {u} is not known: not checked"));
+                }
+            }
+            // None known: nothing could be checked beyond the type.
+            None => {
+                for u in unknown {
+                    self.report(Severity::Warning, "not-found", format!("profile {u} is not known: not checked"));
                 }
             }
         }
