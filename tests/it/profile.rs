@@ -436,3 +436,44 @@ fn a_national_base_validates_its_own_examples() {
     assert!(errors.iter().any(|e| e.starts_with("Patient ") && e.contains("inv-pat-0")), "{errors:#?}");
     assert!(errors.iter().any(|e| e.starts_with("Patient.deceased")), "deceasedString is outside the closed type slicing: {errors:#?}");
 }
+
+/// R4: an Observation with a vital sign's LOINC code SHALL conform to that sign's core profile,
+/// claimed or not (codes read from the profiles). A component's unit outside
+/// ucum-vitals-common is a warning (the errata HL7's validator applies), not an error.
+#[test]
+fn vital_sign_codes_call_for_their_profiles() {
+    let weight = |category: bool, unit: &str| {
+        let mut o = json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-05-01",
+            "valueQuantity": {"value": 61.2, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        });
+        if category {
+            o["category"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]);
+        }
+        o
+    };
+    let f = validator().validate(&weight(true, "kg"), &[]);
+    assert!(errors(&f).is_empty(), "{:#?}", errors(&f));
+    assert!(f.iter().any(|f| f.severity == Severity::Information && f.text.contains("bodyweight")), "{f:#?}");
+    // No vital-signs category, and a unit the body-weight profile does not allow.
+    let f = validator().validate(&weight(false, "[stone_av]"), &[]);
+    let e = errors(&f);
+    assert!(e.iter().any(|e| e.contains("Observation.category")), "{e:#?}");
+    assert!(e.iter().any(|e| e.contains("Observation.value")), "{e:#?}");
+    // Not a vital-sign code: the base rules only.
+    let mut other = weight(false, "[stone_av]");
+    other["code"]["coding"][0]["code"] = json!("2339-0");
+    assert!(errors(&validator().validate(&other, &[])).is_empty());
+    // A saturation with an inhaled-oxygen flow component in L/min: a warning only.
+    let mut sat = weight(true, "%");
+    sat["code"]["coding"][0]["code"] = json!("2708-6");
+    sat["component"] = json!([{
+        "code": {"coding": [{"system": "http://loinc.org", "code": "3151-8"}]},
+        "valueQuantity": {"value": 6, "unit": "L/min", "system": "http://unitsofmeasure.org", "code": "L/min"}
+    }]);
+    let f = validator().validate(&sat, &[]);
+    assert!(errors(&f).is_empty(), "{:#?}", errors(&f));
+    assert!(f.iter().any(|f| f.severity == Severity::Warning && f.expression.starts_with("Observation.component[0].value")), "{f:#?}");
+}

@@ -25,7 +25,7 @@ pub mod terminology;
 mod walk;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::{Value, json};
 
@@ -140,7 +140,15 @@ pub struct Validator {
     unknown_extension_errors: bool,
     skip_contained: bool,
     check_references: bool,
+    /// LOINC code -> the R4 core vital-signs profile that fixes it (read from the profiles).
+    vital_signs: OnceLock<Vec<(String, String)>>,
 }
+
+/// The R4 core vital-signs profiles (R4 `observation-vitalsigns.html`: an Observation using
+/// one of their LOINC codes SHALL conform to the profile). Their codes are read from their
+/// snapshots.
+const VITAL_SIGN_PROFILES: [&str; 10] =
+    ["vitalspanel", "resprate", "heartrate", "oxygensat", "bodytemp", "bodyheight", "headcircum", "bodyweight", "bmi", "bp"];
 
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +170,7 @@ impl Validator {
             unknown_extension_errors: false,
             skip_contained: false,
             check_references: false,
+            vital_signs: OnceLock::new(),
         }
     }
 
@@ -207,6 +216,33 @@ impl Validator {
     pub fn with_references_checked(mut self, on: bool) -> Self {
         self.check_references = on;
         self
+    }
+
+    /// The core vital-signs profile an Observation's `code` calls for: the first LOINC coding
+    /// whose code one of them fixes (`Observation.code.coding:<slice>.code`).
+    pub(super) fn vital_sign_profile(&self, obs: &serde_json::Map<String, Value>) -> Option<(String, Arc<Profile>)> {
+        let table = self.vital_signs.get_or_init(|| {
+            let mut t = Vec::new();
+            for name in VITAL_SIGN_PROFILES {
+                let url = format!("http://hl7.org/fhir/StructureDefinition/{name}");
+                let Some(sd) = self.packages.resolve(&url) else { continue };
+                for e in sd["snapshot"]["element"].as_array().into_iter().flatten() {
+                    let id = e["id"].as_str().unwrap_or_default();
+                    if id.starts_with("Observation.code.coding:") && id.ends_with(".code") {
+                        if let Some(code) = e["fixedCode"].as_str() {
+                            t.push((code.to_owned(), url.clone()));
+                        }
+                    }
+                }
+            }
+            t
+        });
+        let codings = obs.get("code")?.get("coding")?.as_array()?;
+        codings.iter().filter(|c| c["system"] == "http://loinc.org").find_map(|c| {
+            let code = c["code"].as_str()?;
+            let (_, url) = table.iter().find(|(k, _)| k == code)?;
+            Some((code.to_owned(), self.profile(url)?))
+        })
     }
 
     pub fn references_checked(&self) -> bool {

@@ -264,6 +264,13 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
     }
 }
 
+/// R4 core's `vitalsigns` and the core profiles derived from it.
+fn is_core_vital_signs(sd: &Value) -> bool {
+    const VITALS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
+    let url = sd["url"].as_str().unwrap_or_default();
+    url == VITALS || (url.starts_with("http://hl7.org/fhir/StructureDefinition/") && sd["baseDefinition"] == VITALS)
+}
+
 fn parent_path(p: &str) -> Option<&str> {
     p.rfind('.').map(|i| &p[..i])
 }
@@ -275,9 +282,18 @@ impl Profile {
         let mut active: HashMap<String, ElemId> = HashMap::new();
         let mut unsliced: HashMap<String, ElemId> = HashMap::new();
         let mut by_path = HashMap::new();
+        let vitals = is_core_vital_signs(sd);
         for e in snapshot {
             let Some(obj) = e.as_object() else { continue };
             let mut el = compile_elem(obj);
+            // Errata, as HL7's own validator applies it: R4's vital-signs profiles bind every
+            // component's unit to ucum-vitals-common as required, yet their components (an
+            // inhaled oxygen flow in L/min beside a saturation) need other units: extensible.
+            if vitals && el.path == "Observation.component.value[x]" {
+                if let Some(b) = el.binding.as_mut().filter(|b| b.value_set.starts_with("http://hl7.org/fhir/ValueSet/ucum-vitals-common")) {
+                    b.strength = Strength::Extensible;
+                }
+            }
             // `Observation.valueQuantity` in a snapshot is the `value[x]` element for one type.
             if elements.is_empty() {
                 // root

@@ -259,6 +259,20 @@ impl<'a> Walk<'a> {
                 }
             }
         }
+        // R4 (Vital Signs): an Observation coded with a vital sign's LOINC code SHALL conform to
+        // that sign's core profile, whether it claims it or not.
+        if rt == "Observation" {
+            if let Some((code, p)) = self.v.vital_sign_profile(obj) {
+                if !profiles.iter().any(|q| q.url == p.url) {
+                    self.report(
+                        Severity::Information,
+                        "informational",
+                        format!("checked against {} as R4 requires of an Observation with the LOINC code {code}", p.url),
+                    );
+                    profiles.push(p);
+                }
+            }
+        }
         let index;
         let mut scope = Scope { resource: value, container: Some(outer.resource), res_ptr: self.ptr.len(), ..outer };
         // `%rootResource` (FHIRPath): the resource itself unless it is contained. A resource of
