@@ -215,7 +215,8 @@ impl Packages {
     }
 
     /// The resource with canonical `url` (`url|version` picks a version). When several packages
-    /// define it, the one whose `canonical` the URL sits under wins, else the first loaded.
+    /// define it: one whose `canonical` the URL sits under, else any but R4 core, else the
+    /// first loaded.
     pub fn resolve(&self, canonical: &str) -> Option<Arc<Value>> {
         let (url, version) = match canonical.split_once('|') {
             Some((u, v)) => (u, Some(v)),
@@ -223,12 +224,20 @@ impl Packages {
         };
         let hits = self.by_url.get(url)?;
         let fits = |&&(p, e): &&(usize, usize)| version.is_none_or(|v| self.packages[p].index[e].version.as_deref() == Some(v));
-        // The package whose canonical base holds the URL is its authority: THO's
-        // `http://terminology.hl7.org/CodeSystem/...` over the older copies in R4 core.
+        // R4 core (2019) holds copies of definitions HL7 has maintained since in other packages:
+        // THO's `http://terminology.hl7.org/CodeSystem/...`, the extensions pack's
+        // `http://hl7.org/fhir/StructureDefinition/<extension>`. A later package wins over core,
+        // and among the others, the one whose canonical base holds the URL.
+        let core = |p: usize| matches!(self.packages[p].name.as_str(), "hl7.fhir.r4.core" | "hl7.fhir.r4.examples");
         let owner = |&&(p, _): &&(usize, usize)| {
-            self.packages[p].canonical.as_deref().is_some_and(|c| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/')))
+            !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/')))
         };
-        let &(p, e) = hits.iter().filter(fits).find(owner).or_else(|| hits.iter().find(fits))?;
+        let &(p, e) = hits
+            .iter()
+            .filter(fits)
+            .find(owner)
+            .or_else(|| hits.iter().filter(fits).find(|&&(p, _)| !core(p)))
+            .or_else(|| hits.iter().find(fits))?;
         self.parse(p, e)
     }
 
