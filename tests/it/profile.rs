@@ -435,6 +435,64 @@ fn a_national_base_validates_its_own_examples() {
         .collect();
     assert!(errors.iter().any(|e| e.starts_with("Patient ") && e.contains("inv-pat-0")), "{errors:#?}");
     assert!(errors.iter().any(|e| e.starts_with("Patient.deceased")), "deceasedString is outside the closed type slicing: {errors:#?}");
+
+    // The package's own definitions (StructureDefinitions, ValueSets, CodeSystems...), as an
+    // integration tester validates a profile: no errors either (R5 contexts such as
+    // `CanonicalResource`, extension definitions newer than R4 core's copies).
+    let mut definitions: Vec<PathBuf> = std::fs::read_dir(pkg.join("package"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.ends_with("package.json"))
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    definitions.sort();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).arg("validate").arg("--package").arg(&pkg).args(&definitions).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut bad = Vec::new();
+    for (f, l) in definitions.iter().zip(stdout.lines()) {
+        let oo: Value = serde_json::from_str(l).unwrap();
+        for i in oo["issue"].as_array().unwrap() {
+            if i["severity"] == "error" {
+                bad.push(format!("{}: {} {}", f.file_name().unwrap().to_string_lossy(), i["expression"], i["details"]["text"]));
+            }
+        }
+    }
+    assert!(definitions.len() > 100 && bad.is_empty(), "{} errors:\n{}", bad.len(), bad.join("\n"));
+}
+
+/// Rules of a StructureDefinition itself: slicing at the root, a binding on a type that
+/// cannot be bound, a discriminator path naming no element of the sliced element.
+#[test]
+fn definitions_are_checked_as_definitions() {
+    let sd = |elements: Value| {
+        json!({
+            "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/p", "name": "P",
+            "status": "draft", "kind": "resource", "abstract": false, "type": "Patient", "derivation": "constraint",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+            "differential": {"element": elements}
+        })
+    };
+    let f = validator().validate(
+        &sd(json!([
+            {"id": "Patient", "path": "Patient", "slicing": {"discriminator": [{"type": "value", "path": "id"}], "rules": "open"}},
+            {"id": "Patient.birthDate", "path": "Patient.birthDate", "type": [{"code": "date"}], "binding": {"strength": "required", "valueSet": "http://example.org/ValueSet/d"}},
+            {"id": "Patient.identifier", "path": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "sytem"}], "rules": "open"}},
+            {"id": "Patient.contact", "path": "Patient.contact", "slicing": {"discriminator": [{"type": "pattern", "path": "relationship"}], "rules": "open"}},
+            {"id": "Patient.extension", "path": "Patient.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}}
+        ])),
+        &[],
+    );
+    let got: Vec<&str> = f.iter().filter(|f| f.severity == Severity::Error).map(|f| f.expression.as_str()).collect();
+    for want in [
+        "StructureDefinition",
+        "StructureDefinition.differential.element[0]",
+        "StructureDefinition.differential.element[1]",
+        "StructureDefinition.differential.element[2].slicing.discriminator[0]",
+    ] {
+        assert!(got.contains(&want), "{want} missing: {f:#?}");
+    }
+    // A backbone's own children (contact.relationship) and an Extension's url are fine.
+    assert!(!got.iter().any(|g| g.contains("element[3]") || g.contains("element[4]")), "{f:#?}");
 }
 
 /// R4: an Observation with a vital sign's LOINC code SHALL conform to that sign's core profile,

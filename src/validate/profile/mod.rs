@@ -14,6 +14,7 @@
 //! lazily on first use of a definition), no logging, and no finding quotes an instance value:
 //! findings name element paths (FHIRPath) and codes of definitions only.
 
+mod definitions;
 pub mod load;
 pub mod model;
 mod narrative;
@@ -242,6 +243,13 @@ impl Validator {
             let code = c["code"].as_str()?;
             let (_, url) = table.iter().find(|(k, _)| k == code)?;
             Some((code.to_owned(), self.profile(url)?))
+        })
+    }
+
+    /// A resource type with a canonical `url` (StructureDefinition, ValueSet, Questionnaire...).
+    pub(super) fn is_canonical_resource(&self, ty: &str) -> bool {
+        self.type_profile(ty).is_some_and(|p| {
+            p.kind == "resource" && p.elements.first().is_some_and(|r| r.children.iter().any(|&c| p.elements[c].name == "url"))
         })
     }
 

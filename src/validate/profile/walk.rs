@@ -284,6 +284,9 @@ impl<'a> Walk<'a> {
             scope.root = value;
             scope.root_ptr = self.ptr.len();
         }
+        if rt == "StructureDefinition" {
+            super::definitions::structure_definition(self.v, obj, &self.path.clone(), self.out);
+        }
         if rt == "Bundle" {
             index = self.bundle_rules(obj);
             scope.bundle = Some(&index);
@@ -957,7 +960,7 @@ impl Walk<'_> {
         }
         match self.v.profile(url) {
             Some(ext) if ext.type_name == "Extension" => {
-                if !context_ok(&ext, host) {
+                if !context_ok(&ext, host, || self.v.is_canonical_resource(host.ty)) {
                     let here = self.path.clone();
                     if let Some(i) = here.rfind('.') {
                         self.path.truncate(i);
@@ -1521,7 +1524,10 @@ fn type_of_literal(r: &str) -> Option<&str> {
     t.as_bytes().first().is_some_and(u8::is_ascii_uppercase).then_some(t)
 }
 
-fn context_ok(ext: &Profile, host: Host<'_>) -> bool {
+/// Whether an extension may sit on `host`. R5's interface types, which the extensions pack
+/// names as contexts (`CanonicalResource`, `MetadataResource`), stand for the R4 resources
+/// with a canonical `url` (`canonical`, asked only then).
+fn context_ok(ext: &Profile, host: Host<'_>, canonical: impl Fn() -> bool) -> bool {
     if ext.contexts.is_empty() {
         return true;
     }
@@ -1530,7 +1536,8 @@ fn context_ok(ext: &Profile, host: Host<'_>) -> bool {
             return true;
         }
         let expr = expr.trim();
-        expr == "Element"
+        (matches!(expr, "CanonicalResource" | "MetadataResource") && host.path == host.ty && canonical())
+            || expr == "Element"
             || expr == host.ty
             || expr == host.path
             || expr.replace("[x]", "") == host.path.replace("[x]", "")
