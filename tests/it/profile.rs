@@ -535,3 +535,33 @@ fn vital_sign_codes_call_for_their_profiles() {
     assert!(errors(&f).is_empty(), "{:#?}", errors(&f));
     assert!(f.iter().any(|f| f.severity == Severity::Warning && f.expression.starts_with("Observation.component[0].value")), "{f:#?}");
 }
+
+/// A relative reference is `Type/id`, its type spelt as FHIR spells it; an item matching two
+/// slices of a slicing is an error (slices must not overlap).
+#[test]
+fn reference_form_and_overlapping_slices() {
+    let patient = |r: &str| json!({"resourceType": "Patient", "generalPractitioner": [{"reference": r}]});
+    check(patient("Practitioner/p-1"), &[], &[]);
+    check(patient("Practitioner/p-1/_history/2"), &[], &[]);
+    check(patient("urn:uuid:8f4e2b1c-0000-4000-8000-000000000001"), &[], &[]);
+    check(patient("practitioner/p-1"), &[], &["Patient.generalPractitioner[0]"]);
+    check(patient("p-1"), &[], &["Patient.generalPractitioner[0]"]);
+
+    let sd = json!({
+        "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/two-ids", "name": "TwoIds",
+        "status": "draft", "kind": "resource", "abstract": false, "type": "Patient", "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [
+            {"id": "Patient.identifier", "path": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+            {"id": "Patient.identifier:a", "path": "Patient.identifier", "sliceName": "a", "max": "1"},
+            {"id": "Patient.identifier:a.system", "path": "Patient.identifier.system", "fixedUri": "urn:example:a"},
+            {"id": "Patient.identifier:any", "path": "Patient.identifier", "sliceName": "any"}
+        ]}
+    });
+    let v = Validator::new(shipped()).with_loose([sd]);
+    let p = json!({"resourceType": "Patient", "identifier": [{"system": "urn:example:a", "value": "1"}, {"system": "urn:example:b", "value": "2"}]});
+    let f = v.validate(&p, &["http://example.org/StructureDefinition/two-ids"]);
+    let e = errors(&f);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].contains("Patient.identifier[0]") && e[0].contains("more than one slice (a, any)"), "{e:#?}");
+}

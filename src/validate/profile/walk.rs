@@ -391,6 +391,24 @@ impl<'a> Walk<'a> {
                 }
                 let extra: Vec<Arc<Profile>> =
                     prof.elem(eid).types.iter().flat_map(|t| t.profiles.iter()).filter_map(|u| self.v.profile(u)).collect();
+                // The profile requires the resource to meet profiles none of which is loaded:
+                // it cannot be shown to conform (a missing package, or a wrong URL).
+                let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+                let required: Vec<&String> = prof
+                    .elem(eid)
+                    .types
+                    .iter()
+                    .filter(|t| t.code == rt || t.code == "Resource")
+                    .flat_map(|t| t.profiles.iter())
+                    .collect();
+                if !required.is_empty() && required.iter().all(|u| self.v.profile(u).is_none()) {
+                    let names: Vec<&str> = required.iter().map(|u| u.as_str()).collect();
+                    self.report(
+                        Severity::Error,
+                        "not-found",
+                        format!("the profile requires {rt} to conform to {}, which is not loaded", names.join(" or ")),
+                    );
+                }
                 self.resource_one_of(value, &extra, scope);
             } else {
                 self.complex(prof, eid, value, ty, scope, host);
@@ -897,6 +915,15 @@ impl Walk<'_> {
             }
             None
         } else {
+            if !r.contains(':') && !r.contains('?') && !is_relative_form(self.v, r) {
+                // The value is not repeated: a reference can carry an identifier.
+                self.report(
+                    Severity::Error,
+                    "value",
+                    "a relative reference must be Type/id (or Type/id/_history/version) with a FHIR resource type, as written (case matters)",
+                );
+                return;
+            }
             let t = type_of_literal(r).filter(|t| is_resource_type(self.v, t)).map(str::to_owned);
             if t.is_some() && self.v.references_checked() && !r.contains("://") && !held_in(self.prep.root, r) {
                 self.report(Severity::Error, "not-found", "the reference does not resolve in the content validated");
@@ -1200,13 +1227,24 @@ impl Walk<'_> {
         let mut counts = vec![0u32; ce.slices.len()];
         let mut last_slice = 0usize;
         let mut seen_unmatched = false;
+        // Slices must not overlap: an item matching two is an error (it is counted in the
+        // first). Looked for only where matching is cheap (no `profile` discriminator, which
+        // validates the item against each slice's profile).
+        let cheap = ce.slicing.as_ref().is_some_and(|s| s.discriminators.iter().all(|d| d.kind != "profile"));
         for (i, (m, _)) in items.iter().enumerate() {
             let mut hit = None;
+            let mut also = Vec::new();
             if let Some(v) = m {
                 for (si, &s) in ce.slices.iter().enumerate() {
                     if slicing::matches(self, cp, c, s, v, ty, scope) {
-                        hit = Some(si);
-                        break;
+                        if hit.is_none() {
+                            hit = Some(si);
+                            if !cheap {
+                                break;
+                            }
+                        } else {
+                            also.push(si);
+                        }
                     }
                 }
             }
@@ -1220,6 +1258,11 @@ impl Walk<'_> {
             } else if ce.base_many {
                 use std::fmt::Write;
                 let _ = write!(self.path, "[{i}]");
+            }
+            if let (Some(first), false) = (hit, also.is_empty()) {
+                let names: Vec<&str> =
+                    std::iter::once(first).chain(also).filter_map(|si| cp.elem(ce.slices[si]).slice_name.as_deref()).collect();
+                self.report(Severity::Error, "structure", format!("matches more than one slice ({}): slices must not overlap", names.join(", ")));
             }
             match hit {
                 Some(si) => {
@@ -1514,6 +1557,16 @@ fn held_in(root: &Value, r: &str) -> bool {
             && slots.as_array().into_iter().flatten().any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
+}
+
+/// `Type/id` or `Type/id/_history/version`, with a resource type and FHIR ids.
+fn is_relative_form(v: &Validator, r: &str) -> bool {
+    let id = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    match r.split('/').collect::<Vec<_>>().as_slice() {
+        [t, i] => id(i) && is_resource_type(v, t),
+        [t, i, "_history", h] => id(i) && id(h) && is_resource_type(v, t),
+        _ => false,
+    }
 }
 
 fn type_of_literal(r: &str) -> Option<&str> {
