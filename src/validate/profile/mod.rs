@@ -389,6 +389,7 @@ impl Validator {
         let mut out = Vec::new();
         walk::validate_root(self, resource, profiles, &mut out);
         narrative::links(resource, &mut out);
+        narrative::bundle_narrative_links(resource, &mut out);
         dedup(&mut out);
         out
     }

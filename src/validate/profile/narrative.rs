@@ -132,6 +132,72 @@ pub(super) fn links(root: &Value, out: &mut Vec<Finding>) {
     }
 }
 
+const NARRATIVE_LINK: &str = "http://hl7.org/fhir/StructureDefinition/narrativeLink";
+
+/// The values of the `narrativeLink` extensions anywhere in `v`.
+fn narrative_links<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::Object(m) => {
+            if m.get("url").and_then(Value::as_str) == Some(NARRATIVE_LINK) {
+                if let Some(s) = m.get("valueUrl").or_else(|| m.get("valueUri")).and_then(Value::as_str) {
+                    out.push(s);
+                }
+            }
+            m.values().for_each(|x| narrative_links(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| narrative_links(x, out)),
+        _ => {}
+    }
+}
+
+/// How many narrative anchors (`id` or `name` attributes in any `div`) of `v` are `fragment`.
+fn anchor_count(v: &Value, fragment: &str) -> usize {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| match x {
+                Value::String(s) if k == "div" => {
+                    attr_values(s, "id").chain(attr_values(s, "name")).filter(|a| *a == fragment).count()
+                }
+                _ => anchor_count(x, fragment),
+            })
+            .sum(),
+        Value::Array(a) => a.iter().map(|x| anchor_count(x, fragment)).sum(),
+        _ => 0,
+    }
+}
+
+/// A Bundle's `narrativeLink`s (IPS: an entry points at the narrative that shows it, as
+/// `<fullUrl>#<anchor>`): the fullUrl must be an entry of the Bundle, and the anchor must
+/// name exactly one place in that entry's narrative. Reported at the Bundle, as the HL7
+/// validator does, without repeating the link.
+pub(super) fn bundle_narrative_links(root: &Value, out: &mut Vec<Finding>) {
+    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return;
+    }
+    let Some(entries) = root.get("entry").and_then(Value::as_array) else { return };
+    let mut links = Vec::new();
+    for e in entries {
+        if let Some(r) = e.get("resource") {
+            narrative_links(r, &mut links);
+        }
+    }
+    for link in links {
+        let Some((base, fragment)) = link.split_once('#') else { continue };
+        if base.is_empty() {
+            continue; // within its own resource: the narrative link rule above
+        }
+        let target = entries.iter().find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(base)).and_then(|e| e.get("resource"));
+        let problem = match target.map(|t| anchor_count(t, fragment)) {
+            None => "a narrativeLink names an entry the Bundle does not hold".to_owned(),
+            Some(0) => "a narrativeLink names an anchor its entry's narrative does not have".to_owned(),
+            Some(1) => continue,
+            Some(n) => format!("a narrativeLink names an anchor found {n} times in its entry's narrative: it must be one place"),
+        };
+        out.push(Finding { severity: Severity::Error, code: "invalid", text: problem, expression: "Bundle".into() });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +215,24 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].expression, "Bundle.entry[0].resource.text.div");
         assert_eq!(attr_values("<a  id = 'x' data-id=\"y\" id=\"z\">", "id").collect::<Vec<_>>(), ["x", "z"]);
+    }
+
+    #[test]
+    fn bundle_narrative_link_targets() {
+        let link = |v: &str| json!({"url": NARRATIVE_LINK, "valueUrl": v});
+        let bundle = json!({"resourceType": "Bundle", "type": "document", "entry": [
+            {"fullUrl": "urn:uuid:c", "resource": {"resourceType": "Composition", "section": [
+                {"text": {"div": "<div><p id=\"a1\">x</p><p id=\"twice\"/><p id=\"twice\"/></div>"}}]}},
+            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "AllergyIntolerance", "extension": [link("urn:uuid:c#a1")]}},
+            {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "AllergyIntolerance", "extension": [link("urn:uuid:c#none")]}},
+            {"fullUrl": "urn:uuid:3", "resource": {"resourceType": "AllergyIntolerance", "extension": [link("urn:uuid:c#twice")]}},
+            {"fullUrl": "urn:uuid:4", "resource": {"resourceType": "AllergyIntolerance", "extension": [link("urn:uuid:x#a1")]}}
+        ]});
+        let mut out = Vec::new();
+        bundle_narrative_links(&bundle, &mut out);
+        let texts: Vec<&str> = out.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(out.len(), 3, "{texts:?}");
+        assert!(texts[0].contains("does not have") && texts[1].contains("2 times") && texts[2].contains("does not hold"), "{texts:?}");
+        assert!(out.iter().all(|f| f.expression == "Bundle"));
     }
 }

@@ -1046,7 +1046,13 @@ impl Walk<'_> {
                         && key.starts_with(ce.name.as_str())
                         && key.as_bytes()[ce.name.len()].is_ascii_uppercase()
                 });
-                if let Some(ce) = choice {
+                if let Some(ce) = choice.filter(|ce| ce.base_path == "Extension.value[x]") {
+                    // An extension's value of a type its definition does not allow: reported at
+                    // the extension, as the HL7 validator does.
+                    let t = fhir_type_of_suffix(&key[ce.name.len()..]);
+                    let url = obj.get("url").and_then(Value::as_str).unwrap_or_default();
+                    self.report(Severity::Error, "structure", format!("the extension {url} does not allow a value of type {t}"));
+                } else if let Some(ce) = choice {
                     let t = fhir_type_of_suffix(&key[ce.name.len()..]);
                     let len = self.path.len();
                     self.path.push('.');
