@@ -546,6 +546,11 @@ fn reference_form_and_overlapping_slices() {
     check(patient("urn:uuid:8f4e2b1c-0000-4000-8000-000000000001"), &[], &[]);
     check(patient("practitioner/p-1"), &[], &["Patient.generalPractitioner[0]"]);
     check(patient("p-1"), &[], &["Patient.generalPractitioner[0]"]);
+    // A relative canonical: a warning (R4's own examples have them).
+    let plan = json!({"resourceType": "PlanDefinition", "status": "draft", "library": ["Library/example"]});
+    let f = validator().validate(&plan, &[]);
+    assert!(errors(&f).is_empty(), "{f:#?}");
+    assert!(f.iter().any(|f| f.severity == Severity::Warning && f.expression == "PlanDefinition.library[0]"), "{f:#?}");
 
     let sd = json!({
         "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/two-ids", "name": "TwoIds",

@@ -450,6 +450,15 @@ impl<'a> Walk<'a> {
                 }
             }
             self.min_max(e.min_value.as_ref(), e.max_value.as_ref(), v, ty);
+            // A warning: the HL7 validator now makes it an error, but R4's own examples use
+            // relative canonicals (`Library/x`, 98 of them), which R4 let pass.
+            if ty == "canonical" && v.as_str().is_some_and(|c| !c.starts_with('#') && !has_scheme(c)) {
+                self.report(
+                    Severity::Warning,
+                    "value",
+                    "a canonical URL should be absolute (a relative one resolves only against an unstated server), unless it names a contained resource (#id)",
+                );
+            }
             if ty == "code" {
                 if let Some(code) = v.as_str() {
                     self.binding(prof, eid, None, code, false);
@@ -1563,6 +1572,15 @@ fn held_in(root: &Value, r: &str) -> bool {
             && slots.as_array().into_iter().flatten().any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
+}
+
+/// Whether a URI starts with a scheme (`http:`, `urn:`, `mailto:`...), i.e. is absolute.
+fn has_scheme(u: &str) -> bool {
+    u.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.as_bytes()[0].is_ascii_alphabetic()
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    })
 }
 
 /// `Type/id` or `Type/id/_history/version`, with a resource type and FHIR ids.
