@@ -42,6 +42,8 @@ pub struct Constraint {
     pub human: String,
     /// The expression compiled into the engine-free subset (`None` inside: outside it).
     pub compiled: std::sync::OnceLock<Option<std::sync::Arc<super::native::Expr>>>,
+    /// For `A implies B` outside the subset: `A` compiled, when it is inside.
+    pub guard: std::sync::OnceLock<Option<std::sync::Arc<super::native::Expr>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +215,7 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
                         expression: c["expression"].as_str()?.to_owned(),
                         human: c["human"].as_str().unwrap_or_default().to_owned(),
                         compiled: std::sync::OnceLock::new(),
+                        guard: std::sync::OnceLock::new(),
                     })
                 })
                 .collect()

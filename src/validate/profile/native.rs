@@ -54,6 +54,14 @@ impl Expr {
         (p.at == toks.len()).then_some(e)
     }
 
+    /// For a constraint `A implies B` outside the subset whose `A` is inside it: `A`, which
+    /// answers the whole when false (the engine is asked only when `A` holds). Such guards
+    /// are common (`period.exists() implies period >= 0`), and this also keeps them away from
+    /// the engine's misreading of a missing `period` beside a `periodUnit` as a choice.
+    pub fn compile_guard<'p>(expr: &str, focus: &dyn Elements<'p>) -> Option<Expr> {
+        Expr::compile(antecedent(expr)?, focus)
+    }
+
     pub fn eval(&self, focus: &Value) -> bool {
         match self {
             Expr::Or(a, b) => a.eval(focus) || b.eval(focus),
@@ -173,6 +181,39 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
         }
     }
     Some(out)
+}
+
+/// `A` of `A implies B` when `implies` occurs once outside parentheses and strings.
+fn antecedent(expr: &str) -> Option<&str> {
+    let b = expr.as_bytes();
+    let (mut depth, mut i, mut found) = (0i32, 0usize, None);
+    while i < b.len() {
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            q @ (b'\'' | b'`' | b'"') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'i' if depth == 0
+                && expr[i..].starts_with("implies")
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.'))
+                && b.get(i + 7).is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_')) =>
+            {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(i);
+                i += 7;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found.map(|at| expr[..at].trim())
 }
 
 struct Parser<'t, 'p> {
@@ -465,5 +506,15 @@ mod tests {
         assert_eq!(eval("a.where(b = 'x').empty()", json!({})), None);
         assert_eq!(eval("pname.given.exists()", json!({})), None);
         assert_eq!(eval("%resource.a.exists()", json!({})), None);
+    }
+
+    #[test]
+    fn guards_of_implications() {
+        assert_eq!(antecedent("period.exists() implies period >= 0"), Some("period.exists()"));
+        assert_eq!(antecedent("(a implies b) and c"), None);
+        assert_eq!(antecedent("a implies b implies c"), None);
+        assert_eq!(antecedent("x = 'implies' or y"), None);
+        assert_eq!(antecedent("impliesX.exists() implies a"), Some("impliesX.exists()"));
+        assert_eq!(antecedent("a.implies"), None);
     }
 }

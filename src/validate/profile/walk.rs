@@ -537,12 +537,17 @@ impl<'a> Walk<'a> {
         if let Some(v) = native::by_key(&c.key, &c.expression, value, resource) {
             return Some(v);
         }
-        let compile = || {
-            let focus = ElemCtx { v: self.v, prof: prof.clone(), eid, ty: ty.to_owned() };
-            native::Expr::compile(&c.expression, &focus).map(Arc::new)
-        };
-        let expr = if eid == 0 || prof.elem(eid).types.len() <= 1 { c.compiled.get_or_init(compile).clone() } else { compile() };
-        expr.map(|x| x.eval(value))
+        let focus = || ElemCtx { v: self.v, prof: prof.clone(), eid, ty: ty.to_owned() };
+        let compile = || native::Expr::compile(&c.expression, &focus()).map(Arc::new);
+        let memo = eid == 0 || prof.elem(eid).types.len() <= 1;
+        let expr = if memo { c.compiled.get_or_init(compile).clone() } else { compile() };
+        if let Some(x) = expr {
+            return Some(x.eval(value));
+        }
+        // `A implies B` with `A` in the subset: true when `A` is false, else the engine's.
+        let guard = || native::Expr::compile_guard(&c.expression, &focus()).map(Arc::new);
+        let g = if memo { c.guard.get_or_init(guard).clone() } else { guard() };
+        g.filter(|g| !g.eval(value)).map(|_| true)
     }
 }
 
