@@ -1,6 +1,7 @@
 //! `mhg validate FILE... [--profile URL] [--package PATH]... [--load FILE]...`: validates FHIR
 //! JSON resources with the profile validator and prints one OperationOutcome per file (one JSON
-//! document per line, in the order given). Exit 0 when no file has an error, 1 when any has
+//! document per line, in the order given, each naming its file with the `operationoutcome-file`
+//! extension). Exit 0 when no file has an error, 1 when any has
 //! (a file that is not FHIR JSON counts), 2 for a usage error (unknown profile, unreadable
 //! package or definition file).
 
@@ -31,6 +32,21 @@ fn failure(text: &str) -> Value {
     json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure", "details": {"text": text}}]})
 }
 
+/// Names the file an OperationOutcome is about (the standard `operationoutcome-file`
+/// extension, as the HL7 validator marks its outcomes), first among its properties.
+fn with_file(oo: Value, file: &std::path::Path) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("resourceType".into(), json!("OperationOutcome"));
+    out.insert(
+        "extension".into(),
+        json!([{"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-file", "valueString": file.display().to_string()}]),
+    );
+    if let Value::Object(m) = oo {
+        out.extend(m.into_iter().filter(|(k, _)| k != "resourceType"));
+    }
+    Value::Object(out)
+}
+
 /// The OperationOutcome for one file's bytes, and whether it holds an error.
 pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], max_depth: usize) -> (Value, bool) {
     if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
@@ -57,7 +73,11 @@ pub fn run(config: &Config, args: Args) -> i32 {
     };
     for p in &args.profile {
         if !validator.knows_profile(p) {
-            eprintln!("mhg: unknown profile {p} (load it with --package or --load)");
+            let text = format!("unknown profile {p} (load it with --package or --load)");
+            eprintln!("mhg: {text}");
+            let mut oo = failure(&text);
+            oo["issue"][0]["code"] = json!("not-found");
+            println!("{oo}");
             return 2;
         }
     }
@@ -71,7 +91,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
         if bad {
             status = 1;
         }
-        println!("{oo}");
+        println!("{}", with_file(oo, f));
     }
     status
 }

@@ -192,9 +192,18 @@ mod interfaces {
         let (code, out) = run(&["validate", g]);
         assert_eq!(code, Some(0), "{out}");
         assert_eq!(out.lines().count(), 1);
-        assert_eq!(run(&["validate", g, bad.to_str().unwrap()]).0, Some(1));
+        let (code, out) = run(&["validate", g, bad.to_str().unwrap()]);
+        assert_eq!(code, Some(1));
+        // Each outcome names its file (the standard operationoutcome-file extension).
+        let files: Vec<String> = out
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["extension"][0]["valueString"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(files, [g, bad.to_str().unwrap()]);
         assert_eq!(run(&["validate", g, "--profile", "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]).0, Some(1));
-        assert_eq!(run(&["validate", g, "--profile", "http://example.org/none"]).0, Some(2));
+        let (code, out) = run(&["validate", g, "--profile", "http://example.org/none"]);
+        assert_eq!(code, Some(2));
+        assert!(out.contains("OperationOutcome") && out.contains("unknown profile"), "{out}");
         assert_eq!(run(&["validate", g, "--package", "/nonexistent.tgz"]).0, Some(2));
     }
 }
