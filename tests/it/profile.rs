@@ -582,3 +582,53 @@ fn reference_form_and_overlapping_slices() {
     assert_eq!(e.len(), 1, "{e:#?}");
     assert!(e[0].contains("Patient.identifier[0]") && e[0].contains("more than one slice (a, any)"), "{e:#?}");
 }
+
+/// Rules of CodeSystems and ValueSets themselves, and of Codings against a supplement.
+#[test]
+fn terminology_resources_are_checked_as_definitions() {
+    let cs = json!({
+        "resourceType": "CodeSystem", "url": "http://example.org/CodeSystem/cs", "status": "draft", "content": "complete",
+        "count": 3,
+        "property": [{"code": "flag", "type": "boolean"}, {"code": "flag", "type": "string"}, {"code": "link", "type": "Coding"}],
+        "concept": [{"code": "a", "property": [{"code": "flag", "valueString": "yes"}], "concept": [{"code": "a1"}]}]
+    });
+    let supplement = json!({
+        "resourceType": "CodeSystem", "url": "http://example.org/CodeSystem/sup", "status": "draft", "content": "supplement",
+        "supplements": "http://example.org/CodeSystem/cs", "concept": [{"code": "a"}]
+    });
+    let v = Validator::new(shipped()).with_loose([cs.clone(), supplement]);
+    let got = |r: &Value| -> Vec<String> {
+        let mut e: Vec<String> = v.validate(r, &[]).into_iter().filter(|f| f.severity == Severity::Error).map(|f| f.expression).collect();
+        e.sort();
+        e
+    };
+    assert_eq!(got(&cs), ["CodeSystem.concept[0].property[0]", "CodeSystem.count", "CodeSystem.property[1]"]);
+
+    let vs = json!({
+        "resourceType": "ValueSet", "url": "ValueSet/relative", "status": "draft",
+        "compose": {"include": [
+            {"system": "http://example.org/CodeSystem/cs", "filter": [
+                {"property": "link", "op": "=", "value": "a"},
+                {"property": "link", "op": "=", "value": "http://example.org/CodeSystem/cs#zz"},
+                {"property": "link", "op": "=", "value": "http://example.org/CodeSystem/cs#a1"},
+                {"property": "flag", "op": "=", "value": "1"},
+                {"property": "flag", "op": "=", "value": "true"}
+            ]},
+            {"system": "#local"}
+        ]}
+    });
+    assert_eq!(
+        got(&vs),
+        [
+            "ValueSet.compose.include[0].filter[0]",
+            "ValueSet.compose.include[0].filter[1]",
+            "ValueSet.compose.include[0].filter[3]",
+            "ValueSet.compose.include[1]",
+            "ValueSet.url"
+        ]
+    );
+
+    let obs = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://example.org/CodeSystem/sup", "code": "a"}]}});
+    assert_eq!(got(&obs), ["Observation.code.coding[0].system"]);
+}

@@ -12,8 +12,16 @@
 //!   function (`extension('...')`, `resolve()`, `ofType()`).
 //! - A slice that slices again (re-slicing) keeps the discriminators of the slicing it is in.
 //!
-//! Findings are at `StructureDefinition.differential.element[i]` (and at the root for a
-//! profile that cannot be expanded).
+//! - A canonical resource's `url` is absolute (R4: "An absolute URI"), contained ones too.
+//! - A complete CodeSystem's `count` is its number of concepts; its properties are declared
+//!   once (by code and by URI) and its concepts' property values have the declared types.
+//! - A ValueSet's `compose` names code systems by absolute URI, and a filter's value suits the
+//!   property's type where the code system declares it (a Coding property takes
+//!   `system(|version)#code`, a known code; a boolean `true` or `false`).
+//!
+//! Findings are at the element (`StructureDefinition.differential.element[i]`,
+//! `ValueSet.compose.include[0].filter[1]`...), and at the root for a profile that cannot be
+//! expanded.
 
 use serde_json::{Map, Value};
 
@@ -134,4 +142,156 @@ fn names_child(prof: &super::model::Profile, at: usize, name: &str) -> bool {
     prof.elements[at].children.iter().map(|&c| &prof.elements[c]).any(|c| {
         c.name == name || (c.choice && name.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with(|x: char| x.is_ascii_uppercase())))
     })
+}
+
+/// The checks every canonical resource gets (`url` absolute), and those of CodeSystems and
+/// ValueSets, for a resource of type `rt` at `path`.
+pub(super) fn canonical_resource(v: &Validator, rt: &str, r: &Map<String, Value>, path: &str, contained: bool, out: &mut Vec<Finding>) {
+    if let Some(url) = r.get("url").and_then(Value::as_str) {
+        if !super::walk::has_scheme(url) {
+            let text = if contained {
+                "a canonical URL must be absolute, in a contained resource too"
+            } else {
+                "a canonical URL must be absolute (R4: an absolute URI identifies the resource)"
+            };
+            out.push(at(format!("{path}.url"), "invalid", text.into()));
+        }
+    }
+    match rt {
+        "CodeSystem" => code_system(r, path, out),
+        "ValueSet" => value_set(v, r, path, out),
+        _ => {}
+    }
+}
+
+fn concept_count(concepts: &[Value]) -> usize {
+    concepts.iter().map(|c| 1 + c.get("concept").and_then(Value::as_array).map_or(0, |a| concept_count(a))).sum()
+}
+
+/// The JSON key a property of FHIR type `ty` takes its value in (`valueCode`...).
+fn property_key(ty: &str) -> Option<&'static str> {
+    Some(match ty {
+        "code" => "valueCode",
+        "Coding" => "valueCoding",
+        "string" => "valueString",
+        "integer" => "valueInteger",
+        "boolean" => "valueBoolean",
+        "dateTime" => "valueDateTime",
+        "decimal" => "valueDecimal",
+        _ => return None,
+    })
+}
+
+fn code_system(cs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
+    let concepts = cs.get("concept").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if cs.get("content").and_then(Value::as_str) == Some("complete") {
+        if let Some(n) = cs.get("count").and_then(Value::as_u64) {
+            let have = concept_count(concepts);
+            if n as usize != have {
+                out.push(at(format!("{path}.count"), "invalid", format!("the code system is complete, but it has {have} concepts, not the {n} stated")));
+            }
+        }
+    }
+    // Declared properties: code -> type; each code and URI once.
+    let mut declared: Vec<(&str, &str)> = Vec::new();
+    let mut uris: Vec<&str> = Vec::new();
+    for (i, p) in cs.get("property").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let code = p.get("code").and_then(Value::as_str).unwrap_or_default();
+        if declared.iter().any(|(c, _)| *c == code) {
+            out.push(at(format!("{path}.property[{i}]"), "invalid", format!("a property is already defined with the code '{code}'")));
+        } else {
+            declared.push((code, p.get("type").and_then(Value::as_str).unwrap_or_default()));
+        }
+        if let Some(u) = p.get("uri").and_then(Value::as_str) {
+            if uris.contains(&u) {
+                out.push(at(format!("{path}.property[{i}]"), "invalid", format!("a property is already defined with the URI {u}")));
+            }
+            uris.push(u);
+        }
+    }
+    fn walk(concepts: &[Value], at_path: String, declared: &[(&str, &str)], out: &mut Vec<Finding>) {
+        for (i, c) in concepts.iter().enumerate() {
+            let here = format!("{at_path}.concept[{i}]");
+            for (j, p) in c.get("property").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let code = p.get("code").and_then(Value::as_str).unwrap_or_default();
+                let Some((_, ty)) = declared.iter().find(|(c, _)| *c == code) else { continue };
+                let Some(want) = property_key(ty) else { continue };
+                let given = p.as_object().and_then(|m| m.keys().find(|k| k.starts_with("value")));
+                if let Some(given) = given.filter(|g| g.as_str() != want) {
+                    out.push(at(
+                        format!("{here}.property[{j}]"),
+                        "invalid",
+                        format!("the property '{code}' is given as {given}, but it is declared of type {ty}"),
+                    ));
+                }
+            }
+            if let Some(sub) = c.get("concept").and_then(Value::as_array) {
+                walk(sub, here, declared, out);
+            }
+        }
+    }
+    walk(concepts, path.to_owned(), &declared, out);
+}
+
+fn value_set(v: &Validator, vs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
+    let Some(compose) = vs.get("compose") else { return };
+    for part in ["include", "exclude"] {
+        for (i, inc) in compose.get(part).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let here = format!("{path}.compose.{part}[{i}]");
+            let Some(system) = inc.get("system").and_then(Value::as_str) else { continue };
+            if !super::walk::has_scheme(system) {
+                out.push(at(
+                    here,
+                    "invalid",
+                    "compose names code systems by absolute URI (a contained one by its url, with the valueset-system extension)".into(),
+                ));
+                continue;
+            }
+            let cs = v.resolve(system).filter(|r| r["resourceType"] == "CodeSystem");
+            for (j, f) in inc.get("filter").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let (Some(prop), Some(value)) = (f.get("property").and_then(Value::as_str), f.get("value").and_then(Value::as_str)) else {
+                    continue;
+                };
+                let Some(ty) = cs.as_ref().and_then(|cs| {
+                    cs["property"].as_array()?.iter().find(|p| p["code"] == prop).and_then(|p| p["type"].as_str().map(str::to_owned))
+                }) else {
+                    continue;
+                };
+                let op = f.get("op").and_then(Value::as_str).unwrap_or("=");
+                if let Some(problem) = filter_value_problem(v, &ty, op, value) {
+                    out.push(at(format!("{here}.filter[{j}]"), "invalid", format!("the filter on property '{prop}': {problem}")));
+                }
+            }
+        }
+    }
+}
+
+/// What is wrong with a filter value for a property of type `ty` (`in`/`not-in` take a
+/// comma-separated list; `regex` and `exists` are not about the type). Numbers are not
+/// checked: a code system may filter an integer property with its own notation (`lt2`), as
+/// the HL7 validator accepts.
+fn filter_value_problem(v: &Validator, ty: &str, op: &str, value: &str) -> Option<String> {
+    if matches!(op, "regex" | "exists") {
+        return None;
+    }
+    let items: Vec<&str> = if matches!(op, "in" | "not-in") { value.split(',').map(str::trim).collect() } else { vec![value] };
+    for item in items {
+        let problem = match ty {
+            "boolean" if !matches!(item, "true" | "false") => Some("a boolean property takes true or false".to_owned()),
+            "Coding" => match item.split_once('#') {
+                None => Some("a Coding property takes system(|version)#code".to_owned()),
+                Some((system, code)) => {
+                    let system = system.split('|').next().unwrap_or(system);
+                    v.code_system(system)
+                        .filter(|cs| !cs.contains_key(code))
+                        .map(|_| format!("the code is not defined in the code system {system}"))
+                }
+            },
+            _ => None,
+        };
+        if problem.is_some() {
+            return problem;
+        }
+    }
+    None
 }

@@ -121,6 +121,13 @@ pub const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
 
 type Memo<T> = RwLock<HashMap<String, Option<Arc<T>>>>;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SystemKind {
+    ValueSet,
+    Supplement,
+    Other,
+}
+
 pub struct Validator {
     packages: Arc<Packages>,
     /// Loose definitions (StructureDefinition, ValueSet, CodeSystem) by canonical URL; they win
@@ -133,8 +140,9 @@ pub struct Validator {
     expansions: Memo<Expansion>,
     /// Complete CodeSystems by URL: code -> display.
     code_systems: Memo<HashMap<String, Option<String>>>,
-    /// Whether a URL used as a code system names a ValueSet (a mistake worth an error).
-    value_set_systems: RwLock<HashMap<String, bool>>,
+    /// What a URL used as a code system names: a ValueSet or a supplement is a mistake worth
+    /// an error.
+    value_set_systems: RwLock<HashMap<String, SystemKind>>,
     engine: Option<Arc<dyn InvariantEngine>>,
     /// Extensions whose definition is not loaded: errors (the HL7 validator's default) or
     /// warnings (the gateway's default: FHIR lets a receiver ignore them).
@@ -372,14 +380,31 @@ impl Validator {
 
     /// Whether `url` names a ValueSet and no CodeSystem (memoised).
     pub fn is_value_set(&self, url: &str) -> bool {
-        if let Some(b) = self.value_set_systems.read().ok().and_then(|m| m.get(url).copied()) {
-            return b;
+        self.system_kind(url) == SystemKind::ValueSet
+    }
+
+    /// A CodeSystem that supplements another (`supplements`, or content `supplement`): it adds
+    /// designations or properties, and is not a system codes can be drawn from.
+    pub fn is_supplement(&self, url: &str) -> bool {
+        self.system_kind(url) == SystemKind::Supplement
+    }
+
+    /// What a URL used as a Coding's system names, memoised.
+    fn system_kind(&self, url: &str) -> SystemKind {
+        if let Some(k) = self.value_set_systems.read().ok().and_then(|m| m.get(url).copied()) {
+            return k;
         }
-        let b = self.resolve(url).is_some_and(|r| r["resourceType"] == "ValueSet");
+        let k = match self.resolve(url) {
+            Some(r) if r["resourceType"] == "ValueSet" => SystemKind::ValueSet,
+            Some(r) if r["resourceType"] == "CodeSystem" && (r.get("supplements").is_some() || r["content"] == "supplement") => {
+                SystemKind::Supplement
+            }
+            _ => SystemKind::Other,
+        };
         if let Ok(mut m) = self.value_set_systems.write() {
-            m.insert(url.to_owned(), b);
+            m.insert(url.to_owned(), k);
         }
-        b
+        k
     }
 
     /// Validates `resource` against base R4, its `meta.profile`s and `profiles`. Unknown entries

@@ -287,6 +287,10 @@ impl<'a> Walk<'a> {
         if rt == "StructureDefinition" {
             super::definitions::structure_definition(self.v, obj, &self.path.clone(), self.out);
         }
+        if self.v.is_canonical_resource(rt) {
+            let contained = outer.resource["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, value)));
+            super::definitions::canonical_resource(self.v, rt, obj, &self.path.clone(), contained, self.out);
+        }
         if rt == "Bundle" {
             index = self.bundle_rules(obj);
             scope.bundle = Some(&index);
@@ -827,6 +831,12 @@ impl Walk<'_> {
         if !system.contains(':') {
             let len = self.push("system", None);
             self.report(Severity::Error, "invalid", "Coding.system must be an absolute reference, not a local reference");
+            self.path.truncate(len);
+            return;
+        }
+        if self.v.is_supplement(system) {
+            let len = self.push("system", None);
+            self.report(Severity::Error, "invalid", "the Coding.system is a supplement: use the code system it supplements");
             self.path.truncate(len);
             return;
         }
@@ -1580,7 +1590,7 @@ fn held_in(root: &Value, r: &str) -> bool {
 }
 
 /// Whether a URI starts with a scheme (`http:`, `urn:`, `mailto:`...), i.e. is absolute.
-fn has_scheme(u: &str) -> bool {
+pub(super) fn has_scheme(u: &str) -> bool {
     u.split_once(':').is_some_and(|(scheme, _)| {
         !scheme.is_empty()
             && scheme.as_bytes()[0].is_ascii_alphabetic()
