@@ -218,6 +218,22 @@ impl Packages {
     /// define it: one whose `canonical` the URL sits under, else any but R4 core, else the
     /// first loaded.
     pub fn resolve(&self, canonical: &str) -> Option<Arc<Value>> {
+        let (p, e) = self.locate(canonical)?;
+        self.parse(p, e)
+    }
+
+    /// Whether `url` resolves to R4 core's copy of another publisher's definition (DICOM's
+    /// codes, as of 2019): a snapshot, not the authority, so what it lacks may exist.
+    pub fn is_external_copy(&self, url: &str) -> bool {
+        let core_base = |c: &str| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/'));
+        self.locate(url).is_some_and(|(p, _)| {
+            matches!(self.packages[p].name.as_str(), "hl7.fhir.r4.core" | "hl7.fhir.r4.examples")
+                && !["http://hl7.org/fhir", "http://terminology.hl7.org"].into_iter().any(core_base)
+        })
+    }
+
+    /// The package and index entry [`Self::resolve`] reads.
+    fn locate(&self, canonical: &str) -> Option<(usize, usize)> {
         let (url, version) = match canonical.split_once('|') {
             Some((u, v)) => (u, Some(v)),
             None => (canonical, None),
@@ -232,13 +248,12 @@ impl Packages {
         let owner = |&&(p, _): &&(usize, usize)| {
             !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/')))
         };
-        let &(p, e) = hits
-            .iter()
+        hits.iter()
             .filter(fits)
             .find(owner)
             .or_else(|| hits.iter().filter(fits).find(|&&(p, _)| !core(p)))
-            .or_else(|| hits.iter().find(fits))?;
-        self.parse(p, e)
+            .or_else(|| hits.iter().find(fits))
+            .copied()
     }
 
     /// Every index entry of a resource type across the packages (e.g. all `StructureDefinition`s).

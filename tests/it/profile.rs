@@ -631,4 +631,10 @@ fn terminology_resources_are_checked_as_definitions() {
     let obs = json!({"resourceType": "Observation", "status": "final",
         "code": {"coding": [{"system": "http://example.org/CodeSystem/sup", "code": "a"}]}});
     assert_eq!(got(&obs), ["Observation.code.coding[0].system"]);
+
+    // R4 core's 2019 copy of DICOM's codes is not the authority: a code it lacks is a warning.
+    let mut obs = obs;
+    obs["code"]["coding"][0] = json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "130401"});
+    assert!(got(&obs).is_empty());
+    assert!(v.validate(&obs, &[]).iter().any(|f| f.severity == Severity::Warning && f.expression == "Observation.code.coding[0].code"));
 }

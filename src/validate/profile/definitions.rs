@@ -15,7 +15,9 @@
 //! - A canonical resource's `url` is absolute (R4: "An absolute URI"), contained ones too.
 //! - A complete CodeSystem's `count` is its number of concepts; its properties are declared
 //!   once (by code and by URI) and its concepts' property values have the declared types.
-//! - A ValueSet's `compose` names code systems by absolute URI, and a filter's value suits the
+//! - A ConceptMap's source codes are in its source value set (or code system) where known.
+//! - A ValueSet's `compose` names code systems by absolute URI, enumerates only codes a known
+//!   complete code system defines, and a filter's value suits the
 //!   property's type where the code system declares it (a Coding property takes
 //!   `system(|version)#code`, a known code; a boolean `true` or `false`).
 //!
@@ -160,7 +162,31 @@ pub(super) fn canonical_resource(v: &Validator, rt: &str, r: &Map<String, Value>
     match rt {
         "CodeSystem" => code_system(r, path, out),
         "ValueSet" => value_set(v, r, path, out),
+        "ConceptMap" => concept_map(v, r, path, out),
         _ => {}
+    }
+}
+
+/// A ConceptMap's source codes: in its source value set where that can be expanded here, else
+/// in the group's source code system where it is known and complete.
+fn concept_map(v: &Validator, cm: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
+    let source_vs = cm.get("sourceCanonical").or_else(|| cm.get("sourceUri")).and_then(Value::as_str).and_then(|u| v.expansion(u));
+    for (g, group) in cm.get("group").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let Some(system) = group.get("source").and_then(Value::as_str) else { continue };
+        let cs = v.code_system(system).filter(|_| !v.is_external_copy(system));
+        for (e, element) in group.get("element").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let Some(code) = element.get("code").and_then(Value::as_str) else { continue };
+            let problem = if source_vs.as_ref().is_some_and(|x| !x.has(Some(system), code)) {
+                Some("the source code is not in the map's source value set")
+            } else if cs.as_ref().is_some_and(|cs| !cs.contains_key(code)) {
+                Some("the source code is not defined in the group's source code system")
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                out.push(at(format!("{path}.group[{g}].element[{e}].code"), "code-invalid", p.into()));
+            }
+        }
     }
 }
 
@@ -246,6 +272,14 @@ fn value_set(v: &Validator, vs: &Map<String, Value>, path: &str, out: &mut Vec<F
                     "compose names code systems by absolute URI (a contained one by its url, with the valueset-system extension)".into(),
                 ));
                 continue;
+            }
+            // Enumerated codes of a known, complete code system must be its codes.
+            if let Some(known) = v.code_system(system).filter(|_| !v.is_external_copy(system)) {
+                for (k, c) in inc.get("concept").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                    if c.get("code").and_then(Value::as_str).is_some_and(|code| !known.contains_key(code)) {
+                        out.push(at(format!("{here}.concept[{k}]"), "code-invalid", format!("the code is not defined in the code system {system}")));
+                    }
+                }
             }
             let cs = v.resolve(system).filter(|r| r["resourceType"] == "CodeSystem");
             for (j, f) in inc.get("filter").and_then(Value::as_array).into_iter().flatten().enumerate() {

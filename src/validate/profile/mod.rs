@@ -286,6 +286,12 @@ impl Validator {
         self.packages.resolve(canonical).or_else(|| self.packages.resolve(url))
     }
 
+    /// Whether the definition at `url` is R4 core's 2019 copy of an external terminology
+    /// (DICOM): a code it lacks may be a newer one, so that is a warning, not an error.
+    pub fn is_external_copy(&self, url: &str) -> bool {
+        !self.loose.contains_key(url) && self.packages.is_external_copy(url)
+    }
+
     /// Whether `url` names a StructureDefinition the validator can use.
     pub fn knows_profile(&self, url: &str) -> bool {
         self.profile(url).is_some()

@@ -851,7 +851,15 @@ impl Walk<'_> {
         match cs.get(code) {
             None => {
                 let len = self.push("code", None);
-                self.report(Severity::Error, "code-invalid", format!("the code is not defined in the code system {system}"));
+                if self.v.is_external_copy(system) {
+                    self.report(
+                        Severity::Warning,
+                        "code-invalid",
+                        format!("the code is not in R4's 2019 copy of the code system {system}: check it against the current one"),
+                    );
+                } else {
+                    self.report(Severity::Error, "code-invalid", format!("the code is not defined in the code system {system}"));
+                }
                 self.path.truncate(len);
             }
             Some(Some(display)) => {
