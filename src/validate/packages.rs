@@ -200,18 +200,32 @@ impl Packages {
     }
 
     fn parse(&self, pkg: usize, entry: usize) -> Option<Arc<Value>> {
+        self.parse_keeping(pkg, entry, true)
+    }
+
+    /// Parses an entry (once: `keep` caches it for later calls).
+    fn parse_keeping(&self, pkg: usize, entry: usize, keep: bool) -> Option<Arc<Value>> {
         if let Some(v) = self.parsed.lock().ok()?.get(&(pkg, entry)) {
             return Some(v.clone());
         }
         let p = &self.packages[pkg];
         let file = &p.index[entry].filename;
-        let bytes = match &p.source {
-            Source::Dir(d) => std::fs::read(d.join(file)).ok()?,
-            Source::Tgz(m) => m.get(file)?.clone(),
+        let v = match &p.source {
+            Source::Dir(d) => serde_json::from_slice::<Value>(&std::fs::read(d.join(file)).ok()?).ok()?,
+            Source::Tgz(m) => serde_json::from_slice::<Value>(m.get(file)?).ok()?,
         };
-        let v = Arc::new(serde_json::from_slice::<Value>(&bytes).ok()?);
-        self.parsed.lock().ok()?.insert((pkg, entry), v.clone());
+        let v = Arc::new(v);
+        if keep {
+            self.parsed.lock().ok()?.insert((pkg, entry), v.clone());
+        }
         Some(v)
+    }
+
+    /// [`Self::resolve`] without keeping the parsed resource: for a pass over many definitions
+    /// (the FHIRPath type model reads every core StructureDefinition once, about 60 MB parsed).
+    pub fn read_once(&self, canonical: &str) -> Option<Arc<Value>> {
+        let (p, e) = self.locate(canonical)?;
+        self.parse_keeping(p, e, false)
     }
 
     /// The resource with canonical `url` (`url|version` picks a version). When several packages

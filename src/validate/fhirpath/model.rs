@@ -16,7 +16,6 @@
 //! No I/O, no logging: the caller hands in parsed definitions.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use octofhir_fhirpath::core::model_provider::{
@@ -113,21 +112,27 @@ impl TypeModel {
         for sd in definitions {
             model.add(sd);
         }
-        model.resources.sort();
-        model.complex.sort();
-        model.primitives.sort();
-        model
+        model.finish()
+    }
+
+    fn finish(mut self) -> Self {
+        self.resources.sort();
+        self.complex.sort();
+        self.primitives.sort();
+        self
     }
 
     /// The core types of the loaded packages: every StructureDefinition whose canonical URL is
     /// `http://hl7.org/fhir/StructureDefinition/<Name>`.
     pub fn from_packages(packages: &Packages) -> Self {
-        let sds: Vec<Arc<Value>> = packages
-            .urls_of_type("StructureDefinition")
-            .filter(|u| u.strip_prefix(CORE).is_some_and(|n| !n.contains('/')))
-            .filter_map(|u| packages.resolve(u))
-            .collect();
-        Self::from_definitions(sds.iter().map(|v| v.as_ref()))
+        let mut model = TypeModel::default();
+        // One definition parsed at a time, none kept: the validator parses what it uses.
+        for u in packages.urls_of_type("StructureDefinition").filter(|u| u.strip_prefix(CORE).is_some_and(|n| !n.contains('/'))) {
+            if let Some(sd) = packages.read_once(u) {
+                model.add(&sd);
+            }
+        }
+        model.finish()
     }
 
     fn add(&mut self, sd: &Value) {
