@@ -49,6 +49,7 @@ fn with_file(oo: Value, file: &std::path::Path) -> Value {
 
 /// The OperationOutcome for one file's bytes, and whether it holds an error.
 pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], max_depth: usize) -> (Value, bool) {
+    let bytes = crate::ingest::reader::strip_bom(bytes);
     if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
         return (failure(&format!("JSON nested deeper than {max_depth} levels")), true);
     }

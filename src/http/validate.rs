@@ -34,7 +34,8 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
     if crate::ingest::reader::nesting_depth(&body, max_depth) > max_depth {
         return Err(reject(RejectKind::TooDeep, "too-costly", format!("JSON nested deeper than {max_depth} levels")));
     }
-    let mut value: Value = serde_json::from_slice(&body).map_err(|_| reject(RejectKind::Malformed, "structure", "body is not JSON"))?;
+    let body = crate::ingest::reader::strip_bom(&body);
+    let mut value: Value = serde_json::from_slice(body).map_err(|_| reject(RejectKind::Malformed, "structure", "body is not JSON"))?;
     let mut profiles: Vec<String> = query.into_iter().filter(|(k, _)| k == "profile").map(|(_, v)| v).collect();
     if value["resourceType"] == "Parameters" {
         let params = value["parameter"].as_array().cloned().unwrap_or_default();

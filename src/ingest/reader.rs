@@ -75,7 +75,9 @@ fn too_deep(limit: usize) -> Rejection {
     )
 }
 
-fn strip_bom(bytes: &[u8]) -> &[u8] {
+/// The bytes without a UTF-8 byte order mark (files saved by some Windows editors have one;
+/// JSON parsers refuse it).
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes)
 }
 

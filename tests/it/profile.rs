@@ -192,6 +192,10 @@ mod interfaces {
         let (code, out) = run(&["validate", g]);
         assert_eq!(code, Some(0), "{out}");
         assert_eq!(out.lines().count(), 1);
+        // A UTF-8 byte order mark (some Windows editors write one) is not an error.
+        let bom = dir.path().join("bom.json");
+        std::fs::write(&bom, [&[0xEF, 0xBB, 0xBF][..], json!({"resourceType": "Patient"}).to_string().as_bytes()].concat()).unwrap();
+        assert_eq!(run(&["validate", bom.to_str().unwrap()]).0, Some(0));
         let (code, out) = run(&["validate", g, bad.to_str().unwrap()]);
         assert_eq!(code, Some(1));
         // Each outcome names its file (the standard operationoutcome-file extension).
