@@ -642,3 +642,42 @@ fn terminology_resources_are_checked_as_definitions() {
     assert!(got(&obs).is_empty());
     assert!(v.validate(&obs, &[]).iter().any(|f| f.severity == Severity::Warning && f.expression == "Observation.code.coding[0].code"));
 }
+
+/// `memberOf()` in a profile's invariant is answered from the value sets expanded here: in,
+/// out, and empty (so the invariant passes) for a value set that cannot be expanded.
+#[test]
+fn member_of_uses_local_expansions() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = |key: &str, vs: &str| {
+        json!({
+            "resourceType": "StructureDefinition", "url": format!("http://example.org/StructureDefinition/{key}"), "name": key,
+            "status": "draft", "kind": "resource", "abstract": false, "type": "Patient", "derivation": "constraint",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+            "differential": {"element": [{"id": "Patient", "path": "Patient", "constraint": [{
+                "key": key, "severity": "error", "human": "gender from the value set",
+                "expression": format!("gender.empty() or gender.memberOf('{vs}')")
+            }]}]}
+        })
+    };
+    let files: Vec<PathBuf> = [
+        ("in-vs", "http://hl7.org/fhir/ValueSet/administrative-gender"),
+        ("out-vs", "http://hl7.org/fhir/ValueSet/contact-point-system"),
+        ("unknown-vs", "http://example.org/ValueSet/not-loaded"),
+    ]
+    .iter()
+    .map(|(k, vs)| {
+        let f = dir.path().join(format!("{k}.json"));
+        std::fs::write(&f, sd(k, vs).to_string()).unwrap();
+        f
+    })
+    .collect();
+    let v = mhg::validate::profile::load::load(&packages_dir(), &[], &files).unwrap();
+    let patient = json!({"resourceType": "Patient", "gender": "male"});
+    let failed = |key: &str| {
+        let f = v.validate(&patient, &[&format!("http://example.org/StructureDefinition/{key}")]);
+        f.iter().any(|f| f.text.contains(&format!("{key} failed")))
+    };
+    assert!(!failed("in-vs"));
+    assert!(failed("out-vs"));
+    assert!(!failed("unknown-vs"));
+}

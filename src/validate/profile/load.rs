@@ -41,9 +41,25 @@ pub fn load(dir: &Path, extra: &[PathBuf], loose: &[PathBuf]) -> Result<Validato
         }
         defs.push(v);
     }
-    // FHIRPath invariants, typed by the R4 definitions just loaded.
+    // FHIRPath invariants, typed by the R4 definitions just loaded; `memberOf()` answered
+    // from the value sets those definitions let us expand.
     let model = Arc::new(crate::validate::fhirpath::model::TypeModel::from_packages(&packages));
-    let engine = crate::validate::fhirpath::FhirPath::new(model)
+    let packages = Arc::new(packages);
+    let terminology = LocalTerminology(Validator::new(packages.clone()).with_loose(defs.clone()));
+    let engine = crate::validate::fhirpath::FhirPath::with_callbacks(model, Some(Arc::new(terminology)), None)
         .map_err(|e| err(dir, format!("the FHIRPath engine cannot start: {e}")))?;
-    Ok(Validator::new(Arc::new(packages)).with_loose(defs).with_engine(Arc::new(engine)))
+    Ok(Validator::new(packages).with_loose(defs).with_engine(Arc::new(engine)))
+}
+
+/// `memberOf()` without a terminology server: a second validator over the same definitions,
+/// with no engine, used for its local expansions only (the validator cannot be its own
+/// engine's callback). A value set it cannot expand (SNOMED CT, LOINC filters, or not
+/// loaded) answers empty, as FHIRPath does for what it cannot tell.
+struct LocalTerminology(Validator);
+
+impl crate::validate::fhirpath::Terminology for LocalTerminology {
+    fn member_of(&self, system: &str, code: &str, value_set: &str) -> Option<bool> {
+        let expansion = self.0.expansion(value_set)?;
+        Some(expansion.has((!system.is_empty()).then_some(system), code))
+    }
 }
