@@ -681,3 +681,67 @@ fn member_of_uses_local_expansions() {
     assert!(failed("out-vs"));
     assert!(!failed("unknown-vs"));
 }
+
+/// A receiver's national base configured as `[validation] packages` (no rebuild): `$validate`
+/// checks against its profiles, and a destination can require one of them of every record.
+#[tokio::test]
+async fn national_base_from_configuration() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use mhg::http::{AppState, router};
+    use tower::ServiceExt;
+
+    const AU_PATIENT: &str = "http://hl7.org.au/fhir/StructureDefinition/au-patient";
+    let pkg = au_base();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("mhg.toml");
+    std::fs::write(&toml, format!("[validation]\npackages = [{:?}]\n", pkg.display().to_string())).unwrap();
+    let mut config = mhg::config::Config::load_from(Some(&toml), &std::collections::HashMap::new()).unwrap();
+    config.home = Some(root());
+    let validator = std::sync::Arc::new(config.validator(&[], &[]).unwrap());
+    assert!(validator.knows_profile(AU_PATIENT));
+    let r = root();
+    let pipeline =
+        std::sync::Arc::new(mhg::pipeline::Pipeline::load_with(&r.join("mappings"), &[], &r.join("conformance"), 32, validator).unwrap());
+    let store = mhg::queue::Store::open(&format!("sqlite://{}", dir.path().join("mhg.db").display())).await.unwrap();
+    let app = router(AppState {
+        pipeline,
+        max_body_bytes: 1024 * 1024,
+        max_records: 10,
+        relay: Some(mhg::http::RelayState {
+            committer: mhg::queue::commit::Committer::start(store.clone()),
+            store: store.clone(),
+            destinations: std::sync::Arc::new(vec![mhg::relay::DestinationConfig {
+                path: Some(dir.path().join("au")),
+                profiles: vec![AU_PATIENT.into()],
+                ..mhg::relay::DestinationConfig::new("au-moh", mhg::relay::DestinationKind::Directory)
+            }]),
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        }),
+        guard: test_guard(),
+    });
+    let post = |uri: &str, body: String| {
+        let req = Request::post(uri).header("x-api-key", TEST_ADMIN_KEY).header("content-type", "application/fhir+json").body(Body::from(body)).unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let s = resp.status().as_u16();
+            (s, serde_json::from_slice::<Value>(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap())
+        }
+    };
+    // $validate with the profile as a parameter: au-patient's inv-pat-0 (birth time on another day).
+    let patient = json!({"resourceType": "Patient", "birthDate": "2001-04-05",
+        "_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "2001-04-06T10:30:00+10:00"}]}});
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": patient}, {"name": "profile", "valueCanonical": AU_PATIENT}]});
+    let (s, oo) = post("/fhir/Patient/$validate", params.to_string()).await;
+    assert_eq!(s, 200, "{oo}");
+    assert!(oo["issue"].as_array().unwrap().iter().any(|i| i["severity"] == "error" && i["details"]["text"].as_str().unwrap().contains("inv-pat-0")), "{oo}");
+    let (s, oo) = post("/fhir/$validate?profile=http://hl7.org.au/fhir/StructureDefinition/none", json!({"resourceType": "Patient"}).to_string()).await;
+    assert_eq!(s, 400, "{oo}");
+    // The gateway's own records meet au-patient: accepted for the destination that requires it.
+    let record = std::fs::read_to_string(r.join("tests/golden/records/32-shared-labour-minimal.json")).unwrap();
+    let (s, v) = post("/records", record).await;
+    assert_eq!(s, 202, "{v}");
+}
