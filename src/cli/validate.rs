@@ -72,6 +72,9 @@ pub fn run(config: &Config, args: Args) -> i32 {
             return 2;
         }
     };
+    for d in config.unserved_dependencies(&validator) {
+        eprintln!("mhg: note: {} needs {}, which is not loaded: add it with --package, or definitions from it are unknown", d.package, d.needs);
+    }
     for p in &args.profile {
         if !validator.knows_profile(p) {
             let text = format!("unknown profile {p} (load it with --package or --load)");

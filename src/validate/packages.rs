@@ -300,6 +300,12 @@ impl Packages {
         out
     }
 
+    /// Declared dependencies no loaded package serves: definitions a profile may need and the
+    /// validator will report unknown.
+    pub fn missing_dependencies(&self) -> Vec<Dependency> {
+        self.dependencies().into_iter().filter(|d| d.served_by.is_none()).collect()
+    }
+
     pub fn origin_of(&self, name: &str) -> Option<&Path> {
         self.packages.iter().find(|p| p.name == name).map(|p| p.origin.as_path())
     }

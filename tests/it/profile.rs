@@ -209,6 +209,19 @@ mod interfaces {
         assert_eq!(code, Some(2));
         assert!(out.contains("OperationOutcome") && out.contains("unknown profile"), "{out}");
         assert_eq!(run(&["validate", g, "--package", "/nonexistent.tgz"]).0, Some(2));
+        // A package whose dependency is not loaded: said on stderr, validation goes on.
+        let pkg = dir.path().join("pkg/package");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("package.json"), json!({"name": "example.national", "version": "1.0.0",
+            "dependencies": {"hl7.fhir.r4.core": "4.0.1", "example.not.loaded": "2.0.0"}}).to_string()).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
+            .current_dir(root())
+            .args(["validate", "--package", dir.path().join("pkg").to_str().unwrap(), g])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("example.national#1.0.0 needs example.not.loaded#2.0.0") && !stderr.contains("hl7.fhir.r4.core"), "{stderr}");
     }
 }
 
