@@ -85,11 +85,21 @@ pub struct Validation {
     /// Extensions whose definition is not loaded are errors (as the HL7 validator reports them)
     /// rather than warnings (FHIR lets a receiver ignore them).
     pub unknown_extension_errors: bool,
+    /// Relative references (`Patient/1`) must resolve inside what is validated (a Bundle's
+    /// entries, a Parameters' resources): for receivers that take only self-contained
+    /// submissions. Off by default: a reference to a resource the receiver holds is normal.
+    pub check_references: bool,
 }
 
 impl Default for Validation {
     fn default() -> Self {
-        Validation { packages: Vec::new(), load: Vec::new(), profile_gate: true, unknown_extension_errors: false }
+        Validation {
+            packages: Vec::new(),
+            load: Vec::new(),
+            profile_gate: true,
+            unknown_extension_errors: false,
+            check_references: false,
+        }
     }
 }
 
@@ -289,7 +299,8 @@ impl Config {
         for d in self.unserved_dependencies(&v) {
             tracing::warn!(package = %d.package, needs = %d.needs, "a package's dependency is not loaded: profiles using its definitions will find them unknown");
         }
-        Ok(v.with_unknown_extension_errors(self.validation.unknown_extension_errors))
+        Ok(v.with_unknown_extension_errors(self.validation.unknown_extension_errors)
+            .with_references_checked(self.validation.check_references))
     }
 
     /// Dependencies of the packages added to the shipped ones that no loaded package serves.

@@ -293,6 +293,15 @@ fn validation_configuration() {
     std::fs::write(&f, "[validation]\npackage = []\n").unwrap();
     let e = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap_err().to_string();
     assert!(e.contains("package") && e.contains("mhg.toml"), "{e}");
+    // check_references: a relative reference must resolve in what is validated.
+    std::fs::write(&f, "[validation]\ncheck_references = true\n").unwrap();
+    let mut c = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap();
+    c.home = Some(root());
+    let v = c.validator(&[], &[]).unwrap();
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/elsewhere"}});
+    let f2 = v.validate(&obs, &[]);
+    assert!(f2.iter().any(|f| f.severity == Severity::Error && f.expression == "Observation.subject"), "{f2:#?}");
+    assert!(errors(&validator().validate(&obs, &[])).is_empty(), "off by default");
     // A loose definition file that is not FHIR names the file.
     let bad = dir.path().join("x.json");
     std::fs::write(&bad, "{}").unwrap();
