@@ -240,10 +240,13 @@ impl Packages {
     /// codes, as of 2019): a snapshot, not the authority, so what it lacks may exist.
     pub fn is_external_copy(&self, url: &str) -> bool {
         let core_base = |c: &str| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/'));
-        self.locate(url).is_some_and(|(p, _)| {
-            matches!(self.packages[p].name.as_str(), "hl7.fhir.r4.core" | "hl7.fhir.r4.examples")
-                && !["http://hl7.org/fhir", "http://terminology.hl7.org"].into_iter().any(core_base)
-        })
+        self.locate(url)
+            .is_some_and(|(p, _)| self.is_core(p) && !["http://hl7.org/fhir", "http://terminology.hl7.org"].into_iter().any(core_base))
+    }
+
+    /// R4 core: `hl7.fhir.r4.core`, or `hl7.fhir.r4.examples` standing for it.
+    fn is_core(&self, p: usize) -> bool {
+        matches!(self.packages[p].name.as_str(), "hl7.fhir.r4.core" | "hl7.fhir.r4.examples")
     }
 
     /// The package and index entry [`Self::resolve`] reads.
@@ -258,7 +261,7 @@ impl Packages {
         // THO's `http://terminology.hl7.org/CodeSystem/...`, the extensions pack's
         // `http://hl7.org/fhir/StructureDefinition/<extension>`. A later package wins over core,
         // and among the others, the one whose canonical base holds the URL.
-        let core = |p: usize| matches!(self.packages[p].name.as_str(), "hl7.fhir.r4.core" | "hl7.fhir.r4.examples");
+        let core = |p: usize| self.is_core(p);
         let owner = |&&(p, _): &&(usize, usize)| {
             !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/')))
         };
