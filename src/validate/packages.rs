@@ -239,9 +239,9 @@ impl Packages {
     /// Whether `url` resolves to R4 core's copy of another publisher's definition (DICOM's
     /// codes, as of 2019): a snapshot, not the authority, so what it lacks may exist.
     pub fn is_external_copy(&self, url: &str) -> bool {
-        let core_base = |c: &str| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/'));
-        self.locate(url)
-            .is_some_and(|(p, _)| self.is_core(p) && !["http://hl7.org/fhir", "http://terminology.hl7.org"].into_iter().any(core_base))
+        self.locate(url).is_some_and(|(p, _)| {
+            self.is_core(p) && !["http://hl7.org/fhir", "http://terminology.hl7.org"].into_iter().any(|c| under(url, c))
+        })
     }
 
     /// R4 core: `hl7.fhir.r4.core`, or `hl7.fhir.r4.examples` standing for it.
@@ -263,7 +263,7 @@ impl Packages {
         // and among the others, the one whose canonical base holds the URL.
         let core = |p: usize| self.is_core(p);
         let owner = |&&(p, _): &&(usize, usize)| {
-            !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| url.strip_prefix(c).is_some_and(|rest| rest.starts_with('/')))
+            !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| under(url, c))
         };
         hits.iter()
             .filter(fits)
@@ -316,6 +316,12 @@ impl Packages {
     pub fn canonical_of(&self, name: &str) -> Option<&str> {
         self.packages.iter().find(|p| p.name == name).and_then(|p| p.canonical.as_deref())
     }
+}
+
+/// Whether canonical `url` sits under the base `base` (`http://terminology.hl7.org/CodeSystem/x`
+/// under `http://terminology.hl7.org`).
+fn under(url: &str, base: &str) -> bool {
+    url.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Orders `1.2.10` after `1.2.9`; non-numeric parts (`-ballot`) sort after plain releases'

@@ -1,5 +1,6 @@
 //! Rules of conformance resources themselves, which their own StructureDefinitions cannot say
-//! (or say wrongly): checked when the resource validated is a StructureDefinition.
+//! (or say wrongly): checked when the resource validated is a StructureDefinition, a
+//! CodeSystem, a ValueSet, a ConceptMap, or any canonical resource.
 //!
 //! - Slicing on a profile's root element: no snapshot can be generated from it (sdf-20 says
 //!   it of the differential as a whole; here each such element is named, and the profile).
@@ -50,16 +51,15 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
     for (i, e) in elements.iter().enumerate() {
         let here = || format!("{path}.differential.element[{i}]");
         let p = e.get("path").and_then(Value::as_str).unwrap_or_default();
-        // The element's types: its own, else the base profile's.
+        // The base profile's element for the path, and the element's types: its own, else the
+        // base's.
+        let in_base = || base.as_ref().and_then(|b| b.elements.iter().position(|x| x.path == p && x.slice_name.is_none()).map(|at| (b, at)));
         let types = || -> Vec<String> {
             let own = own_types(e);
             if !own.is_empty() {
                 return own;
             }
-            base.as_ref()
-                .and_then(|b| b.elements.iter().find(|x| x.path == p && x.slice_name.is_none()))
-                .map(|x| x.types.iter().map(|t| t.code.clone()).collect())
-                .unwrap_or_default()
+            in_base().map(|(b, at)| b.elements[at].types.iter().map(|t| t.code.clone()).collect()).unwrap_or_default()
         };
         if let Some(slicing) = e.get("slicing") {
             let discriminators = &slicing["discriminator"];
@@ -84,7 +84,7 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
                     // A backbone's elements are the base profile's children of the path.
                     let backbone = types.iter().any(|t| t == "BackboneElement" || t == "Element");
                     let known = if backbone {
-                        base.as_ref().and_then(|b| b.elements.iter().position(|x| x.path == p && x.slice_name.is_none()).map(|at| names_child(b, at, first)))
+                        in_base().map(|(b, at)| names_child(b, at, first))
                     } else {
                         Some(types.iter().any(|t| has_child(v, t, first)))
                     };
@@ -173,7 +173,7 @@ fn concept_map(v: &Validator, cm: &Map<String, Value>, path: &str, out: &mut Vec
     let source_vs = cm.get("sourceCanonical").or_else(|| cm.get("sourceUri")).and_then(Value::as_str).and_then(|u| v.expansion(u));
     for (g, group) in cm.get("group").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let Some(system) = group.get("source").and_then(Value::as_str) else { continue };
-        let cs = v.code_system(system).filter(|_| !v.is_external_copy(system));
+        let cs = authoritative_code_system(v, system);
         for (e, element) in group.get("element").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let Some(code) = element.get("code").and_then(Value::as_str) else { continue };
             let problem = if source_vs.as_ref().is_some_and(|x| !x.has(Some(system), code)) {
@@ -188,6 +188,12 @@ fn concept_map(v: &Validator, cm: &Map<String, Value>, path: &str, out: &mut Vec
             }
         }
     }
+}
+
+/// A known, complete code system whose codes are the whole of it: not R4 core's 2019 copy of
+/// an external one (whose newer codes it lacks).
+fn authoritative_code_system(v: &Validator, system: &str) -> Option<std::sync::Arc<std::collections::HashMap<String, Option<String>>>> {
+    v.code_system(system).filter(|_| !v.is_external_copy(system))
 }
 
 fn concept_count(concepts: &[Value]) -> usize {
@@ -274,7 +280,7 @@ fn value_set(v: &Validator, vs: &Map<String, Value>, path: &str, out: &mut Vec<F
                 continue;
             }
             // Enumerated codes of a known, complete code system must be its codes.
-            if let Some(known) = v.code_system(system).filter(|_| !v.is_external_copy(system)) {
+            if let Some(known) = authoritative_code_system(v, system) {
                 for (k, c) in inc.get("concept").and_then(Value::as_array).into_iter().flatten().enumerate() {
                     if c.get("code").and_then(Value::as_str).is_some_and(|code| !known.contains_key(code)) {
                         out.push(at(format!("{here}.concept[{k}]"), "code-invalid", format!("the code is not defined in the code system {system}")));

@@ -278,8 +278,8 @@ impl<'a> Walk<'a> {
         // `%rootResource` (FHIRPath): the resource itself unless it is contained. A resource of
         // a Parameters is a root of its own (as the HL7 validator takes it); a Bundle entry's
         // stays the Bundle, as the HL7 validator has it.
-        let in_parameters = outer.resource["resourceType"] == "Parameters"
-            && !outer.resource["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, value)));
+        let is_contained = contains(outer.resource, value);
+        let in_parameters = outer.resource["resourceType"] == "Parameters" && !is_contained;
         if (outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj))) || in_parameters {
             scope.root = value;
             scope.root_ptr = self.ptr.len();
@@ -288,8 +288,7 @@ impl<'a> Walk<'a> {
             super::definitions::structure_definition(self.v, obj, &self.path.clone(), self.out);
         }
         if self.v.is_canonical_resource(rt) {
-            let contained = outer.resource["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, value)));
-            super::definitions::canonical_resource(self.v, rt, obj, &self.path.clone(), contained, self.out);
+            super::definitions::canonical_resource(self.v, rt, obj, &self.path.clone(), is_contained, self.out);
         }
         if rt == "Bundle" {
             index = self.bundle_rules(obj);
@@ -925,7 +924,7 @@ impl Walk<'_> {
             if id.is_empty() {
                 // `#` is the containing resource (for a contained one), else the resource itself.
                 let contained_in = scope.container.filter(|c| {
-                    c["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, scope.resource)))
+                    contains(c, scope.resource)
                 });
                 Some(contained_in.unwrap_or(scope.resource)["resourceType"].as_str().unwrap_or_default().to_owned())
             } else {
@@ -1595,6 +1594,11 @@ fn held_in(root: &Value, r: &str) -> bool {
             && slots.as_array().into_iter().flatten().any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
+}
+
+/// Whether `r` is one of `container`'s contained resources (the very node, not an equal one).
+fn contains(container: &Value, r: &Value) -> bool {
+    container["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, r)))
 }
 
 /// Whether a URI starts with a scheme (`http:`, `urn:`, `mailto:`...), i.e. is absolute.
