@@ -18,9 +18,10 @@ fn submissions(n: usize, bundle: &[u8]) -> Vec<NewSubmission> {
             let i = SEQ.fetch_add(1, Ordering::Relaxed);
             NewSubmission {
                 id: format!("bench-{i}"),
-                idem_key: format!("bench-key-{i}"),
-                record_id: format!("R-{i}"),
-                record_version: 1,
+                identity: mhg::queue::Identity { source_system: "test".into(), record_id: format!("R-{i}"), record_version: 1 },
+                digest: String::new(),
+                client_key: None,
+                programme: String::new(),
                 order_key: format!("{i:032x}"),
                 submitter: "bench".into(),
                 bundle: bundle.to_vec(),

@@ -41,6 +41,15 @@ pub enum RejectKind {
     Overloaded,
     /// The request took longer than the configured request timeout (408).
     Timeout,
+    /// Contradicts what was accepted before: the same record identity with other content, or an
+    /// Idempotency-Key reused by the same client for another payload (409).
+    Conflict,
+    /// Schema-valid but impossible (a birth date in the future, a vaccination before birth) (422).
+    Implausible,
+    /// A known route that does not take this method (405).
+    MethodNotAllowed,
+    /// The store does not answer; the same request may succeed later (503, `Retry-After`).
+    Unavailable,
 }
 
 impl RejectKind {
@@ -49,7 +58,10 @@ impl RejectKind {
             RejectKind::Malformed | RejectKind::TooDeep => 400,
             RejectKind::TooLarge | RejectKind::TooMany => 413,
             RejectKind::UnsupportedMedia => 415,
-            RejectKind::Schema | RejectKind::UnmappedCode | RejectKind::OutputInvalid => 422,
+            RejectKind::Schema | RejectKind::UnmappedCode | RejectKind::OutputInvalid | RejectKind::Implausible => 422,
+            RejectKind::Conflict => 409,
+            RejectKind::MethodNotAllowed => 405,
+            RejectKind::Unavailable => 503,
             RejectKind::Unauthenticated => 401,
             RejectKind::Forbidden => 403,
             RejectKind::RateLimited | RejectKind::Overloaded => 429,
@@ -73,6 +85,10 @@ impl RejectKind {
             RejectKind::RateLimited => "rate-limited",
             RejectKind::Overloaded => "overloaded",
             RejectKind::Timeout => "timeout",
+            RejectKind::Conflict => "conflict",
+            RejectKind::Implausible => "implausible",
+            RejectKind::MethodNotAllowed => "method-not-allowed",
+            RejectKind::Unavailable => "unavailable",
         }
     }
 }

@@ -1,18 +1,97 @@
-//! Files written for people and systems that import them: atomically, or not at all.
+//! Files written for people and systems that import them: atomically, or not at all, and
+//! private to the gateway's user.
+//!
+//! Invariant: every folder this module creates is `0700` and every file `0600`, whatever the
+//! umask (they hold patient data: the store, outbox Bundles, converted output, the keys file).
 
 use std::path::Path;
 
+/// Creates `dir` and its missing parents as `0700` (folders that already exist keep their mode:
+/// `/var/lib` is not ours to change).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Makes an existing file readable and writable by its owner only.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
+/// Creates `path` empty as `0600` if it does not exist; makes it `0600` if it does.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)?;
+    make_private(path)
+}
+
 /// Write to a temporary name, fsync, rename into place, fsync the folder: a reader never sees a
-/// half-written Bundle, and a crash leaves either the old file or the new one.
+/// half-written Bundle, and a crash leaves either the old file or the new one. The file is
+/// `0600`, the folder (when made here) `0700`.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    std::fs::create_dir_all(dir)?;
+    private_dir(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp)?;
+        make_private(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(name))?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn folders_and_files_are_private() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a/b");
+        super::write_atomic(&dir, "x.json", b"{}").unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&t.path().join("a")), 0o700);
+        assert_eq!(mode(&dir.join("x.json")), 0o600);
+        let f = t.path().join("open.db");
+        std::fs::write(&f, b"").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::private_file(&f).unwrap();
+        assert_eq!(mode(&f), 0o600);
+    }
 }

@@ -85,13 +85,15 @@ pub fn required_scope(method: &http::Method, path: &str, query: Option<&str>) ->
     use http::Method;
     let get = method == Method::GET || method == Method::HEAD;
     match path {
-        "/health" | "/ready" | "/fhir/metadata" if get => return None,
+        "/health" | "/ready" | "/fhir/metadata" | "/openapi.json" if get => return None,
         "/fhir/$convert" => return Some(Scope::Convert),
         "/records" => return Some(Scope::RecordsWrite),
         "/metrics" => return Some(Scope::Metrics),
         "/fhir/$validate" => return Some(Scope::Validate),
         "/submissions" => {
-            let dead = query.is_some_and(|q| q.split('&').any(|kv| kv == "state=dead-letter"));
+            // Decoded as the handler decodes it (`dead%2Dletter` is `dead-letter`): any `state`
+            // that names dead letters needs admin.
+            let dead = query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "state" && v == "dead-letter"));
             return Some(if dead { Scope::Admin } else { Scope::SubmissionsRead });
         }
         _ => {}
@@ -150,6 +152,17 @@ impl Caller {
 
     pub fn may_submit_programme(&self, programme: &str) -> bool {
         self.programmes.as_ref().is_none_or(|p| p.iter().any(|x| x == programme))
+    }
+
+    /// Whether this caller may read a submission of `programme` for `destinations`: reads are
+    /// scoped exactly as writes are (the programme allowed, and every destination).
+    pub fn may_read<'a>(&self, programme: &str, mut destinations: impl Iterator<Item = &'a str>) -> bool {
+        self.may_submit_programme(programme) && destinations.all(|d| self.may_submit_to(d))
+    }
+
+    /// Whether this caller is limited to some destinations or programmes.
+    pub fn is_restricted(&self) -> bool {
+        self.destinations.is_some() || self.programmes.is_some()
     }
 }
 

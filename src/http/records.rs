@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 use super::{AppState, convert_request, fhir_response};
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::queue::commit::Committer;
-use crate::queue::{Accepted, NewSubmission, Store};
+use crate::auth::Caller;
+use crate::queue::{Accepted, Conflict, GroupOutcome, Identity, NewSubmission, Store, SubmissionView};
 use crate::relay::DestinationConfig;
 
 #[derive(Clone)]
@@ -24,10 +25,37 @@ pub struct RelayState {
 }
 
 fn unavailable() -> Response {
+    let mut r = Rejection::one(RejectKind::Unavailable, Issue::new("transient", "the store is not available; retry shortly"))
+        .into_response();
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// A refusal for a record that contradicts what was accepted before (409). Names the field
+/// (`/recordVersion`) or the header; quotes neither.
+fn conflict(i: usize, c: Conflict) -> Rejection {
+    let issue = match c {
+        Conflict::ContentDiffers => Issue::new(
+            "conflict",
+            "a record with this sourceSystem, recordId and recordVersion was accepted with other content; \
+             send a correction with a higher recordVersion",
+        )
+        .at("/recordVersion"),
+        Conflict::KeyReused => Issue::new(
+            "conflict",
+            "this client already used this Idempotency-Key for another record; use a new key for a new record",
+        ),
+    };
+    let mut r = Rejection::one(RejectKind::Conflict, issue);
+    r.source.record = Some(i + 1);
+    r
+}
+
+fn internal_error() -> Response {
     fhir_response(
-        503,
-        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "transient",
-            "details": {"text": "the store is not available"}}]}),
+        500,
+        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception",
+            "details": {"text": "internal error"}}]}),
     )
 }
 
@@ -51,7 +79,7 @@ fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, Re
 
 pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
     let Some(relay) = st.relay.clone() else { return Ok(unavailable()) };
-    let caller = req.extensions().get::<crate::auth::Caller>().cloned().unwrap_or_else(crate::auth::Caller::anonymous);
+    let caller = req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous);
     let (mapped, batch, headers) = convert_request(&st, req).await?;
     let key = idempotency_key(&headers)?;
     let mut batch_subs = Vec::with_capacity(mapped.len());
@@ -119,17 +147,29 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
             forbidden.push(r);
             continue;
         }
-        let idem_key = match (&key, batch) {
-            (Some(k), false) => format!("key:{k}"),
-            (Some(k), true) => format!("key:{k}#{}", i + 1),
-            (None, _) => format!("record:{}|{}|{}", m.meta.source_system, m.meta.record_id, m.meta.record_version),
+        // The caller's Idempotency-Key is its own: scoped by the caller's name, never shared
+        // with another client's identical key. In a batch, each record has its position's key.
+        let client_key = key.as_ref().map(|k| {
+            let k = if batch { format!("{k}#{}", i + 1) } else { k.clone() };
+            crate::queue::client_key(&caller.name, &k)
+        });
+        let bundle = match serde_json::to_vec(&m.bundle) {
+            Ok(b) => b,
+            Err(_) => {
+                tracing::error!(stage = "accept", "a produced Bundle could not be serialised: this is a bug");
+                return Ok(internal_error());
+            }
         };
-        let bundle = serde_json::to_vec(&m.bundle).unwrap_or_default();
         batch_subs.push(NewSubmission {
             id: uuid::Uuid::new_v4().to_string(),
-            idem_key,
-            record_id: m.meta.record_id,
-            record_version: m.meta.record_version,
+            identity: Identity {
+                source_system: m.meta.source_system,
+                record_id: m.meta.record_id,
+                record_version: m.meta.record_version,
+            },
+            digest: m.meta.digest,
+            client_key,
+            programme: m.meta.programme,
             order_key: m.meta.person_key,
             submitter: caller.name.to_string(),
             bundle,
@@ -144,7 +184,12 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
     }
     let started = std::time::Instant::now();
     let accepted = match relay.committer.submit(batch_subs).await {
-        Ok(a) => a,
+        Ok(GroupOutcome::Stored(a)) => a,
+        Ok(GroupOutcome::Refused(conflicts)) => {
+            crate::ops::inc("mhg_records_rejected_total", &[("reason", "conflict")], conflicts.len() as u64);
+            let refusals = conflicts.into_iter().map(|(i, c)| conflict(i, c)).collect();
+            return Err(super::merge_refusals(refusals, batch));
+        }
         Err(e) => {
             tracing::error!(stage = "accept", error = %e, "store failed: nothing accepted");
             return Ok(unavailable());
@@ -181,23 +226,40 @@ fn not_found() -> Response {
     )
 }
 
-pub async fn status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(relay) = st.relay else { return unavailable() };
-    match relay.store.get(&id).await {
-        Ok(Some(v)) => json_response(StatusCode::OK, &serde_json::to_value(v).unwrap_or(Value::Null)),
-        Ok(None) => not_found(),
-        Err(_) => unavailable(),
+/// The caller of a guarded route (the guard put it there; without authentication, anonymous).
+fn caller_of(c: Option<Extension<Caller>>) -> Caller {
+    c.map(|Extension(c)| c).unwrap_or_else(Caller::anonymous)
+}
+
+fn visible(caller: &Caller, v: &SubmissionView) -> bool {
+    caller.may_read(&v.programme, v.deliveries.iter().map(|d| d.destination.as_str()))
+}
+
+/// The submission if it exists and this caller may see it; a submission it may not see is
+/// answered as unknown (404), so ids cannot be probed across clients.
+async fn visible_submission(relay: &RelayState, caller: &Caller, id: &str) -> Result<SubmissionView, Response> {
+    match relay.store.get(id).await {
+        Ok(Some(v)) if visible(caller, &v) => Ok(v),
+        Ok(_) => Err(not_found()),
+        Err(_) => Err(unavailable()),
     }
 }
 
-pub async fn audit(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn status(State(st): State<AppState>, caller: Option<Extension<Caller>>, Path(id): Path<String>) -> Response {
     let Some(relay) = st.relay else { return unavailable() };
-    match relay.store.get(&id).await {
-        Ok(Some(_)) => match relay.store.audit(&id).await {
-            Ok(a) => json_response(StatusCode::OK, &json!({"id": id, "audit": a})),
-            Err(_) => unavailable(),
-        },
-        Ok(None) => not_found(),
+    match visible_submission(&relay, &caller_of(caller), &id).await {
+        Ok(v) => json_response(StatusCode::OK, &serde_json::to_value(v).unwrap_or(Value::Null)),
+        Err(r) => r,
+    }
+}
+
+pub async fn audit(State(st): State<AppState>, caller: Option<Extension<Caller>>, Path(id): Path<String>) -> Response {
+    let Some(relay) = st.relay else { return unavailable() };
+    if let Err(r) = visible_submission(&relay, &caller_of(caller), &id).await {
+        return r;
+    }
+    match relay.store.audit(&id).await {
+        Ok(a) => json_response(StatusCode::OK, &json!({"id": id, "audit": a})),
         Err(_) => unavailable(),
     }
 }
@@ -208,7 +270,11 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-pub async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, Rejection> {
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, Rejection> {
     let Some(relay) = st.relay else { return Ok(unavailable()) };
     const STATES: [&str; 5] = ["accepted", "delivering", "delivered", "retrying", "dead-letter"];
     if let Some(s) = &q.state {
@@ -219,19 +285,19 @@ pub async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Res
             ));
         }
     }
+    let caller = caller_of(caller);
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    match relay.store.list(q.state.as_deref(), limit).await {
+    let scan = if caller.is_restricted() { limit * 20 } else { limit };
+    match relay.store.list(q.state.as_deref(), limit, scan, |v| visible(&caller, v)).await {
         Ok(v) => Ok(json_response(StatusCode::OK, &json!({"submissions": v}))),
         Err(_) => Ok(unavailable()),
     }
 }
 
-pub async fn replay(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn replay(State(st): State<AppState>, caller: Option<Extension<Caller>>, Path(id): Path<String>) -> Response {
     let Some(relay) = st.relay else { return unavailable() };
-    match relay.store.get(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(),
-        Err(_) => return unavailable(),
+    if let Err(r) = visible_submission(&relay, &caller_of(caller), &id).await {
+        return r;
     }
     match relay.store.replay(&id, crate::queue::now_ms()).await {
         Ok(n) => {

@@ -4,6 +4,7 @@
 //! contract (the record JSON Schema). Knows nothing of FHIR, HTTP or files: callers hand it bytes
 //! and a name for where they came from.
 
+pub mod digest;
 pub mod reader;
 pub mod record;
 pub mod schema;

@@ -49,8 +49,12 @@ pub struct RecordMeta {
     pub source_system: String,
     pub destination_country: String,
     pub programme: String,
-    /// SHA-256 of the person id (hex, truncated): orders a person's records without naming them.
+    /// SHA-256 of the source system and person id (hex, truncated): orders a person's records
+    /// without naming them.
     pub person_key: String,
+    /// SHA-256 of the record's canonical content ([`crate::ingest::digest`]); set by the
+    /// pipeline, which holds the record as read.
+    pub digest: String,
 }
 
 /// How an entry is written at the destination.
@@ -184,9 +188,10 @@ pub(crate) fn put(obj: &mut Value, key: &str, value: impl Into<Value>) {
     }
 }
 
-fn person_key(person_id: &str) -> String {
+/// A person is a person id of one source system: two systems' `P-1` are two people.
+fn person_key(source_system: &str, person_id: &str) -> String {
     use sha2::Digest;
-    let d = sha2::Sha256::digest(format!("mhg-person|{person_id}").as_bytes());
+    let d = sha2::Sha256::digest(format!("mhg-person|{}", serde_json::json!([source_system, person_id])).as_bytes());
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -220,7 +225,8 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
         source_system: record.source_system.clone(),
         destination_country: record.assessment.destination_country.clone(),
         programme: record.assessment.programme.clone(),
-        person_key: person_key(&record.person.person_id),
+        person_key: person_key(&record.source_system, &record.person.person_id),
+        digest: String::new(),
     };
     Ok(Mapped { bundle, entry_origins: b.origins, meta })
 }

@@ -4,10 +4,10 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Accepted, NewSubmission, Store, now_ms};
+use super::{GroupOutcome, NewSubmission, Store, now_ms};
 use crate::error::GatewayError;
 
-type Request = (Vec<NewSubmission>, oneshot::Sender<Result<Vec<Accepted>, String>>);
+type Request = (Vec<NewSubmission>, oneshot::Sender<Result<GroupOutcome, String>>);
 
 #[derive(Clone)]
 pub struct Committer {
@@ -33,14 +33,11 @@ impl Committer {
                         Err(_) => break,
                     }
                 }
-                let sizes: Vec<usize> = waiting.iter().map(|(b, _)| b.len()).collect();
-                let (batches, replies): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
-                let all: Vec<NewSubmission> = batches.into_iter().flatten().collect();
-                match store.accept(all, now_ms()).await {
-                    Ok(mut accepted) => {
-                        for (size, reply) in sizes.into_iter().zip(replies) {
-                            let rest = accepted.split_off(size.min(accepted.len()));
-                            let _ = reply.send(Ok(std::mem::replace(&mut accepted, rest)));
+                let (groups, replies): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+                match store.accept_groups(groups, now_ms()).await {
+                    Ok(outcomes) => {
+                        for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                            let _ = reply.send(Ok(outcome));
                         }
                     }
                     Err(e) => {
@@ -55,8 +52,8 @@ impl Committer {
         Committer { tx }
     }
 
-    /// Stores `batch`; returns only after it is committed.
-    pub async fn submit(&self, batch: Vec<NewSubmission>) -> Result<Vec<Accepted>, GatewayError> {
+    /// Stores `batch` (one request: all or none); returns only after it is committed.
+    pub async fn submit(&self, batch: Vec<NewSubmission>) -> Result<GroupOutcome, GatewayError> {
         let (tx, rx) = oneshot::channel();
         self.tx.send((batch, tx)).await.map_err(|_| super::store_err("the committer has stopped"))?;
         rx.await.map_err(|_| super::store_err("the committer has stopped"))?.map_err(super::store_err)

@@ -2,7 +2,11 @@
 //!
 //! # What is on disk
 //! - `submissions`: one row per accepted record (`seq` orders everything; `id` is what callers
-//!   see; `idem_key` is unique, so a resend finds the first submission).
+//!   see; `idem_key` is the record's [`Identity`] (source system, record id, version), unique, so
+//!   a resend finds the first submission; `digest` is its content's, so a different record under
+//!   the same identity is refused, not taken for a resend).
+//! - `idempotency`: each client's `Idempotency-Key`s, scoped by client, with the submission and
+//!   content digest they first named.
 //! - `payloads`: the validated Bundle of each submission (pruned after the retention period once
 //!   every delivery is final; the audit stays).
 //! - `deliveries`: one row per (submission, destination): `pending` (due at `next_at`),
@@ -17,8 +21,12 @@
 //!   waiting, so durability costs one fsync per batch, not per record.
 //! - A delivery is claimable only if no earlier unfinished delivery to the same destination
 //!   exists for the same person (`order_key`): records of a person arrive in order.
-//! - A delivery whose record already reached that destination at the same or a higher version is
-//!   `superseded`, never sent: an older version never overwrites a newer one.
+//! - A delivery whose record (same source system and record id) already reached that
+//!   destination at the same or a higher version is `superseded`, never sent: an older version
+//!   never overwrites a newer one.
+//! - One request's submissions are stored all or none (a savepoint per request inside the group
+//!   commit): a conflict answers 409 with nothing of that request stored, and no other request's
+//!   records undone.
 //! - Leases expire: a worker that dies (kill -9) leaves nothing stuck; the delivery is claimed
 //!   again and, being idempotent at the destination, sent again harmlessly.
 //!
@@ -33,13 +41,36 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 
+/// A record's identity: which system it comes from, its id there, and its version. Everything
+/// that tells records apart (idempotency, supersession, file names, the audit) uses all three.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub source_system: String,
+    pub record_id: String,
+    pub record_version: i64,
+}
+
+impl Identity {
+    /// The unique key a submission is stored under: unambiguous whatever the ids hold (a JSON
+    /// array, so no separator can be forged by an id).
+    pub fn key(&self) -> String {
+        format!("id:{}", serde_json::json!([self.source_system, self.record_id, self.record_version]))
+    }
+}
+
 /// What [`Store::accept`] stores for one record.
 #[derive(Clone)]
 pub struct NewSubmission {
     pub id: String,
-    pub idem_key: String,
-    pub record_id: String,
-    pub record_version: i64,
+    pub identity: Identity,
+    /// SHA-256 of the record's content (canonical JSON): the same identity with other content
+    /// is a conflict, never a silent duplicate.
+    pub digest: String,
+    /// The caller's `Idempotency-Key`, scoped by the caller (`client` and key, see
+    /// [`client_key`]); `None` without one.
+    pub client_key: Option<String>,
+    /// The record's programme: reads are scoped by it, as writes are.
+    pub programme: String,
     /// Pseudonymous key of the person (a hash), for ordering.
     pub order_key: String,
     /// Who submitted (a client name, never a person).
@@ -48,13 +79,20 @@ pub struct NewSubmission {
     pub destinations: Vec<String>,
 }
 
+/// An Idempotency-Key as stored: scoped by the client that sent it, so that two clients' keys
+/// never meet.
+pub fn client_key(client: &str, key: &str) -> String {
+    serde_json::json!([client, key]).to_string()
+}
+
 impl std::fmt::Debug for NewSubmission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewSubmission").field("id", &self.id).field("destinations", &self.destinations).finish_non_exhaustive()
     }
 }
 
-/// The answer for one record: stored now, or found stored before (same idempotency key).
+/// The answer for one record: stored now, or found stored before (same identity and content, or
+/// the same client's Idempotency-Key for the same content).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
     New(String),
@@ -69,14 +107,77 @@ impl Accepted {
     }
 }
 
+/// Why a record cannot be stored next to what was accepted before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The identity (source system, record id, version) was accepted with other content: a
+    /// correction needs a new `recordVersion`.
+    ContentDiffers,
+    /// The client used this Idempotency-Key before, for another record.
+    KeyReused,
+}
+
+/// What became of one group of submissions (one request): all stored (or found), or none,
+/// with the conflicts by position in the group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupOutcome {
+    Stored(Vec<Accepted>),
+    Refused(Vec<(usize, Conflict)>),
+}
+
+impl GroupOutcome {
+    /// The accepted submissions, or `None` for a refused group.
+    pub fn stored(self) -> Option<Vec<Accepted>> {
+        match self {
+            GroupOutcome::Stored(a) => Some(a),
+            GroupOutcome::Refused(_) => None,
+        }
+    }
+}
+
+/// How one submission fared inside the accept transaction (shared by both backends).
+pub(crate) enum Step {
+    Stored(Accepted),
+    Conflict(Conflict),
+}
+
+/// The audit entry of an accepted submission: its identity, destinations and submitter (no
+/// patient data: ids of the record and names of systems).
+pub(crate) fn accepted_detail(s: &NewSubmission) -> String {
+    serde_json::json!({
+        "sourceSystem": s.identity.source_system,
+        "recordId": s.identity.record_id,
+        "recordVersion": s.identity.record_version,
+        "destinations": s.destinations,
+        "submitter": s.submitter,
+    })
+    .to_string()
+}
+
+/// Decides a submission's fate from what the store holds: the submission its client key names
+/// (id and digest), if any. `None` means: go on by identity.
+pub(crate) fn by_client_key(found: Option<(String, String)>, digest: &str) -> Option<Step> {
+    let (id, d) = found?;
+    Some(if d == digest { Step::Stored(Accepted::Existing(id)) } else { Step::Conflict(Conflict::KeyReused) })
+}
+
+/// The same for the submission stored under the identity. A row stored before digests were
+/// kept (`None`) counts as the same content.
+pub(crate) fn by_identity(id: String, stored_digest: Option<String>, digest: &str) -> Step {
+    if stored_digest.as_deref().is_none_or(|d| d == digest) {
+        Step::Stored(Accepted::Existing(id))
+    } else {
+        Step::Conflict(Conflict::ContentDiffers)
+    }
+}
+
 /// A delivery a worker holds.
 #[derive(Clone)]
 pub struct Claim {
     pub seq: i64,
     pub submission_id: String,
     pub destination: String,
-    pub record_id: String,
-    pub record_version: i64,
+    pub identity: Identity,
     pub attempts: i64,
     pub bundle: Vec<u8>,
 }
@@ -97,11 +198,14 @@ pub enum Outcome {
 pub struct SubmissionView {
     pub id: String,
     pub state: String,
+    #[serde(rename = "sourceSystem")]
+    pub source_system: String,
     #[serde(rename = "recordId")]
     pub record_id: String,
     #[serde(rename = "recordVersion")]
     pub record_version: i64,
     pub submitter: String,
+    pub programme: String,
     #[serde(rename = "acceptedAt")]
     pub accepted_at: String,
     pub deliveries: Vec<DeliveryView>,
@@ -228,11 +332,19 @@ impl Store {
         }
     }
 
-    /// Stores every submission in one transaction; answers only after it committed.
-    pub async fn accept(&self, batch: Vec<NewSubmission>, now: i64) -> Result<Vec<Accepted>, GatewayError> {
+    /// Stores one group of submissions (one request), all or none; answers only after it
+    /// committed.
+    pub async fn accept(&self, batch: Vec<NewSubmission>, now: i64) -> Result<GroupOutcome, GatewayError> {
+        let mut out = self.accept_groups(vec![batch], now).await?;
+        Ok(out.pop().unwrap_or(GroupOutcome::Stored(Vec::new())))
+    }
+
+    /// Stores several groups in one transaction (group commit): each group all or none (a
+    /// savepoint each), so one request's conflict never undoes another's records.
+    pub async fn accept_groups(&self, groups: Vec<Vec<NewSubmission>>, now: i64) -> Result<Vec<GroupOutcome>, GatewayError> {
         match self {
-            Store::Sqlite(s) => s.accept(batch, now).await,
-            Store::Postgres(s) => s.accept(batch, now).await,
+            Store::Sqlite(s) => s.accept(groups, now).await,
+            Store::Postgres(s) => s.accept(groups, now).await,
         }
     }
 
@@ -267,16 +379,27 @@ impl Store {
         }
     }
 
-    /// Submissions whose overall state is `state` (all when None), newest first.
-    pub async fn list(&self, state: Option<&str>, limit: i64) -> Result<Vec<SubmissionView>, GatewayError> {
+    /// Submissions whose overall state is `state` (all when None) and that `visible` lets the
+    /// caller see, newest first, at most `limit`. `scan` bounds how many candidates are read
+    /// (a caller who may see few submissions does not make the store read them all).
+    pub async fn list(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+        scan: i64,
+        visible: impl Fn(&SubmissionView) -> bool,
+    ) -> Result<Vec<SubmissionView>, GatewayError> {
         let ids = match self {
-            Store::Sqlite(s) => s.recent_ids(state, limit).await?,
-            Store::Postgres(s) => s.recent_ids(state, limit).await?,
+            Store::Sqlite(s) => s.recent_ids(state, scan.max(limit)).await?,
+            Store::Postgres(s) => s.recent_ids(state, scan.max(limit)).await?,
         };
         let mut out = Vec::new();
         for id in ids {
+            if out.len() as i64 >= limit {
+                break;
+            }
             if let Some(v) = self.get(&id).await? {
-                if state.is_none_or(|s| s == v.state) {
+                if state.is_none_or(|s| s == v.state) && visible(&v) {
                     out.push(v);
                 }
             }

@@ -5,7 +5,7 @@
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 
-use super::{Accepted, Claim, DeliveryView, NewSubmission, Outcome, SubmissionView, overall_state, rfc3339, sql};
+use super::{Accepted, Claim, DeliveryView, GroupOutcome, Identity, NewSubmission, Outcome, Step, SubmissionView, overall_state, rfc3339, sql};
 use crate::error::GatewayError;
 
 /// The server's message and SQLSTATE; never its `detail`, which can quote row values.
@@ -40,6 +40,71 @@ impl From<deadpool_postgres::BuildError> for PgError {
     }
 }
 
+/// One submission inside the accept transaction: by the client's key first, then by identity.
+async fn accept_one(tx: &deadpool_postgres::Transaction<'_>, s: NewSubmission, now: i64) -> Result<Step, tokio_postgres::Error> {
+    let find_key = |ck: String| async move {
+        let row = tx.query_opt(sql::FIND_CLIENT_KEY, &[&ck]).await?;
+        Ok::<_, tokio_postgres::Error>(row.map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))))
+    };
+    if let Some(ck) = &s.client_key {
+        if let Some(step) = super::by_client_key(find_key(ck.clone()).await?, &s.digest) {
+            return Ok(step);
+        }
+    }
+    let key = s.identity.key();
+    let ins = tx.prepare_cached(sql::INSERT_SUBMISSION).await?;
+    let row = tx
+        .query_opt(
+            &ins,
+            &[
+                &s.id,
+                &key,
+                &s.identity.record_id,
+                &s.identity.record_version,
+                &s.order_key,
+                &s.submitter,
+                &now,
+                &s.identity.source_system,
+                &s.programme,
+                &s.digest,
+            ],
+        )
+        .await?;
+    let step = match row {
+        Some(r) => {
+            let seq: i64 = r.get(0);
+            let pay = tx.prepare_cached(sql::INSERT_PAYLOAD).await?;
+            tx.execute(&pay, &[&seq, &s.bundle]).await?;
+            let del = tx.prepare_cached(sql::INSERT_DELIVERY).await?;
+            for d in &s.destinations {
+                tx.execute(
+                    &del,
+                    &[&seq, d, &s.order_key, &s.identity.record_id, &s.identity.record_version, &now, &s.identity.source_system],
+                )
+                .await?;
+            }
+            let detail = super::accepted_detail(&s);
+            let aud = tx.prepare_cached(sql::INSERT_AUDIT).await?;
+            tx.execute(&aud, &[&seq, &now, &"accepted", &Option::<String>::None, &detail]).await?;
+            Step::Stored(Accepted::New(s.id.clone()))
+        }
+        None => {
+            let r = tx.query_one(sql::FIND_BY_IDENTITY, &[&key]).await?;
+            super::by_identity(r.get(0), r.get(1), &s.digest)
+        }
+    };
+    if let (Step::Stored(a), Some(ck)) = (&step, &s.client_key) {
+        let id = a.id().to_owned();
+        if tx.execute(sql::INSERT_CLIENT_KEY, &[ck, &id, &s.digest]).await? == 0 {
+            // Another request took the same key meanwhile (it committed first): decide by it.
+            if let Some(other) = super::by_client_key(find_key(ck.clone()).await?, &s.digest) {
+                return Ok(other);
+            }
+        }
+    }
+    Ok(step)
+}
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -61,6 +126,9 @@ impl PgStore {
         let tx = client.transaction().await.map_err(store_err)?;
         tx.execute("SELECT pg_advisory_xact_lock(724001)", &[]).await.map_err(store_err)?;
         tx.batch_execute(&sql::schema(true)).await.map_err(store_err)?;
+        for (table, column, def) in sql::ADDED_COLUMNS {
+            tx.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {def}")).await.map_err(store_err)?;
+        }
         tx.commit().await.map_err(store_err)?;
         Ok(PgStore { pool })
     }
@@ -69,34 +137,26 @@ impl PgStore {
         self.pool.get().await.map_err(store_err)
     }
 
-    pub async fn accept(&self, batch: Vec<NewSubmission>, now: i64) -> Result<Vec<Accepted>, GatewayError> {
+    pub async fn accept(&self, groups: Vec<Vec<NewSubmission>>, now: i64) -> Result<Vec<GroupOutcome>, GatewayError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(store_err)?;
-        let ins = tx.prepare_cached(sql::INSERT_SUBMISSION).await.map_err(store_err)?;
-        let pay = tx.prepare_cached(sql::INSERT_PAYLOAD).await.map_err(store_err)?;
-        let del = tx.prepare_cached(sql::INSERT_DELIVERY).await.map_err(store_err)?;
-        let aud = tx.prepare_cached(sql::INSERT_AUDIT).await.map_err(store_err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        for s in batch {
-            let row = tx
-                .query_opt(&ins, &[&s.id, &s.idem_key, &s.record_id, &s.record_version, &s.order_key, &s.submitter, &now])
-                .await
-                .map_err(store_err)?;
-            match row {
-                Some(r) => {
-                    let seq: i64 = r.get(0);
-                    tx.execute(&pay, &[&seq, &s.bundle]).await.map_err(store_err)?;
-                    for d in &s.destinations {
-                        tx.execute(&del, &[&seq, d, &s.order_key, &s.record_id, &s.record_version, &now]).await.map_err(store_err)?;
-                    }
-                    let detail = serde_json::json!({"destinations": s.destinations, "submitter": s.submitter}).to_string();
-                    tx.execute(&aud, &[&seq, &now, &"accepted", &Option::<String>::None, &detail]).await.map_err(store_err)?;
-                    out.push(Accepted::New(s.id));
+        let mut tx = c.transaction().await.map_err(store_err)?;
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
+            let sp = tx.transaction().await.map_err(store_err)?;
+            let mut accepted = Vec::with_capacity(group.len());
+            let mut conflicts = Vec::new();
+            for (i, s) in group.into_iter().enumerate() {
+                match accept_one(&sp, s, now).await.map_err(store_err)? {
+                    Step::Stored(a) => accepted.push(a),
+                    Step::Conflict(k) => conflicts.push((i, k)),
                 }
-                None => {
-                    let r = tx.query_one(sql::FIND_BY_KEY, &[&s.idem_key]).await.map_err(store_err)?;
-                    out.push(Accepted::Existing(r.get(0)));
-                }
+            }
+            if conflicts.is_empty() {
+                sp.commit().await.map_err(store_err)?;
+                out.push(GroupOutcome::Stored(accepted));
+            } else {
+                sp.rollback().await.map_err(store_err)?;
+                out.push(GroupOutcome::Refused(conflicts));
             }
         }
         tx.commit().await.map_err(store_err)?;
@@ -110,8 +170,9 @@ impl PgStore {
         let rows = tx.query(&due, &[&destination, &now, &limit]).await.map_err(store_err)?;
         let mut out = Vec::new();
         for r in rows {
-            let (seq, record_id, version, attempts): (i64, String, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
-            if tx.query_opt(sql::SUPERSEDED, &[&destination, &record_id, &version, &seq]).await.map_err(store_err)?.is_some() {
+            let (seq, record_id, version, attempts, source_system): (i64, String, i64, i64, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            if tx.query_opt(sql::SUPERSEDED, &[&destination, &record_id, &version, &seq, &source_system]).await.map_err(store_err)?.is_some() {
                 tx.execute(sql::MARK_SUPERSEDED, &[&seq, &destination, &now]).await.map_err(store_err)?;
                 tx.execute(sql::INSERT_AUDIT, &[&seq, &now, &"superseded", &destination, &"a newer version was already delivered"])
                     .await
@@ -127,8 +188,7 @@ impl PgStore {
                 seq,
                 submission_id: p.get(0),
                 destination: destination.to_owned(),
-                record_id,
-                record_version: version,
+                identity: Identity { source_system, record_id, record_version: version },
                 attempts: attempts + 1,
                 bundle: p.get(1),
             });
@@ -169,9 +229,11 @@ impl PgStore {
         Ok(Some(SubmissionView {
             state: overall_state(&deliveries).to_owned(),
             id: h.get(1),
+            source_system: h.get(6),
             record_id: h.get(2),
             record_version: h.get(3),
             submitter: h.get(4),
+            programme: h.get(7),
             accepted_at: rfc3339(h.get(5)),
             deliveries,
         }))
@@ -205,7 +267,14 @@ impl PgStore {
     }
 
     pub async fn prune(&self, before: i64) -> Result<u64, GatewayError> {
-        self.client().await?.execute(sql::PRUNE, &[&before]).await.map_err(store_err)
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(store_err)?;
+        for answers in sql::prune_answers() {
+            tx.execute(answers.as_str(), &[&before]).await.map_err(store_err)?;
+        }
+        let n = tx.execute(sql::PRUNE, &[&before]).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(n)
     }
 
     pub async fn audit(&self, id: &str) -> Result<Vec<Value>, GatewayError> {

@@ -8,12 +8,90 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{Accepted, Claim, DeliveryView, NewSubmission, Outcome, SubmissionView, overall_state, rfc3339, sql, store_err};
+use super::{Accepted, Claim, DeliveryView, GroupOutcome, Identity, NewSubmission, Outcome, Step, SubmissionView, overall_state, rfc3339, sql, store_err};
 use crate::error::GatewayError;
 
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+}
+
+/// One submission inside the accept transaction: by the client's key first, then by identity.
+fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<Step> {
+    if let Some(ck) = &s.client_key {
+        let found = tx
+            .prepare_cached(&q(sql::FIND_CLIENT_KEY))?
+            .query_row(params![ck], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .optional()?;
+        if let Some(step) = super::by_client_key(found, &s.digest) {
+            return Ok(step);
+        }
+    }
+    let key = s.identity.key();
+    let seq: Option<i64> = tx
+        .prepare_cached(&q(sql::INSERT_SUBMISSION))?
+        .query_row(
+            params![
+                s.id,
+                key,
+                s.identity.record_id,
+                s.identity.record_version,
+                s.order_key,
+                s.submitter,
+                now,
+                s.identity.source_system,
+                s.programme,
+                s.digest
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let step = match seq {
+        Some(seq) => {
+            tx.prepare_cached(&q(sql::INSERT_PAYLOAD))?.execute(params![seq, s.bundle])?;
+            let mut del = tx.prepare_cached(&q(sql::INSERT_DELIVERY))?;
+            for d in &s.destinations {
+                del.execute(params![seq, d, s.order_key, s.identity.record_id, s.identity.record_version, now, s.identity.source_system])?;
+            }
+            let detail = super::accepted_detail(&s);
+            tx.prepare_cached(&q(sql::INSERT_AUDIT))?.execute(params![seq, now, "accepted", Option::<String>::None, detail])?;
+            Step::Stored(Accepted::New(s.id))
+        }
+        None => {
+            let (id, digest) = tx
+                .prepare_cached(&q(sql::FIND_BY_IDENTITY))?
+                .query_row(params![key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+            super::by_identity(id, digest, &s.digest)
+        }
+    };
+    if let (Step::Stored(a), Some(ck)) = (&step, &s.client_key) {
+        if tx.prepare_cached(&q(sql::INSERT_CLIENT_KEY))?.execute(params![ck, a.id(), s.digest])? == 0 {
+            // Another request took the same key meanwhile (it committed first): decide by it.
+            let found = tx
+                .prepare_cached(&q(sql::FIND_CLIENT_KEY))?
+                .query_row(params![ck], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .optional()?;
+            if let Some(other) = super::by_client_key(found, &s.digest) {
+                return Ok(other);
+            }
+        }
+    }
+    Ok(step)
+}
+
+/// Adds the columns an older database lacks ([`sql::ADDED_COLUMNS`]).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, def) in sql::ADDED_COLUMNS {
+        let has: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `$1` -> `?1`: the shared SQL is written for PostgreSQL.
@@ -27,12 +105,16 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = Path::new(&path).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| GatewayError::Config {
+                    crate::files::private_dir(dir).map_err(|e| GatewayError::Config {
                         file: "store.url".into(),
                         message: format!("cannot create {}: {e}", dir.display()),
                     })?;
                 }
             }
+            crate::files::private_file(Path::new(&path)).map_err(|e| GatewayError::Config {
+                file: "store.url".into(),
+                message: format!("cannot create SQLite database {path}: {e}"),
+            })?;
             let conn = Connection::open(&path).map_err(|e| GatewayError::Config {
                 file: "store.url".into(),
                 message: format!("cannot open SQLite database {path}: {e}"),
@@ -41,6 +123,15 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", "FULL").map_err(store_err)?;
             conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(store_err)?;
             conn.execute_batch(&sql::schema(false)).map_err(store_err)?;
+            migrate(&conn).map_err(store_err)?;
+            // The WAL and shared-memory files hold records too: SQLite gives them the database
+            // file's mode when it makes them; older ones are made private here.
+            for suffix in ["-wal", "-shm"] {
+                let p = format!("{path}{suffix}");
+                if Path::new(&p).exists() {
+                    crate::files::make_private(Path::new(&p)).map_err(store_err)?;
+                }
+            }
             Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
         })
         .await
@@ -60,35 +151,26 @@ impl SqliteStore {
         .map_err(store_err)?
     }
 
-    pub async fn accept(&self, batch: Vec<NewSubmission>, now: i64) -> Result<Vec<Accepted>, GatewayError> {
+    pub async fn accept(&self, groups: Vec<Vec<NewSubmission>>, now: i64) -> Result<Vec<GroupOutcome>, GatewayError> {
         self.with(move |c| {
-            let tx = c.transaction()?;
-            let mut out = Vec::with_capacity(batch.len());
-            {
-                let mut ins = tx.prepare_cached(&q(sql::INSERT_SUBMISSION))?;
-                let mut find = tx.prepare_cached(&q(sql::FIND_BY_KEY))?;
-                let mut pay = tx.prepare_cached(&q(sql::INSERT_PAYLOAD))?;
-                let mut del = tx.prepare_cached(&q(sql::INSERT_DELIVERY))?;
-                let mut aud = tx.prepare_cached(&q(sql::INSERT_AUDIT))?;
-                for s in batch {
-                    let seq: Option<i64> = ins
-                        .query_row(
-                            params![s.id, s.idem_key, s.record_id, s.record_version, s.order_key, s.submitter, now],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    match seq {
-                        Some(seq) => {
-                            pay.execute(params![seq, s.bundle])?;
-                            for d in &s.destinations {
-                                del.execute(params![seq, d, s.order_key, s.record_id, s.record_version, now])?;
-                            }
-                            let detail = serde_json::json!({"destinations": s.destinations, "submitter": s.submitter}).to_string();
-                            aud.execute(params![seq, now, "accepted", Option::<String>::None, detail])?;
-                            out.push(Accepted::New(s.id));
-                        }
-                        None => out.push(Accepted::Existing(find.query_row(params![s.idem_key], |r| r.get(0))?)),
+            let mut tx = c.transaction()?;
+            let mut out = Vec::with_capacity(groups.len());
+            for group in groups {
+                let sp = tx.savepoint()?;
+                let mut accepted = Vec::with_capacity(group.len());
+                let mut conflicts = Vec::new();
+                for (i, s) in group.into_iter().enumerate() {
+                    match accept_one(&sp, s, now)? {
+                        Step::Stored(a) => accepted.push(a),
+                        Step::Conflict(k) => conflicts.push((i, k)),
                     }
+                }
+                if conflicts.is_empty() {
+                    sp.commit()?;
+                    out.push(GroupOutcome::Stored(accepted));
+                } else {
+                    drop(sp); // rolls the group back
+                    out.push(GroupOutcome::Refused(conflicts));
                 }
             }
             tx.commit()?;
@@ -104,16 +186,16 @@ impl SqliteStore {
             let mut out = Vec::new();
             {
                 let mut due = tx.prepare_cached(&q(sql::DUE))?;
-                let rows: Vec<(i64, String, i64, i64)> = due
-                    .query_map(params![destination, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                let rows: Vec<(i64, String, i64, i64, String)> = due
+                    .query_map(params![destination, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                     .collect::<Result<_, _>>()?;
                 let mut sup = tx.prepare_cached(&q(sql::SUPERSEDED))?;
                 let mut mark = tx.prepare_cached(&q(sql::MARK_SUPERSEDED))?;
                 let mut lease = tx.prepare_cached(&q(sql::LEASE))?;
                 let mut load = tx.prepare_cached(&q(sql::LOAD))?;
                 let mut aud = tx.prepare_cached(&q(sql::INSERT_AUDIT))?;
-                for (seq, record_id, version, attempts) in rows {
-                    if sup.exists(params![destination, record_id, version, seq])? {
+                for (seq, record_id, version, attempts, source_system) in rows {
+                    if sup.exists(params![destination, record_id, version, seq, source_system])? {
                         mark.execute(params![seq, destination, now])?;
                         aud.execute(params![seq, now, "superseded", destination, "a newer version was already delivered"])?;
                         continue;
@@ -129,8 +211,7 @@ impl SqliteStore {
                         seq,
                         submission_id,
                         destination: destination.clone(),
-                        record_id,
-                        record_version: version,
+                        identity: Identity { source_system, record_id, record_version: version },
                         attempts: attempts + 1,
                         bundle,
                     });
@@ -166,10 +247,15 @@ impl SqliteStore {
         self.with(move |c| {
             let head = c
                 .query_row(&q(sql::GET_SUBMISSION), params![id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?, r.get::<_, i64>(5)?))
+                    Ok((
+                        (r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?),
+                        (r.get::<_, String>(4)?, r.get::<_, i64>(5)?, r.get::<_, String>(6)?, r.get::<_, String>(7)?),
+                    ))
                 })
                 .optional()?;
-            let Some((seq, id, record_id, record_version, submitter, created)) = head else { return Ok(None) };
+            let Some(((seq, id, record_id, record_version), (submitter, created, source_system, programme))) = head else {
+                return Ok(None);
+            };
             let mut st = c.prepare_cached(&q(sql::GET_DELIVERIES))?;
             let deliveries: Vec<DeliveryView> = st
                 .query_map(params![seq], |r| Ok(DeliveryView::from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
@@ -177,9 +263,11 @@ impl SqliteStore {
             Ok(Some(SubmissionView {
                 state: overall_state(&deliveries).to_owned(),
                 id,
+                source_system,
                 record_id,
                 record_version,
                 submitter,
+                programme,
                 accepted_at: rfc3339(created),
                 deliveries,
             }))
@@ -214,7 +302,16 @@ impl SqliteStore {
     }
 
     pub async fn prune(&self, before: i64) -> Result<u64, GatewayError> {
-        self.with(move |c| c.execute(&q(sql::PRUNE), params![before]).map(|n| n as u64)).await
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for answers in sql::prune_answers() {
+                tx.execute(&q(&answers), params![before])?;
+            }
+            let n = tx.execute(&q(sql::PRUNE), params![before])?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     pub async fn audit(&self, id: &str) -> Result<Vec<Value>, GatewayError> {

@@ -229,9 +229,10 @@ async fn retention_prunes_delivered_payloads_and_keeps_the_audit() {
     let store = Store::open(&sqlite_url(&dir).await).await.unwrap();
     let sub = |i: usize| NewSubmission {
         id: format!("ret-{i}"),
-        idem_key: format!("ret-key-{i}"),
-        record_id: format!("RET-{i}"),
-        record_version: 1,
+        identity: mhg::queue::Identity { source_system: "test".into(), record_id: format!("RET-{i}"), record_version: 1 },
+        digest: String::new(),
+        client_key: None,
+        programme: String::new(),
         order_key: format!("person-{i}"),
         submitter: "test".into(),
         bundle: b"{}".to_vec(),
@@ -262,9 +263,10 @@ async fn mhg_replay_requeues_dead_letters() {
     let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
     let sub = NewSubmission {
         id: "replay-me".into(),
-        idem_key: "replay-key".into(),
-        record_id: "RPL-1".into(),
-        record_version: 1,
+        identity: mhg::queue::Identity { source_system: "test".into(), record_id: "RPL-1".into(), record_version: 1 },
+        digest: String::new(),
+        client_key: None,
+        programme: String::new(),
         order_key: "person".into(),
         submitter: "test".into(),
         bundle: b"{}".to_vec(),

@@ -378,7 +378,7 @@ async fn destination_profiles_are_enforced_on_accept() {
     assert!(text.contains(STRICT) && text.contains("strict"), "{text}");
     assert!(issue["expression"][0].as_str().unwrap().starts_with("Bundle.entry["), "{issue}");
     assert_eq!(issue["location"][0], "/person", "{issue}");
-    assert_eq!(store.list(None, 100).await.unwrap().len(), 1, "nothing of the refused record is stored");
+    assert_eq!(store.list(None, 100, 100, |_| true).await.unwrap().len(), 1, "nothing of the refused record is stored");
     let metrics = mhg::ops::render(&[]);
     assert!(metrics.contains(&format!("mhg_validation_failures_total{{profile=\"{STRICT}\"}}")), "{metrics}");
 }
