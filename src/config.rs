@@ -69,6 +69,15 @@ pub struct Limits {
     pub rate_per_second: u32,
     /// Requests a client may make in a burst above its sustained rate.
     pub rate_burst: u32,
+    /// Longest a client may take to send a request's headers, seconds (0: no limit); counted
+    /// from the connection's start for its first request. The connection is then closed.
+    pub header_read_timeout_secs: u64,
+    /// Longest a connection may stay open between requests with nothing sent, seconds (0: no
+    /// limit). The connection is then closed.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once (0: no limit of its own); always kept below the
+    /// process's open-file limit. A connection above it is closed at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +149,9 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             rate_per_second: 2_000,
             rate_burst: 4_000,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 4096,
         }
     }
 }
@@ -175,6 +187,9 @@ impl Config {
             ("MHG_LIMITS_MAX_CONCURRENT_REQUESTS", "limits", "max_concurrent_requests", true),
             ("MHG_LIMITS_RATE_PER_SECOND", "limits", "rate_per_second", true),
             ("MHG_LIMITS_RATE_BURST", "limits", "rate_burst", true),
+            ("MHG_LIMITS_HEADER_READ_TIMEOUT_SECS", "limits", "header_read_timeout_secs", true),
+            ("MHG_LIMITS_IDLE_TIMEOUT_SECS", "limits", "idle_timeout_secs", true),
+            ("MHG_LIMITS_MAX_CONNECTIONS", "limits", "max_connections", true),
             ("MHG_AUTH_KEYS_FILE", "auth", "keys_file", false),
             ("MHG_LOG_FORMAT", "log", "format", false),
             ("MHG_LOG_LEVEL", "log", "level", false),

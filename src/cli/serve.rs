@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::http::serve::ConnLimits;
 use crate::http::{AppState, router};
 
 #[derive(clap::Args, Debug)]
@@ -147,6 +148,16 @@ pub fn run(mut config: Config, args: Args) -> i32 {
             },
             None => None,
         };
+        let l = &config.limits;
+        let connections = ConnLimits::new(l.header_read_timeout_secs, l.idle_timeout_secs, l.max_connections);
+        if l.max_connections != 0 && connections.max_connections < l.max_connections {
+            tracing::warn!(
+                stage = "startup",
+                max_connections = connections.max_connections,
+                open_files = crate::http::serve::open_file_limit(),
+                "limits.max_connections lowered to leave file descriptors free (raise `ulimit -n` for more)"
+            );
+        }
         let relay = crate::relay::Relay::start(store.clone(), destinations, config.relay.clone());
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
@@ -156,6 +167,7 @@ pub fn run(mut config: Config, args: Args) -> i32 {
             auth = auth.enabled(),
             store = store.kind(),
             destinations = dest_configs.len(),
+            max_connections = connections.max_connections,
             mapping_version = %pipeline.terminology.mapping_version,
             startup_ms = started.elapsed().as_millis() as u64,
             "mhg listening"
@@ -178,10 +190,7 @@ pub fn run(mut config: Config, args: Args) -> i32 {
                 std::time::Duration::from_secs(config.limits.request_timeout_secs),
             )),
         };
-        let served = match tls {
-            Some(tls) => crate::http::tls::serve(listener, tls, router(state), shutdown_signal()).await,
-            None => axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await,
-        };
+        let served = crate::http::serve::serve(listener, tls, router(state), connections, shutdown_signal()).await;
         // No more requests: let in-flight deliveries finish, give back what is not started.
         relay.shutdown().await;
         tracing::info!(stage = "serve", "stopped");

@@ -12,13 +12,18 @@
 //! - `POST /fhir/$validate`, `POST /fhir/{type}/$validate`: the profile validator on a
 //!   resource or a Parameters (`resource`, `profile`); an OperationOutcome.
 //! - `GET /health`: the process is up. `GET /ready`: the store answers. `GET /metrics`:
-//!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement.
+//!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement. `GET /openapi.json`: this
+//!   API as OpenAPI ([`OPENAPI`], `conformance/openapi.json`).
 //!
-//! Every route but `GET /health`, `GET /ready` and `GET /fhir/metadata` passes the [`guard`]
-//! first: authentication, scope, rate limit, concurrency and timeout (see `crate::auth`).
+//! Every route but `GET /health`, `GET /ready`, `GET /fhir/metadata` and `GET /openapi.json`
+//! passes the [`guard`] first: authentication, scope, rate limit, concurrency and timeout (see
+//! `crate::auth`). Connections are accepted and timed by [`serve`] (plain HTTP and, with
+//! [`tls`], HTTPS): the only place that names hyper's server types.
 //!
-//! Every refusal is an OperationOutcome with a 4xx status. A panic anywhere below becomes a 500
-//! OperationOutcome (and is a bug), never a dropped connection.
+//! Every refusal is an OperationOutcome with a 4xx status, axum's own rejections included
+//! (405 with `Allow`, unreadable path or query parameters: `outcome_for_bare_errors`); a body
+//! of a type the route does not read is refused with 415 before its handler runs. A panic
+//! anywhere below becomes a 500 OperationOutcome (and is a bug), never a dropped connection.
 
 use std::sync::Arc;
 
@@ -35,6 +40,7 @@ use crate::pipeline::Pipeline;
 
 pub mod guard;
 mod records;
+pub mod serve;
 pub mod tls;
 mod validate;
 
@@ -55,12 +61,24 @@ pub struct AppState {
     pub guard: Arc<Guard>,
 }
 
+/// The media types a route that takes records reads.
+const RECORD_TYPES: &[&str] =
+    &["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
+/// The media types `$validate` reads: one FHIR resource in JSON.
+const RESOURCE_TYPES: &[&str] = &["application/json", FHIR_JSON];
+
+/// This gateway's HTTP API as OpenAPI 3.0 (`conformance/openapi.json`), built into the binary so
+/// that it always describes the routes it is served by.
+pub const OPENAPI: &str = include_str!("../../conformance/openapi.json");
+
 pub fn router(state: AppState) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let reads = |types: &'static [&'static str]| from_fn_with_state(types, media_type);
     Router::new()
-        .route("/fhir/$convert", post(convert))
-        .route("/fhir/$validate", post(validate::any))
-        .route("/fhir/{type}/$validate", post(validate::typed))
-        .route("/records", post(records::accept))
+        .route("/fhir/$convert", post(convert).layer(reads(RECORD_TYPES)))
+        .route("/fhir/$validate", post(validate::any).layer(reads(RESOURCE_TYPES)))
+        .route("/fhir/{type}/$validate", post(validate::typed).layer(reads(RESOURCE_TYPES)))
+        .route("/records", post(records::accept).layer(reads(RECORD_TYPES)))
         .route("/submissions", get(records::list))
         .route("/submissions/{id}", get(records::status))
         .route("/submissions/{id}/audit", get(records::audit))
@@ -69,11 +87,64 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/fhir/metadata", get(metadata))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(from_fn(outcome_for_bare_errors))
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Refuses a body whose `Content-Type` the route does not read (415), before the handler runs.
+/// No `Content-Type` at all is read as JSON.
+async fn media_type(State(types): State<&'static [&'static str]>, req: Request, next: axum::middleware::Next) -> Response {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else { return next.run(req).await };
+    let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if types.contains(&ct.as_str()) {
+        return next.run(req).await;
+    }
+    let text = if types.contains(&FHIR_NDJSON) {
+        "Content-Type must be application/fhir+json, application/json or NDJSON"
+    } else {
+        "Content-Type must be application/fhir+json or application/json"
+    };
+    Rejection::one(RejectKind::UnsupportedMedia, Issue::new("not-supported", text)).into_response()
+}
+
+/// Every answer from 400 up is an OperationOutcome. The gateway's own are already; this turns
+/// axum's (a method the route does not take, a path or query parameter that cannot be read),
+/// which are plain text or empty, into one with the same status and headers (`Allow` among
+/// them). Nothing of the request is quoted.
+async fn outcome_for_bare_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let fhir = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(FHIR_JSON.as_bytes()));
+    if status.as_u16() < 400 || fhir {
+        return resp;
+    }
+    let (kind, code, text) = match status.as_u16() {
+        405 => (RejectKind::MethodNotAllowed, "not-supported", "this route does not take this method (see the Allow header)"),
+        413 => (RejectKind::TooLarge, "too-costly", "the request is too large"),
+        415 => (RejectKind::UnsupportedMedia, "not-supported", "unsupported Content-Type"),
+        s if s >= 500 => (RejectKind::Unavailable, "exception", "the gateway could not answer this request"),
+        _ => (RejectKind::Malformed, "invalid", "the request's path or query string could not be read"),
+    };
+    let (parts, _) = resp.into_parts();
+    let mut out = Rejection::one(kind, Issue::new(code, text)).into_response();
+    *out.status_mut() = status;
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+async fn openapi() -> Response {
+    let mut r = Response::new(Body::from(OPENAPI));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 pub(crate) fn fhir_response(status: u16, body: &Value) -> Response {
@@ -183,28 +254,13 @@ async fn read_body(req: Request, limit: usize) -> Result<(HeaderMap, Bytes), Rej
     }
 }
 
-fn content_type_ok(headers: &HeaderMap) -> Result<(), Rejection> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
-    let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    const OK: [&str; 6] =
-        ["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
-    if OK.contains(&ct.as_str()) {
-        Ok(())
-    } else {
-        Err(Rejection::one(
-            RejectKind::UnsupportedMedia,
-            Issue::new("not-supported", "Content-Type must be application/fhir+json, application/json or NDJSON"),
-        ))
-    }
-}
-
 /// Reads and converts every record of a request, all or nothing: the Bundles (with the record
 /// facts the relay needs) and whether the request was a batch, or one refusal naming every bad
 /// record and field.
 async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map::Mapped>, bool, HeaderMap), Rejection> {
     let started = std::time::Instant::now();
+    // The route's Content-Type was checked before (`media_type`).
     let (headers, body) = read_body(req, st.max_body_bytes).await?;
-    content_type_ok(&headers)?;
     let pipeline = st.pipeline.clone();
     let max_records = st.max_records;
     // Mapping is CPU work: keep it off the I/O threads.

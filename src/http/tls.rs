@@ -1,22 +1,15 @@
 //! HTTPS for the inbound side, through rustls (`[server.tls]`): a certificate chain and key from
 //! PEM files, HTTP/1.1 and HTTP/2 by ALPN, and optionally client certificates (mTLS) checked
-//! against a CA file. The SHA-256 fingerprint of a client's certificate rides on each of its
-//! requests as a [`PeerCertificate`], so that `[[auth.clients]] cert_sha256` can name it.
+//! against a CA file. Connections are served by [`super::serve`], which puts the SHA-256
+//! fingerprint of a client's certificate on each of its requests as a
+//! [`super::guard::PeerCertificate`], so that `[[auth.clients]] cert_sha256` can name it.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use tower::ServiceExt;
-
-use super::guard::PeerCertificate;
 
 /// `[server.tls]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,64 +60,13 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Strin
     Ok(Arc::new(config))
 }
 
-/// Serves `app` over TLS until `shutdown` completes, then lets open connections finish (up to
-/// 30 s).
+/// Serves `app` over TLS until `shutdown` completes, with the default connection limits (see
+/// [`super::serve::serve`], which `mhg serve` calls with the configured ones).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
-    app: Router,
-    shutdown: impl Future<Output = ()>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            conn = listener.accept() => {
-                let (tcp, _) = match conn {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(stage = "http", error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        // A failed handshake (no or bad client certificate, not TLS) is the
-                        // client's problem; nothing about it is worth more than a debug line.
-                        Ok(Err(e)) => {
-                            tracing::debug!(stage = "tls", error = %e, "handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let peer = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| PeerCertificate(crate::auth::sha256_hex(c.as_ref()).into()));
-                    let svc = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                        if let Some(p) = &peer {
-                            req.extensions_mut().insert(p.clone());
-                        }
-                        req
-                    });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc));
-                    let _ = watcher.watch(conn.into_owned()).await;
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
-    Ok(())
+    super::serve::serve(listener, Some(config), app, super::serve::ConnLimits::default(), shutdown).await
 }
