@@ -20,6 +20,7 @@
 //! - [`relay`]: delivery to destinations: retries, dead letters, order, outbound security.
 //! - [`auth`]: who may call: API keys, JWT bearer tokens, client certificates, scopes, rate limits.
 //! - [`ops`]: the metrics registry and its Prometheus text.
+//! - [`json_strict`]: duplicate keys in JSON objects, refused by every reader of input.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`config`]: embedded defaults, TOML file, environment.
 
@@ -32,6 +33,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod json_strict;
 pub mod map;
 pub mod ops;
 pub mod pipeline;

@@ -1,6 +1,9 @@
 //! The conversion pipeline, **ingest -> map -> validate**, as one value that interfaces (CLI,
 //! HTTP) share. Built once at start-up from the mapping and conformance directories; after that
 //! it is immutable and does no I/O, so it is shared across threads behind an `Arc`.
+//!
+//! "Today", against which the plausibility checks compare dates, is taken once per call at the
+//! entry ([`today_utc`], or passed in by the caller: `*_at`), never read deeper down.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{GatewayError, Issue, RejectKind, Rejection, SourceRef};
+use crate::ingest::semantic::Day;
 use crate::ingest::{self, Record, RecordSchema};
 use crate::map::{self, Mapped};
 use crate::terminology::{self, Terminology};
@@ -71,6 +75,11 @@ impl Pipeline {
     /// Checks one parsed record and maps it, without the output gate (for benchmarks of the
     /// mapping alone).
     pub fn check_and_map(&self, value: &Value) -> Result<Mapped, Rejection> {
+        self.check_and_map_at(value, today_utc())
+    }
+
+    /// [`Pipeline::check_and_map`], with the caller's today.
+    pub fn check_and_map_at(&self, value: &Value, today: Day) -> Result<Mapped, Rejection> {
         let issues = self.schema.check(value);
         if !issues.is_empty() {
             return Err(Rejection::new(RejectKind::Schema, issues));
@@ -78,6 +87,10 @@ impl Pipeline {
         let issues = ingest::semantic::check(value);
         if !issues.is_empty() {
             return Err(Rejection::new(RejectKind::Schema, issues));
+        }
+        let issues = ingest::semantic::plausibility(value, today);
+        if !issues.is_empty() {
+            return Err(Rejection::new(RejectKind::Implausible, issues));
         }
         let has_empty = contains_empty_string(value);
         let record: Record = if has_empty {
@@ -92,7 +105,12 @@ impl Pipeline {
 
     /// The whole pipeline for one parsed record: schema, semantic checks, mapping, output gate.
     pub fn convert_value(&self, value: &Value) -> Result<Mapped, Rejection> {
-        let mapped = self.check_and_map(value)?;
+        self.convert_value_at(value, today_utc())
+    }
+
+    /// [`Pipeline::convert_value`], with the caller's today (for the plausibility checks).
+    pub fn convert_value_at(&self, value: &Value, today: Day) -> Result<Mapped, Rejection> {
+        let mapped = self.check_and_map_at(value, today)?;
         let mut issues = self.r4.check_bundle(&mapped.bundle);
         if issues.is_empty() && self.profile_gate {
             // Each entry against its own meta.profile (and base R4); errors only.
@@ -135,17 +153,36 @@ impl Pipeline {
         self.convert_items(ingest::read_records(bytes, file, self.max_depth))
     }
 
-    /// Converts records already split by [`ingest::read_records`].
+    /// Converts records already split by [`ingest::read_records`], all against one today.
     pub fn convert_items(&self, items: Vec<ingest::Item>) -> Vec<Outcome> {
-        items
-            .into_iter()
-            .map(|item| {
-                let result = item.value.and_then(|v| self.convert_value(&v));
-                let result = result.map_err(|r| r.with_source(item.source.clone()));
-                Outcome { source: item.source, result }
-            })
-            .collect()
+        let today = today_utc();
+        items.into_iter().map(|item| self.convert_item(item, today)).collect()
     }
+
+    /// Converts one record split by [`ingest::read_records`], or passes on why it could not be
+    /// read. A path the reader named (a duplicate key's object) is cut before the first segment
+    /// the record schema does not define: such a key is the record's text.
+    pub fn convert_item(&self, item: ingest::Item, today: Day) -> Outcome {
+        let read = item.value.map_err(|mut r| {
+            for i in &mut r.issues {
+                if let Some(p) = &i.input_path {
+                    let known = self.schema.known_prefix(p);
+                    if known.len() < p.len() {
+                        i.input_path = (!known.is_empty()).then(|| known.to_owned());
+                    }
+                }
+            }
+            r
+        });
+        let result = read.and_then(|v| self.convert_value_at(&v, today)).map_err(|r| r.with_source(item.source.clone()));
+        Outcome { source: item.source, result }
+    }
+}
+
+/// Today in UTC, from the system clock: read once per request or batch, by its entry point.
+pub fn today_utc() -> Day {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Day::from_unix_secs(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 fn contains_empty_string(v: &Value) -> bool {
@@ -206,12 +243,14 @@ impl Record {
     /// Deserialises a record that already passed the schema. A failure here is a gateway defect
     /// (schema and types disagree), reported without the value.
     pub fn deserialize_checked(value: &Value) -> Result<Record, Rejection> {
-        Record::deserialize(value).map_err(|_| {
+        let mut record = Record::deserialize(value).map_err(|_| {
             Rejection::one(
                 RejectKind::Schema,
                 Issue::new("structure", "record passed the schema but does not fit the record model"),
             )
-        })
+        })?;
+        record.keep_number_text(value);
+        Ok(record)
     }
 }
 

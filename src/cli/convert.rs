@@ -1,7 +1,8 @@
 //! `mhg convert [FILE...] [--out DIR]`: records from files (or `-` / nothing for stdin) to
 //! Bundles. NDJSON on stdout, or one file per record under `--out`; one OperationOutcome per
 //! refused record on stderr (as NDJSON), naming the file and the field. A progress bar on a
-//! terminal for large batches.
+//! terminal for large batches. An input that holds no record (empty, blank lines, `[]`) is
+//! refused like a bad record: an OperationOutcome on stderr, exit status 1.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub fn run(config: &Config, args: Args) -> i32 {
         }
     }
     let files = if args.files.is_empty() { vec!["-".to_owned()] } else { args.files.clone() };
+    // One "today" for the whole run (the plausibility checks compare dates with it).
+    let today = crate::pipeline::today_utc();
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -96,8 +99,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
             b
         });
         for item in items {
-            let result = item.value.and_then(|v| pipeline.convert_value(&v)).map_err(|r| r.with_source(item.source.clone()));
-            match result {
+            match pipeline.convert_item(item, today).result {
                 Ok(m) => {
                     converted += 1;
                     let res = match &args.out {

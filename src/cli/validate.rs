@@ -2,7 +2,8 @@
 //! JSON resources with the profile validator and prints one OperationOutcome per file (one JSON
 //! document per line, in the order given, each naming its file with the `operationoutcome-file`
 //! extension). Exit 0 when no file has an error, 1 when any has
-//! (a file that is not FHIR JSON counts), 2 for a usage error (unknown profile, unreadable
+//! (a file that is not FHIR JSON counts, as does one with a key twice in an object, named by the
+//! object's pointer), 2 for a usage error (unknown profile, unreadable
 //! package or definition file).
 
 use std::path::PathBuf;
@@ -57,6 +58,20 @@ pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], max_depth:
         Ok(v) => v,
         Err(_) => return (failure("not JSON"), true),
     };
+    let duplicates = crate::json_strict::duplicate_keys(bytes);
+    if !duplicates.is_empty() {
+        let issues: Vec<Value> = duplicates
+            .into_iter()
+            .map(|p| {
+                let mut i = failure("duplicate property: this object holds a property name twice")["issue"][0].take();
+                if !p.is_empty() {
+                    i["location"] = json!([p]);
+                }
+                i
+            })
+            .collect();
+        return (json!({"resourceType": "OperationOutcome", "issue": issues}), true);
+    }
     if value.get("resourceType").and_then(Value::as_str).is_none() {
         return (failure("not a FHIR resource: no resourceType"), true);
     }

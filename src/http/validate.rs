@@ -1,7 +1,8 @@
 //! `POST /fhir/$validate` and `POST /fhir/{type}/$validate`: a resource, or a `Parameters`
 //! with `resource` and optional `profile` parameters; `?profile=` too. Answers 200 with an
 //! OperationOutcome (one information issue when clean); 400 not JSON, too deep or unknown
-//! profile; 413 too big; 422 not a resource or of the wrong type for the URL.
+//! profile, or an object with a key twice (named by the object's pointer); 413 too big; 422 not
+//! a resource or of the wrong type for the URL.
 
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,17 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
     }
     let body = crate::ingest::reader::strip_bom(&body);
     let mut value: Value = serde_json::from_slice(body).map_err(|_| reject(RejectKind::Malformed, "structure", "body is not JSON"))?;
+    let duplicates = crate::json_strict::duplicate_keys(body);
+    if !duplicates.is_empty() {
+        let issues = duplicates
+            .into_iter()
+            .map(|p| {
+                let issue = Issue::new("structure", "duplicate property: this object holds a property name twice");
+                if p.is_empty() { issue } else { issue.at(p) }
+            })
+            .collect();
+        return Err(Rejection::new(RejectKind::Malformed, issues));
+    }
     let mut profiles: Vec<String> = query.into_iter().filter(|(k, _)| k == "profile").map(|(_, v)| v).collect();
     if value["resourceType"] == "Parameters" {
         let params = value["parameter"].as_array().cloned().unwrap_or_default();

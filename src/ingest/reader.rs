@@ -3,6 +3,11 @@
 //! Nesting depth is measured on the raw bytes *before* parsing, so a hostile document of
 //! millions of `[` costs one linear scan and a clear 400, not a stack overflow. Error messages
 //! give positions (line, column) and the kind of syntax error, never the bytes around it.
+//!
+//! Refused here, each as one item, so that every caller (the HTTP routes, `mhg convert`) refuses
+//! it the same way: input that holds no record (an empty body, only blank lines, `[]`), and a
+//! record with a key twice in one object ([`crate::json_strict`]), named by the pointer of that
+//! object, never by the key.
 
 use serde_json::Value;
 
@@ -96,13 +101,7 @@ pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<I
     };
     let trimmed_start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     if trimmed_start == bytes.len() {
-        return vec![Item {
-            source: src(None, None),
-            value: Err(Rejection::one(
-                RejectKind::Malformed,
-                Issue::new("required", "empty input: no record"),
-            )),
-        }];
+        return vec![Item { source: src(None, None), value: Err(no_record()) }];
     }
     if bytes[trimmed_start] == b'[' {
         // The array adds one level on top of each record's own depth.
@@ -110,18 +109,31 @@ pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<I
             return vec![Item { source: src(None, None), value: Err(too_deep(max_depth)) }];
         }
         return match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| Item { source: src(Some(i + 1), None), value: Ok(v) })
-                .collect(),
+            Ok(Value::Array(items)) if items.is_empty() => vec![Item { source: src(None, None), value: Err(no_record()) }],
+            Ok(Value::Array(items)) => {
+                // Duplicates by element: `/3/person` is `/person` of the fourth record.
+                let mut dups: Vec<Vec<String>> = vec![Vec::new(); items.len()];
+                for p in crate::json_strict::duplicate_keys(bytes) {
+                    let rest = p.strip_prefix('/').unwrap_or_default();
+                    let (index, inner) = rest.split_once('/').map_or((rest, String::new()), |(i, r)| (i, format!("/{r}")));
+                    if let Some(d) = index.parse::<usize>().ok().and_then(|i| dups.get_mut(i)) {
+                        d.push(inner);
+                    }
+                }
+                items
+                    .into_iter()
+                    .zip(dups)
+                    .enumerate()
+                    .map(|(i, (v, d))| Item { source: src(Some(i + 1), None), value: strict(v, d) })
+                    .collect()
+            }
             Ok(_) => unreachable_shape(src(None, None)),
             Err(e) => vec![Item { source: src(None, None), value: Err(malformed(&e, 0)) }],
         };
     }
     if nesting_depth(bytes, max_depth) <= max_depth {
         if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-            return vec![Item { source: src(Some(1), None), value: Ok(v) }];
+            return vec![Item { source: src(Some(1), None), value: strict(v, crate::json_strict::duplicate_keys(bytes)) }];
         }
     }
     // Not one document: NDJSON if the first non-empty line stands alone.
@@ -153,11 +165,37 @@ pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<I
             let value = if nesting_depth(line, max_depth) > max_depth {
                 Err(too_deep(max_depth))
             } else {
-                serde_json::from_slice::<Value>(line).map_err(|e| malformed(&e, line_no - 1))
+                serde_json::from_slice::<Value>(line)
+                    .map_err(|e| malformed(&e, line_no - 1))
+                    .and_then(|v| strict(v, crate::json_strict::duplicate_keys(line)))
             };
             Item { source: src(Some(i + 1), Some(line_no)), value }
         })
         .collect()
+}
+
+/// The refusal of input that holds no record at all.
+fn no_record() -> Rejection {
+    Rejection::one(RejectKind::Malformed, Issue::new("required", "the request holds no record"))
+}
+
+/// `value`, unless some of its objects hold a key twice (`duplicates`: their pointers, `""` for
+/// the record itself). The key is never named: it may be record data.
+fn strict(value: Value, duplicates: Vec<String>) -> Result<Value, Rejection> {
+    if duplicates.is_empty() {
+        return Ok(value);
+    }
+    let issues = duplicates
+        .into_iter()
+        .map(|p| {
+            if p.is_empty() {
+                Issue::new("structure", "duplicate property: the record holds a property name twice")
+            } else {
+                Issue::new("structure", "duplicate property: this object holds a property name twice").at(p)
+            }
+        })
+        .collect();
+    Err(Rejection::new(RejectKind::Malformed, issues))
 }
 
 fn unreachable_shape(source: SourceRef) -> Vec<Item> {
@@ -188,9 +226,35 @@ mod tests {
         let pretty_bad = read_records(b"{\n \"a\": 1,\n \"b\": \n}\n", None, 8);
         assert_eq!(pretty_bad.len(), 1);
         assert_eq!(pretty_bad[0].value.as_ref().err().map(|r| r.kind), Some(RejectKind::Malformed));
+        let empty_kind = |b: &[u8]| {
+            let items = read_records(b, None, 8);
+            assert_eq!(items.len(), 1, "{:?}", String::from_utf8_lossy(b));
+            items[0].value.as_ref().err().map(|r| (r.kind, r.issues[0].code))
+        };
+        for b in [&b""[..], b"  \n\r\n\n", b"[]", b" [ \n ] ", b"\xEF\xBB\xBF[]"] {
+            assert_eq!(empty_kind(b), Some((RejectKind::Malformed, "required")));
+        }
         let deep = "[".repeat(100_000);
         let d = read_records(deep.as_bytes(), None, 8);
         assert_eq!(d[0].value.as_ref().err().map(|r| r.kind), Some(RejectKind::TooDeep));
     }
-}
 
+    #[test]
+    fn duplicate_keys_refuse_their_record_only() {
+        let path = |i: &Item| i.value.as_ref().err().map(|r| r.issues.iter().map(|i| i.input_path.clone()).collect::<Vec<_>>());
+        let one = read_records(br#"{"a":1,"person":{"sex":"F","sex":"M"}}"#, None, 8);
+        assert_eq!(path(&one[0]), Some(vec![Some("/person".to_owned())]));
+        assert_eq!(one[0].value.as_ref().err().map(|r| r.kind), Some(RejectKind::Malformed));
+        let root = read_records(br#"{"a":1,"a":1}"#, None, 8);
+        assert_eq!(path(&root[0]), Some(vec![None]));
+        let arr = read_records(br#"[{"a":1},{"b":[{"c":1,"c":2}],"d":{"e":1,"e":1}},{"a":1,"a":2}]"#, None, 8);
+        assert!(arr[0].value.is_ok());
+        assert_eq!(path(&arr[1]), Some(vec![Some("/b/0".to_owned()), Some("/d".to_owned())]));
+        assert_eq!(path(&arr[2]), Some(vec![None]));
+        let nd = read_records(b"{\"a\":1}\n{\"x\":{\"a\":1,\"a\":1}}\n", None, 8);
+        assert!(nd[0].value.is_ok());
+        assert_eq!(path(&nd[1]), Some(vec![Some("/x".to_owned())]));
+        let text = format!("{:?}", read_records(br#"{"Jane Doe":1,"Jane Doe":2}"#, None, 8));
+        assert!(!text.contains("Jane"), "{text}");
+    }
+}

@@ -8,14 +8,16 @@
 //! Patient data lives here. `Debug` is written by hand so that nothing but identifiers of the
 //! record itself (never of the person) can reach a log line through `{:?}`.
 
-use serde::Deserialize;
-use serde_json::Number;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Number, Value};
 
 #[derive(Deserialize, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Record {
     pub schema_version: String,
     pub record_id: String,
+    /// The schema's `maximum` is `u32::MAX`: every version it allows fits.
+    #[serde(deserialize_with = "integer")]
     pub record_version: u32,
     pub source_system: String,
     pub person: Person,
@@ -147,6 +149,7 @@ pub struct TestResult {
     pub test: String,
     pub method: Option<String>,
     pub specimen: Option<String>,
+    #[serde(default, deserialize_with = "opt_integer")]
     pub sequence: Option<u8>,
     pub collected: Option<String>,
     pub resulted: Option<String>,
@@ -187,7 +190,9 @@ pub struct Vaccination {
     pub status: String,
     pub not_done_reason: Option<String>,
     pub source: String,
+    #[serde(default, deserialize_with = "opt_integer")]
     pub dose_number: Option<u8>,
+    #[serde(default, deserialize_with = "opt_integer")]
     pub series_doses: Option<u8>,
     pub lot: Option<String>,
     pub expiry: Option<String>,
@@ -214,4 +219,143 @@ pub struct Consent {
     pub status: String,
     pub date: Option<String>,
     pub scope: Option<String>,
+}
+
+/// The schema's `integer` is any number with no fraction, `1.0` and `1e0` too; serde's integer
+/// types take only `1`. Reads the number's text exactly (no float rounding).
+fn integer<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    let n = Number::deserialize(d)?;
+    integral(n.as_str())
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| serde::de::Error::custom("not an integer the record model holds"))
+}
+
+fn opt_integer<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
+    match Option::<Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => integral(n.as_str())
+            .and_then(|v| T::try_from(v).ok())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("not an integer the record model holds")),
+    }
+}
+
+/// The value of a JSON number's text when it is a whole number from 0 to `u64::MAX`.
+fn integral(text: &str) -> Option<u64> {
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = digits.trim_start_matches('0');
+    if significant.is_empty() {
+        return Some(0);
+    }
+    if negative {
+        return None;
+    }
+    // Position of the decimal point within `significant`.
+    let point = i64::try_from(int.len()).ok()? + exp
+        - i64::try_from(digits.len() - significant.len()).ok()?;
+    if point < 1 || point > 20 {
+        return None;
+    }
+    let point = point as usize;
+    let whole = if point >= significant.len() {
+        format!("{significant}{}", "0".repeat(point - significant.len()))
+    } else if significant[point..].bytes().all(|b| b == b'0') {
+        significant[..point].to_owned()
+    } else {
+        return None;
+    };
+    whole.parse().ok()
+}
+
+impl Record {
+    /// Puts back the exact text of every decimal of `value` (the record this was read from).
+    /// serde_json hands a number such as `-0` to a `Number` field through an integer, as `0`;
+    /// the README promises that decimals keep their text.
+    pub fn keep_number_text(&mut self, value: &Value) {
+        let text = |p: String| match value.pointer(&p) {
+            Some(Value::Number(n)) => Some(n.clone()),
+            _ => None,
+        };
+        for (i, r) in self.results.iter_mut().enumerate() {
+            if let ResultValue::Quantity { quantity, .. } = &mut r.value {
+                if let Some(n) = text(format!("/results/{i}/value/quantity")) {
+                    *quantity = n;
+                }
+            }
+            for (j, c) in r.components.iter_mut().enumerate() {
+                if let Some(n) = text(format!("/results/{i}/components/{j}/quantity")) {
+                    c.quantity = n;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_as_the_schema_reads_them() {
+        for (text, want) in [
+            ("1", Some(1)),
+            ("1.0", Some(1)),
+            ("1.000", Some(1)),
+            ("1e0", Some(1)),
+            ("1E+2", Some(100)),
+            ("12.5e1", Some(125)),
+            ("0.001e3", Some(1)),
+            ("1500e-2", Some(15)),
+            ("-0", Some(0)),
+            ("-0.0", Some(0)),
+            ("0e99999999", Some(0)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("1e400", None),
+            ("1.5", None),
+            ("15e-1", None),
+            ("-1", None),
+            ("1e-400", None),
+        ] {
+            assert_eq!(integral(text), want, "{text}");
+        }
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Ints {
+        #[serde(deserialize_with = "integer")]
+        a: u32,
+        #[serde(default, deserialize_with = "opt_integer")]
+        b: Option<u8>,
+    }
+
+    #[test]
+    fn integer_fields_take_whole_decimals() {
+        let v: Value = serde_json::from_str(r#"{"a": 1.0, "b": 2e0}"#).expect("json");
+        assert_eq!(Ints::deserialize(&v).ok(), Some(Ints { a: 1, b: Some(2) }));
+        let v: Value = serde_json::from_str(r#"{"a": 4294967295}"#).expect("json");
+        assert_eq!(
+            Ints::deserialize(&v).ok(),
+            Some(Ints {
+                a: u32::MAX,
+                b: None
+            })
+        );
+        let v: Value = serde_json::from_str(r#"{"a": 4294967296}"#).expect("json");
+        assert!(Ints::deserialize(&v).is_err());
+        let v: Value = serde_json::from_str(r#"{"a": 1, "b": 256}"#).expect("json");
+        assert!(Ints::deserialize(&v).is_err());
+    }
 }

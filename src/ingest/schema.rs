@@ -4,6 +4,10 @@
 //! Findings are rewritten into [`Issue`]s that carry the JSON Pointer of the offending input and a
 //! message built from the *schema* (allowed values, patterns, limits), never from the instance:
 //! the crate's own messages quote the offending value, which may be a name or a passport number.
+//! A property *name* the schema does not define is record data too (`"Jane Doe 1980-02-03": 1`):
+//! it is never quoted, and the refusal points at the object that holds it.
+
+use std::collections::HashSet;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
@@ -13,6 +17,8 @@ use crate::error::Issue;
 
 pub struct RecordSchema {
     validator: Validator,
+    /// Every property name the schema defines, anywhere: the only names a refusal may quote.
+    names: HashSet<String>,
 }
 
 impl RecordSchema {
@@ -21,7 +27,25 @@ impl RecordSchema {
             .with_draft(jsonschema::Draft::Draft202012)
             .build(schema)
             .map_err(|e| format!("record schema does not compile: {}", e.masked()))?;
-        Ok(RecordSchema { validator })
+        let mut names = HashSet::new();
+        collect_names(schema, &mut names);
+        Ok(RecordSchema { validator, names })
+    }
+
+    /// The longest prefix of the JSON Pointer `pointer` made of property names the schema
+    /// defines and array indexes: what a refusal may show of a path read from the input
+    /// (`/person/<unknown>/x` becomes `/person`).
+    pub fn known_prefix<'a>(&self, pointer: &'a str) -> &'a str {
+        let mut end = 0;
+        for seg in pointer.split('/').skip(1) {
+            let index = !seg.is_empty() && seg.len() <= 6 && seg.bytes().all(|b| b.is_ascii_digit());
+            let name = !seg.contains('~') && self.names.contains(seg);
+            if !(index || name) {
+                break;
+            }
+            end += 1 + seg.len();
+        }
+        &pointer[..end]
     }
 
     /// Every violation of the schema, each with its input path. Empty when valid.
@@ -31,7 +55,7 @@ impl RecordSchema {
         }
         let mut out = Vec::new();
         for e in self.validator.iter_errors(record) {
-            describe(&e, &mut out);
+            describe(&e, &self.names, &mut out);
         }
         out.dedup();
         out
@@ -55,7 +79,7 @@ fn type_name(kind: &TypeKind) -> String {
 /// Appends the issues for one schema error. `oneOf`/`anyOf` failures are resolved to the branch
 /// that came closest, so `{"quantity": "5", "unit": "kg"}` is reported as a wrong type at
 /// `/value/quantity`, not as "matches no branch".
-fn describe(e: &ValidationError<'_>, out: &mut Vec<Issue>) {
+fn describe(e: &ValidationError<'_>, names: &HashSet<String>, out: &mut Vec<Issue>) {
     let path = e.instance_path().as_str().to_owned();
     let issue = |code: &'static str, text: String| Issue::new(code, text).at(path.clone());
     match e.kind() {
@@ -66,13 +90,16 @@ fn describe(e: &ValidationError<'_>, out: &mut Vec<Issue>) {
         }
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            // A name the schema defines (in another place) is structure and may be quoted; any
+            // other is caller text, possibly a name or a date: said to exist, at its object.
             for name in unexpected {
-                // A property *name* is structure, but cap it: it is still caller-supplied text.
-                let shown: String = name.chars().take(64).collect();
-                out.push(
-                    Issue::new("structure", format!("property '{shown}' is not allowed here"))
-                        .at(format!("{}/{}", path, escape_pointer(name))),
-                );
+                let text = if names.contains(name.as_str()) {
+                    format!("property '{name}' is not allowed here")
+                } else {
+                    "a property the schema does not define is not allowed here".to_owned()
+                };
+                let issue = Issue::new("structure", text);
+                out.push(if path.is_empty() { issue } else { issue.at(path.clone()) });
             }
         }
         ValidationErrorKind::Enum { options } => {
@@ -109,7 +136,7 @@ fn describe(e: &ValidationError<'_>, out: &mut Vec<Issue>) {
             match closest_branch(context) {
                 Some(branch) if !branch.is_empty() && !all_shallow(branch, &path) => {
                     for sub in branch {
-                        describe(sub, out);
+                        describe(sub, names, out);
                     }
                 }
                 _ => out.push(issue("structure", alternatives_text(e.schema_path().as_str()))),
@@ -162,6 +189,55 @@ fn alternatives_text(schema_path: &str) -> String {
     }
 }
 
-fn escape_pointer(s: &str) -> String {
-    s.replace('~', "~0").replace('/', "~1")
+/// The keys of every `properties` object in `schema`.
+fn collect_names(schema: &Value, out: &mut HashSet<String>) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(Value::Object(props)) = m.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            m.values().for_each(|v| collect_names(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_names(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> RecordSchema {
+        RecordSchema::compile(&json!({
+            "type": "object", "additionalProperties": false,
+            "properties": {"person": {"type": "object", "additionalProperties": false,
+                "properties": {"names": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {"family": {"type": "string"}}}}}}},
+            "$defs": {"other": {"properties": {"recordId": {}}}}
+        }))
+        .expect("compiles")
+    }
+
+    #[test]
+    fn unknown_property_names_are_not_quoted() {
+        let s = schema();
+        let issues = s.check(&json!({"person": {"Jane Doe 1980-02-03": 1, "recordId": "x", "names": [{"family": "a", "Doe": 1}]}}));
+        let shown: Vec<(Option<&str>, &str)> = issues.iter().map(|i| (i.input_path.as_deref(), i.text.as_str())).collect();
+        assert!(shown.contains(&(Some("/person"), "a property the schema does not define is not allowed here")), "{shown:?}");
+        assert!(shown.contains(&(Some("/person"), "property 'recordId' is not allowed here")), "{shown:?}");
+        assert!(shown.contains(&(Some("/person/names/0"), "a property the schema does not define is not allowed here")), "{shown:?}");
+        assert!(!format!("{issues:?}").contains("Jane") && !format!("{issues:?}").contains("Doe"), "{issues:?}");
+        let root = s.check(&json!({"Jane": 1}));
+        assert_eq!(root[0].input_path, None);
+    }
+
+    #[test]
+    fn known_prefix_stops_at_the_first_unknown_segment() {
+        let s = schema();
+        assert_eq!(s.known_prefix("/person/names/12/family"), "/person/names/12/family");
+        assert_eq!(s.known_prefix("/person/Jane Doe/names"), "/person");
+        assert_eq!(s.known_prefix("/Jane"), "");
+        assert_eq!(s.known_prefix(""), "");
+        assert_eq!(s.known_prefix("/person/1980020312"), "/person");
+    }
 }

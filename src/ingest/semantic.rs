@@ -2,6 +2,18 @@
 //! patterns accept `2026-02-31`) and names that say nothing (`"family": ""`, `"given": []`).
 //! Like the schema check, findings carry the input path and no input value.
 //!
+//! Numbers are checked too: FHIR R4's decimal is `xs:decimal` or `xs:double`, so a number with
+//! an exponent that no double can hold (`1e400`, or `1e-400`, which is not zero) is refused
+//! rather than sent as something else. (Decimal text is otherwise kept as written; an exponent
+//! is written in serde_json's form, `1E5` as `1e+5`: the same value and precision.)
+//!
+//! [`plausibility`]: dates that cannot be true (a birth date in the future, an exam or a
+//! vaccination before birth, a certificate valid until before its exam). It compares with
+//! "today", which the caller passes in: nothing here reads the clock. A partial date stands for
+//! every day it could be, and only a comparison false for all of them is refused; a date within
+//! a day of today is not "in the future" (time zones). What is merely unlikely (an age over 120,
+//! an exam date ahead of today) is not refused: the pipeline has no channel for warnings.
+//!
 //! Also here: [`prune_empty`]. FHIR has no empty strings, and an empty optional string in a
 //! record says nothing, so it is treated as absent rather than refused.
 
@@ -44,6 +56,9 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
         Value::String(s) if s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')) => {
             out.push(Issue::new("value", "text contains control characters, which FHIR strings may not hold").at(path.clone()));
         }
+        Value::Number(n) if !decimal_ok(n.as_str()) => {
+            out.push(Issue::new("value", "number cannot be a FHIR decimal: its exponent is beyond what a decimal can hold").at(path.clone()));
+        }
         Value::Object(m) => {
             for (k, child) in m {
                 let len = path.len();
@@ -69,6 +84,176 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
         }
         _ => {}
     }
+}
+
+/// False for a number whose exponent puts it beyond a double: infinite, or zero although its
+/// digits are not all zero. Numbers without an exponent are decimals of any size.
+pub fn decimal_ok(text: &str) -> bool {
+    let Some(e) = text.find(['e', 'E']) else {
+        return true;
+    };
+    let Ok(f) = text.parse::<f64>() else {
+        return false;
+    };
+    f.is_finite() && (f != 0.0 || !text[..e].bytes().any(|b| (b'1'..=b'9').contains(&b)))
+}
+
+/// A day, counted from 1970-01-01 in the proleptic Gregorian calendar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day(pub i64);
+
+impl Day {
+    pub fn from_ymd(y: i64, m: u32, d: u32) -> Day {
+        // Howard Hinnant's days_from_civil.
+        let (m, d) = (i64::from(m), i64::from(d));
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        Day(era * 146_097 + doe - 719_468)
+    }
+
+    /// The UTC day of a Unix time.
+    pub fn from_unix_secs(secs: i64) -> Day {
+        Day(secs.div_euclid(86_400))
+    }
+
+    fn plus(self, days: i64) -> Day {
+        Day(self.0 + days)
+    }
+}
+
+/// The first and last day a date, a partial date (`YYYY`, `YYYY-MM`) or the date of a dateTime
+/// can stand for. A dateTime's local date is widened by a day on each side (its offset).
+pub fn day_range(s: &str) -> Option<(Day, Day)> {
+    let (date, has_time) = match s.split_once('T') {
+        Some((d, _)) => (d, true),
+        None => (s, false),
+    };
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: Option<u32> = parts.next().map(str::parse).transpose().ok()?;
+    let d: Option<u32> = parts.next().map(str::parse).transpose().ok()?;
+    let (first, last) = match (m, d) {
+        (None, _) => (Day::from_ymd(y, 1, 1), Day::from_ymd(y, 12, 31)),
+        (Some(m), None) => (
+            Day::from_ymd(y, m, 1),
+            Day::from_ymd(y, m, days_in_month(u32::try_from(y).ok()?, m)),
+        ),
+        (Some(m), Some(d)) => (Day::from_ymd(y, m, d), Day::from_ymd(y, m, d)),
+    };
+    Some(if has_time {
+        (first.plus(-1), last.plus(1))
+    } else {
+        (first, last)
+    })
+}
+
+fn range_at(record: &Value, pointer: &str) -> Option<(Day, Day)> {
+    record
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(day_range)
+}
+
+/// Findings (refusals) for dates that cannot be true, for a record that passed the schema and
+/// [`check`]. `today` is the caller's. Entries marked `entered-in-error` (and cancelled results)
+/// are not checked: they are kept as records of a mistake.
+pub fn plausibility(record: &Value, today: Day) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let future = today.plus(1);
+    let refuse =
+        |out: &mut Vec<Issue>, at: String, text: &str| out.push(Issue::new("value", text).at(at));
+    let birth = range_at(record, "/person/birthDate");
+    let unborn = birth.is_some_and(|(first, _)| first > future);
+    if unborn {
+        refuse(
+            &mut out,
+            "/person/birthDate".into(),
+            "birth date is in the future",
+        );
+    }
+    // An estimated birth date may be years off, and one in the future is the one error to
+    // report: nothing is compared with either.
+    let estimated = record.pointer("/person/birthDateEstimated") == Some(&Value::Bool(true));
+    let born = birth
+        .filter(|_| !estimated && !unborn)
+        .map(|(first, _)| first);
+    let before_birth =
+        |r: Option<(Day, Day)>| matches!((born, r), (Some(b), Some((_, last))) if last < b);
+    let exam = range_at(record, "/assessment/examDate");
+    if before_birth(exam) {
+        refuse(
+            &mut out,
+            "/assessment/examDate".into(),
+            "exam date is before the birth date",
+        );
+    }
+    if let (Some((exam_first, _)), Some((_, until_last))) =
+        (exam, range_at(record, "/assessment/validUntil"))
+    {
+        if until_last < exam_first {
+            refuse(
+                &mut out,
+                "/assessment/validUntil".into(),
+                "valid-until date is before the exam date",
+            );
+        }
+    }
+    let entries = |key: &str| {
+        record
+            .get(key)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+    };
+    for (i, v) in entries("vaccinations") {
+        if v["status"] == "entered-in-error" {
+            continue;
+        }
+        let date = v.get("date").and_then(Value::as_str).and_then(day_range);
+        if before_birth(date) {
+            refuse(
+                &mut out,
+                format!("/vaccinations/{i}/date"),
+                "vaccination date is before the birth date",
+            );
+        }
+        if date.is_some_and(|(first, _)| first > future) {
+            refuse(
+                &mut out,
+                format!("/vaccinations/{i}/date"),
+                "vaccination date is in the future",
+            );
+        }
+    }
+    for (i, r) in entries("results") {
+        if r["status"] == "entered-in-error" || r["status"] == "cancelled" {
+            continue;
+        }
+        let collected = r
+            .get("collected")
+            .and_then(Value::as_str)
+            .and_then(day_range);
+        if before_birth(collected) {
+            refuse(
+                &mut out,
+                format!("/results/{i}/collected"),
+                "specimen collected before the birth date",
+            );
+        }
+        if collected.is_some_and(|(first, _)| first > future) {
+            refuse(
+                &mut out,
+                format!("/results/{i}/collected"),
+                "collection date is in the future",
+            );
+        }
+    }
+    out
 }
 
 /// Removes members whose value is `""` and `""` items of string arrays, everywhere. Required
@@ -123,5 +308,148 @@ mod tests {
         assert!(calendar_ok("2016-02"));
         assert!(calendar_ok("2026-04-30T10:00:00Z"));
         assert!(!calendar_ok("2026-04-31T10:00:00Z"));
+    }
+
+    #[test]
+    fn days() {
+        assert_eq!(Day::from_ymd(1970, 1, 1), Day(0));
+        assert_eq!(Day::from_ymd(2000, 3, 1), Day(11_017));
+        assert_eq!(Day::from_ymd(1969, 12, 31), Day(-1));
+        assert_eq!(
+            Day::from_unix_secs(1_796_083_200),
+            Day::from_ymd(2026, 12, 1)
+        );
+        assert_eq!(
+            day_range("2024-02"),
+            Some((Day::from_ymd(2024, 2, 1), Day::from_ymd(2024, 2, 29)))
+        );
+        assert_eq!(
+            day_range("1979"),
+            Some((Day::from_ymd(1979, 1, 1), Day::from_ymd(1979, 12, 31)))
+        );
+        assert_eq!(
+            day_range("2026-10-05T08:15+07:00"),
+            Some((Day::from_ymd(2026, 10, 4), Day::from_ymd(2026, 10, 6)))
+        );
+    }
+
+    #[test]
+    fn decimals() {
+        for ok in [
+            "0",
+            "-0",
+            "61.50",
+            "1e2",
+            "1E+308",
+            "-1.5e-300",
+            "0e999",
+            "0.0E-999",
+            "123456789012345678901234567890",
+        ] {
+            assert!(decimal_ok(ok), "{ok}");
+        }
+        for bad in ["1e400", "-1e+400", "1e-400", "2.5E-999"] {
+            assert!(!decimal_ok(bad), "{bad}");
+        }
+    }
+
+    fn implausible(patch: serde_json::Value) -> Vec<String> {
+        let mut r = serde_json::json!({
+            "person": {"birthDate": "1990-05-21", "birthDateEstimated": false},
+            "assessment": {"examDate": "2026-10-05", "validUntil": "2027-04-05"},
+            "vaccinations": [{"status": "completed", "date": "1998"}],
+            "results": [{"status": "final", "collected": "2026-10-05T08:15+07:00"}]
+        });
+        for (ptr, v) in patch.as_object().into_iter().flatten() {
+            *r.pointer_mut(ptr).expect("pointer") = v.clone();
+        }
+        let today = Day::from_ymd(2026, 12, 1);
+        plausibility(&r, today)
+            .into_iter()
+            .map(|i| format!("{} {}", i.input_path.unwrap_or_default(), i.text))
+            .collect()
+    }
+
+    #[test]
+    fn plausible_and_not() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(implausible(serde_json::json!({})), none);
+        let tomorrow = implausible(serde_json::json!({"/person/birthDate": "2026-12-02"}));
+        assert!(
+            !tomorrow.iter().any(|f| f.starts_with("/person/birthDate")),
+            "a day ahead is a time zone: {tomorrow:?}"
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/person/birthDate": "2026-12-03"})),
+            ["/person/birthDate birth date is in the future",]
+        );
+        assert_eq!(
+            implausible(
+                serde_json::json!({"/person/birthDate": "1999-12-03", "/assessment/examDate": "2027-01-01"})
+            ),
+            ["/vaccinations/0/date vaccination date is before the birth date",]
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/assessment/examDate": "1990-05-20"})),
+            ["/assessment/examDate exam date is before the birth date",]
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/assessment/validUntil": "2026-10-04"})),
+            ["/assessment/validUntil valid-until date is before the exam date",]
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/assessment/validUntil": "2026-10-05"})),
+            none
+        );
+        // Partial dates: refused only when every day they could be is impossible.
+        assert_eq!(
+            implausible(serde_json::json!({"/vaccinations/0/date": "1990"})),
+            none
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/vaccinations/0/date": "1990-05"})),
+            none
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/vaccinations/0/date": "1990-04"})),
+            ["/vaccinations/0/date vaccination date is before the birth date",]
+        );
+        assert_eq!(
+            implausible(
+                serde_json::json!({"/person/birthDate": "1990", "/vaccinations/0/date": "1990-01-01"})
+            ),
+            none
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/vaccinations/0/date": "2026-12"})),
+            none
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/vaccinations/0/date": "2027"})),
+            ["/vaccinations/0/date vaccination date is in the future",]
+        );
+        assert_eq!(
+            implausible(serde_json::json!({"/results/0/collected": "2026-12-04"})),
+            ["/results/0/collected collection date is in the future",]
+        );
+        // Entries kept as mistakes, and estimated birth dates, are not compared.
+        assert_eq!(
+            implausible(
+                serde_json::json!({"/vaccinations/0/date": "1980", "/vaccinations/0/status": "entered-in-error"})
+            ),
+            none
+        );
+        assert_eq!(
+            implausible(
+                serde_json::json!({"/results/0/collected": "1980-01-01", "/results/0/status": "cancelled"})
+            ),
+            none
+        );
+        assert_eq!(
+            implausible(
+                serde_json::json!({"/vaccinations/0/date": "1980", "/person/birthDateEstimated": true})
+            ),
+            none
+        );
     }
 }

@@ -109,7 +109,8 @@ fn candidates(leaf: &Leaf, current: &Value) -> Vec<Value> {
         (Some("id"), _, Value::String(x)) => vec![json!(format!("{}Z", &x[..x.len().min(60)]))],
         (Some("country"), _, _) => ["FRA", "DEU", "KEN"].iter().map(|c| json!(c)).collect(),
         (Some("date"), _, _) => vec![json!("2001-02-03"), json!("2002"), json!("2003-04")],
-        (Some("fullDate"), _, _) => vec![json!("2001-02-03"), json!("2002-03-04")],
+        // The last one is after every fixture's exam: a validUntil before it is refused.
+        (Some("fullDate"), _, _) => vec![json!("2001-02-03"), json!("2002-03-04"), json!("2031-02-03")],
         (Some("dateTime"), _, _) => vec![json!("2020-01-02T03:04:05Z")],
         (_, Some("boolean"), Value::Bool(b)) => vec![json!(!b)],
         (_, Some("integer"), Value::Number(n)) => {
