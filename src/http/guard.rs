@@ -1,8 +1,9 @@
 //! The gate in front of every route: concurrency limit, authentication, scope, per-client rate
 //! limit and request timeout, in that order. Each refusal is its own 4xx / 429 OperationOutcome
 //! (with `WWW-Authenticate` or `Retry-After` where HTTP expects one). Public routes
-//! (`GET /health`, `GET /ready`, `GET /fhir/metadata`) pass without credentials or limits, so that
-//! probes keep answering under load.
+//! (`GET /health`, `GET /ready`, `GET /fhir/metadata`, `GET /openapi.json`) pass without
+//! credentials or limits, so that probes keep answering under load. Connections themselves are
+//! limited before any request is read (`super::serve`: header and idle timeouts, a cap).
 
 use std::sync::Arc;
 use std::time::Duration;
