@@ -202,13 +202,16 @@ async fn accepts_durably_and_resends_are_idempotent(store_url: String) {
     assert!(again["submissions"].as_array().unwrap().iter().all(|x| x["duplicate"] == true));
     let files: Vec<_> = std::fs::read_dir(out.path()).unwrap().filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).collect();
     assert_eq!(files.len(), 5);
-    // An explicit Idempotency-Key wins over the record's own id and version.
+    // An explicit Idempotency-Key returns the first submission for the same record, and is a
+    // conflict (409) when the same client reuses it for another record (issue 11).
     let one = record("D-key", "DP-key", 1).to_string();
     let send = |body: String| client.post(format!("{}/records", gw.base)).header("idempotency-key", "client-42").header("content-type", "application/json").body(body).send();
     let a: Value = send(one.clone()).await.unwrap().json().await.unwrap();
-    let b: Value = send(record("D-key-other", "DP-key", 1).to_string()).await.unwrap().json().await.unwrap();
-    assert_eq!(a["id"], b["id"]);
-    assert_eq!(b["duplicate"], true);
+    let again: Value = send(one.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(a["id"], again["id"]);
+    assert_eq!(again["duplicate"], true);
+    let other = send(record("D-key-other", "DP-key", 1).to_string()).await.unwrap();
+    assert_eq!(other.status().as_u16(), 409);
     // Invalid input stores nothing.
     let mut bad = record("D-bad", "DP-bad", 1);
     bad["person"]["sex"] = json!("Q");
