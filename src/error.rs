@@ -229,3 +229,41 @@ pub enum GatewayError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RejectKind::*;
+
+    /// Every rejection label is a code of the published CodeSystem (the OperationOutcomes'
+    /// `details.coding` must resolve there).
+    #[test]
+    fn every_label_is_in_the_rejection_code_system() {
+        let cs: serde_json::Value =
+            serde_json::from_str(include_str!("../conformance/CodeSystem-rejection.json")).expect("the CodeSystem is JSON");
+        let codes: Vec<&str> = cs["concept"].as_array().into_iter().flatten().filter_map(|c| c["code"].as_str()).collect();
+        let kinds = [
+            Malformed,
+            TooDeep,
+            TooLarge,
+            TooMany,
+            UnsupportedMedia,
+            Schema,
+            UnmappedCode,
+            OutputInvalid,
+            Unauthenticated,
+            Forbidden,
+            RateLimited,
+            Overloaded,
+            Timeout,
+            Conflict,
+            Implausible,
+            MethodNotAllowed,
+            Unavailable,
+        ];
+        for k in kinds {
+            assert!(codes.contains(&k.label()), "{} is not in CodeSystem-rejection.json", k.label());
+            assert!((400..600).contains(&k.http_status()));
+        }
+        assert_eq!(codes.len(), kinds.len(), "a code of the CodeSystem that no kind uses");
+    }
+}

@@ -444,6 +444,18 @@ pub(crate) fn store_err(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Config { file: "store".into(), message: e.to_string() }
 }
 
+/// The delivery state that an overall state implies at least one delivery to be in (a cheap
+/// pre-filter for listing; the overall state is then computed exactly).
+pub(crate) fn delivery_state_for(overall: &str) -> String {
+    match overall {
+        "dead-letter" => "dead",
+        "delivered" => "delivered",
+        "delivering" => "leased",
+        _ => "pending",
+    }
+    .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -461,16 +473,4 @@ mod tests {
             assert_eq!(super::days_from_civil(y, m, d), days);
         }
     }
-}
-
-/// The delivery state that an overall state implies at least one delivery to be in (a cheap
-/// pre-filter for listing; the overall state is then computed exactly).
-pub(crate) fn delivery_state_for(overall: &str) -> String {
-    match overall {
-        "dead-letter" => "dead",
-        "delivered" => "delivered",
-        "delivering" => "leased",
-        _ => "pending",
-    }
-    .to_owned()
 }

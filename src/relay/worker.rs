@@ -105,7 +105,7 @@ async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: Stri
             break;
         }
         let open = failing >= cfg.breaker_threshold;
-        let limit = if open { 1 } else { dest.config.concurrency.max(1) as usize };
+        let limit = if open { 1 } else { dest.config.concurrency.max(1) };
         let free = limit.saturating_sub(inflight.len());
         if free > 0 && !drained {
             match store.claim(&name, free as i64, &owner, lease_ms, now_ms()).await {
