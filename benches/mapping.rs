@@ -11,6 +11,8 @@
 //!
 //! `scripts/bench-report` turns criterion's estimates into records/s and ratios to the floor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -48,7 +50,9 @@ fn bench(c: &mut Criterion) {
                 black_box(serde_json::to_vec(black_box(&bundle)).expect("serialises"))
             })
         });
-        g.bench_function("map", |b| b.iter(|| black_box(mhg::map::map_record(black_box(&record), &p.terminology).expect("maps"))));
+        g.bench_function("map", |b| {
+            b.iter(|| black_box(mhg::map::map_record(black_box(&record), &p.terminology).expect("maps")))
+        });
         g.bench_function("check+map", |b| b.iter(|| black_box(p.check_and_map(black_box(&value)).expect("maps"))));
         g.bench_function("parse+map+serialize", |b| {
             b.iter(|| {

@@ -2,6 +2,8 @@
 //! one submission per transaction and for group-committed batches. Each iteration stores new
 //! submissions, so the database grows over the run as it would in service.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

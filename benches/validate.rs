@@ -12,6 +12,8 @@
 //!   large Bundle adds to the parsed Bundle. Counted by the allocator below, only while
 //!   measuring (a branch on a flag otherwise).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
+
 /// mimalloc, counting live and peak heap bytes while `COUNTING` is on.
 struct Counting;
 
@@ -84,8 +86,8 @@ fn mb(n: usize) -> String {
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -113,7 +115,11 @@ fn bench(c: &mut Criterion) {
         black_box(v.validate(&p, &[]));
         v
     });
-    println!("memory/startup: {} of heap held by the validator after loading and a first Patient (peak {})", mb(held), mb(peak));
+    println!(
+        "memory/startup: {} of heap held by the validator after loading and a first Patient (peak {})",
+        mb(held),
+        mb(peak)
+    );
     drop(v0);
     let v = validator();
     let bundle = golden("04-ca-ime-ukr-cyrillic-maiden.json");
@@ -125,7 +131,9 @@ fn bench(c: &mut Criterion) {
         assert!(!mhg::validate::profile::has_errors(&v.validate(r, &[])), "{rt} validates");
         c.bench_function(&format!("resource/{rt}"), |b| b.iter(|| black_box(v.validate(black_box(r), &[]))));
     }
-    c.bench_function(&format!("bundle/{}-entries", entries.len()), |b| b.iter(|| black_box(v.validate(black_box(&bundle), &[]))));
+    c.bench_function(&format!("bundle/{}-entries", entries.len()), |b| {
+        b.iter(|| black_box(v.validate(black_box(&bundle), &[])))
+    });
 
     // 100,000 entries: the golden entries, then copies of its non-Patient entries with fresh
     // fullUrls (their references still point at the one Patient).
@@ -149,7 +157,11 @@ fn bench(c: &mut Criterion) {
     big["entry"] = Value::Array(all);
     let json_bytes = serde_json::to_vec(&big).map(|b| b.len()).unwrap_or_default();
     let (_, _, peak) = counted(|| black_box(v.validate(&big, &[])));
-    println!("memory/bundle-large: {size} entries ({} of JSON): validating it peaks at {} of heap beyond the parsed Bundle", mb(json_bytes), mb(peak));
+    println!(
+        "memory/bundle-large: {size} entries ({} of JSON): validating it peaks at {} of heap beyond the parsed Bundle",
+        mb(json_bytes),
+        mb(peak)
+    );
     let mut g = c.benchmark_group("bundle-large");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function(format!("{size}-entries"), |b| b.iter(|| black_box(v.validate(black_box(&big), &[]))));

@@ -9,6 +9,8 @@
 //! records per second (0 = as fast as possible); `BATCH` sends NDJSON batches of that many.
 //! Prints one JSON line of results.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,14 +140,18 @@ async fn main() {
             let start = Instant::now();
             for id in &ids {
                 loop {
-                    let v: Value = client.get(format!("{url}/submissions/{id}")).send().await.expect("status").json().await.unwrap_or(Value::Null);
+                    let v: Value =
+                        client.get(format!("{url}/submissions/{id}")).send().await.expect("status").json().await.unwrap_or(Value::Null);
                     if v["state"] == "delivered" {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
-            println!("{}", json!({"mode": "drain", "submissions": ids.len(), "seconds_after_start": start.elapsed().as_secs_f64()}));
+            println!(
+                "{}",
+                json!({"mode": "drain", "submissions": ids.len(), "seconds_after_start": start.elapsed().as_secs_f64()})
+            );
         }
         _ => {
             eprintln!("usage: load accept URL N CONCURRENCY [RATE] [BATCH] | load fhir URL N CONCURRENCY | load drain URL IDS_FILE");

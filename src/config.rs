@@ -102,13 +102,7 @@ pub struct Validation {
 
 impl Default for Validation {
     fn default() -> Self {
-        Validation {
-            packages: Vec::new(),
-            load: Vec::new(),
-            profile_gate: true,
-            unknown_extension_errors: false,
-            check_references: false,
-        }
+        Validation { packages: Vec::new(), load: Vec::new(), profile_gate: true, unknown_extension_errors: false, check_references: false }
     }
 }
 
@@ -218,8 +212,7 @@ impl Config {
             table.insert("home".into(), toml::Value::String(h.clone()));
         }
         let name = file.map(|f| f.display().to_string()).unwrap_or_else(|| "environment".into());
-        let cfg: Config = Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| cfg_err(&name, e.message().to_owned()))?;
+        let cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| cfg_err(&name, e.message().to_owned()))?;
         if !matches!(cfg.log.format.as_str(), "text" | "json") {
             return Err(cfg_err(&name, "log.format: expected \"text\" or \"json\""));
         }

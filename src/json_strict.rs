@@ -69,12 +69,7 @@ pub fn duplicate_keys(bytes: &[u8]) -> Vec<String> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'{' => stack.push(Frame::Object {
-                keys: Keys::default(),
-                current: None,
-                expect_key: true,
-                reported: false,
-            }),
+            b'{' => stack.push(Frame::Object { keys: Keys::default(), current: None, expect_key: true, reported: false }),
             b'[' => stack.push(Frame::Array { index: 0 }),
             b'}' | b']' => {
                 stack.pop();
@@ -87,22 +82,10 @@ pub fn duplicate_keys(bytes: &[u8]) -> Vec<String> {
             b'"' => {
                 let start = i + 1;
                 let (end, escaped) = string_end(bytes, start);
-                if matches!(
-                    stack.last(),
-                    Some(Frame::Object {
-                        expect_key: true,
-                        ..
-                    })
-                ) {
+                if matches!(stack.last(), Some(Frame::Object { expect_key: true, .. })) {
                     let key = decode(bytes, start, end, escaped);
                     let mut first_repeat = false;
-                    if let Some(Frame::Object {
-                        keys,
-                        current,
-                        expect_key,
-                        reported,
-                    }) = stack.last_mut()
-                    {
+                    if let Some(Frame::Object { keys, current, expect_key, reported }) = stack.last_mut() {
                         *expect_key = false;
                         if !keys.insert(key.clone()) && !*reported {
                             *reported = true;
@@ -161,10 +144,7 @@ fn pointer(stack: &[Frame<'_>]) -> String {
         p.push('/');
         match f {
             Frame::Object { current, .. } => {
-                let key = current
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
+                let key = current.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
                 p.push_str(&key.replace('~', "~0").replace('/', "~1"));
             }
             Frame::Array { index } => p.push_str(&index.to_string()),
@@ -178,10 +158,7 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: &[&str]) {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(input).is_ok(),
-            "test input is JSON: {input}"
-        );
+        assert!(serde_json::from_str::<serde_json::Value>(input).is_ok(), "test input is JSON: {input}");
         assert_eq!(duplicate_keys(input.as_bytes()), expected, "{input}");
     }
 
@@ -190,10 +167,7 @@ mod tests {
         check(r#"{"a":1,"b":2}"#, &[]);
         check(r#"{"a":1,"a":2}"#, &[""]);
         check(r#"{"a":1,"a":2,"a":3,"b":1,"b":2}"#, &[""]);
-        check(
-            r#"{"person":{"sex":"F","names":[],"sex":"M"}}"#,
-            &["/person"],
-        );
+        check(r#"{"person":{"sex":"F","names":[],"sex":"M"}}"#, &["/person"]);
         check(r#"[{"x":1},{"y":[{"k":1},{"k":1,"k":2}]}]"#, &["/1/y/1"]);
         check(r#"{"a/b":{"~":{"z":0,"z":0}}}"#, &["/a~1b/~0"]);
         check(r#"{"a":{"k":1,"k":2},"b":{"k":1,"k":2}}"#, &["/a", "/b"]);

@@ -55,19 +55,15 @@ impl Pipeline {
         validator: Arc<Validator>,
     ) -> Result<Self, GatewayError> {
         let terminology = terminology::load(mappings, overrides)?;
-        let schema = RecordSchema::compile(&terminology.record_schema).map_err(|message| GatewayError::Mapping {
-            file: mappings.join("record.schema.json").display().to_string(),
-            message,
-        })?;
+        let schema = RecordSchema::compile(&terminology.record_schema)
+            .map_err(|message| GatewayError::Mapping { file: mappings.join("record.schema.json").display().to_string(), message })?;
         let r4_path = conformance.join("fhir-r4").join("fhir.schema.json");
         let r4_bytes = std::fs::read(&r4_path).map_err(|e| GatewayError::Config {
             file: r4_path.display().to_string(),
             message: format!("cannot read the FHIR R4 JSON schema: {e}"),
         })?;
-        let r4_json: Value = serde_json::from_slice(&r4_bytes).map_err(|e| GatewayError::Config {
-            file: r4_path.display().to_string(),
-            message: format!("not JSON: {e}"),
-        })?;
+        let r4_json: Value = serde_json::from_slice(&r4_bytes)
+            .map_err(|e| GatewayError::Config { file: r4_path.display().to_string(), message: format!("not JSON: {e}") })?;
         let r4 = R4Schema::compile(&r4_json).map_err(|message| GatewayError::Config { file: r4_path.display().to_string(), message })?;
         Ok(Pipeline { schema, terminology, r4, max_depth, validator, profile_gate: true })
     }
@@ -203,7 +199,10 @@ impl Pipeline {
         let Some(entries) = mapped.bundle.get("entry").and_then(Value::as_array) else { return out };
         for url in profiles {
             let Some(profile) = self.validator.profile(url) else {
-                out.push(Issue::new("not-found", format!("destination '{destination}' requires profile {url}, which is not loaded")));
+                out.push(Issue::new(
+                    "not-found",
+                    format!("destination '{destination}' requires profile {url}, which is not loaded"),
+                ));
                 continue;
             };
             for (i, e) in entries.iter().enumerate() {
@@ -253,4 +252,3 @@ impl Record {
         Ok(record)
     }
 }
-

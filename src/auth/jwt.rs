@@ -128,12 +128,9 @@ impl Issuer {
             None => Vec::new(),
         };
         let secret = match (&cfg.secret_file, &cfg.secret_env) {
-            (Some(p), _) => Some(
-                std::fs::read(p)
-                    .map_err(|e| format!("secret_file: cannot read {}: {e}", p.display()))?
-                    .trim_ascii()
-                    .to_vec(),
-            ),
+            (Some(p), _) => {
+                Some(std::fs::read(p).map_err(|e| format!("secret_file: cannot read {}: {e}", p.display()))?.trim_ascii().to_vec())
+            }
             (None, Some(var)) => Some(std::env::var(var).map_err(|_| format!("secret_env: {var} is not set"))?.into_bytes()),
             (None, None) => None,
         };

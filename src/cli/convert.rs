@@ -106,9 +106,9 @@ pub fn run(config: &Config, args: Args) -> i32 {
                         Some(dir) => serde_json::to_vec_pretty(&m.bundle)
                             .map_err(std::io::Error::other)
                             .and_then(|b| crate::files::write_atomic(dir, &file_name_for(&m.bundle), &b)),
-                        None => serde_json::to_writer(&mut out, &m.bundle)
-                            .map_err(std::io::Error::other)
-                            .and_then(|_| out.write_all(b"\n")),
+                        None => {
+                            serde_json::to_writer(&mut out, &m.bundle).map_err(std::io::Error::other).and_then(|_| out.write_all(b"\n"))
+                        }
                     };
                     if let Err(e) = res {
                         eprintln!("mhg: cannot write output: {e}");

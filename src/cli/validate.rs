@@ -88,7 +88,10 @@ pub fn run(config: &Config, args: Args) -> i32 {
         }
     };
     for d in config.unserved_dependencies(&validator) {
-        eprintln!("mhg: note: {} needs {}, which is not loaded: add it with --package, or definitions from it are unknown", d.package, d.needs);
+        eprintln!(
+            "mhg: note: {} needs {}, which is not loaded: add it with --package, or definitions from it are unknown",
+            d.package, d.needs
+        );
     }
     for p in &args.profile {
         if !validator.knows_profile(p) {

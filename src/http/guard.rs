@@ -116,7 +116,11 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
     if let Err(wait) = g.rate.check(&caller.name) {
         tracing::info!(stage = "auth", client = %caller.name, "call refused: rate limit");
         return with_header(
-            refuse(RejectKind::RateLimited, "throttled", "this client's request rate limit is exceeded; retry after the time given"),
+            refuse(
+                RejectKind::RateLimited,
+                "throttled",
+                "this client's request rate limit is exceeded; retry after the time given",
+            ),
             header::RETRY_AFTER,
             wait.to_string(),
         );

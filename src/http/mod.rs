@@ -62,8 +62,7 @@ pub struct AppState {
 }
 
 /// The media types a route that takes records reads.
-const RECORD_TYPES: &[&str] =
-    &["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
+const RECORD_TYPES: &[&str] = &["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
 /// The media types `$validate` reads: one FHIR resource in JSON.
 const RESOURCE_TYPES: &[&str] = &["application/json", FHIR_JSON];
 
@@ -124,7 +123,11 @@ async fn outcome_for_bare_errors(req: Request, next: axum::middleware::Next) -> 
         return resp;
     }
     let (kind, code, text) = match status.as_u16() {
-        405 => (RejectKind::MethodNotAllowed, "not-supported", "this route does not take this method (see the Allow header)"),
+        405 => (
+            RejectKind::MethodNotAllowed,
+            "not-supported",
+            "this route does not take this method (see the Allow header)",
+        ),
         413 => (RejectKind::TooLarge, "too-costly", "the request is too large"),
         415 => (RejectKind::UnsupportedMedia, "not-supported", "unsupported Content-Type"),
         s if s >= 500 => (RejectKind::Unavailable, "exception", "the gateway could not answer this request"),
@@ -188,7 +191,10 @@ async fn ready(State(st): State<AppState>) -> Response {
     let packages: Vec<String> = st.pipeline.validator.packages().packages().map(|(n, v)| format!("{n}#{v}")).collect();
     match &st.relay {
         Some(r) => match r.store.depth().await {
-            Ok(_) => fhir_response(200, &json!({"status": "ready", "store": r.store.kind(), "mappings": mappings, "packages": packages})),
+            Ok(_) => fhir_response(
+                200,
+                &json!({"status": "ready", "store": r.store.kind(), "mappings": mappings, "packages": packages}),
+            ),
             Err(_) => fhir_response(503, &json!({"status": "not ready", "store": "unavailable", "mappings": mappings})),
         },
         None => fhir_response(200, &json!({"status": "ready", "store": "none", "mappings": mappings, "packages": packages})),
@@ -216,29 +222,32 @@ async fn metadata(State(st): State<AppState>) -> Response {
         ops.push(json!({"name": "replay", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/replay",
             "documentation": "POST /submissions/{id}/$replay: replay the dead-lettered deliveries of a submission."}));
     }
-    fhir_response(200, &json!({
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": crate::queue::rfc3339(crate::queue::now_ms())[..10].to_owned(),
-        "kind": "instance",
-        "software": {"name": "mhg", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": format!(
-            "Migration health gateway: records in, FHIR R4 transaction Bundles out{}. Mappings {}.",
-            if relay { ", relayed durably to national systems (POST /records)" } else { "" },
-            st.pipeline.terminology.mapping_version)},
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "security": if st.guard.auth.enabled() {
-                json!({"cors": false, "description": "Every interaction but GET /metadata needs credentials: an API key (X-API-Key header, or Authorization: Bearer/ApiKey), a JWT bearer token from a configured issuer (scopes in 'scope'), or a configured client certificate over mutual TLS. Scopes: convert, records:write, submissions:read, validate, metrics, admin."})
-            } else {
-                json!({"cors": false, "description": "Authentication is OFF on this instance (--insecure-no-auth): for local trials only."})
-            },
-            "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. $validate checks resources against the loaded profiles.",
-            "operation": ops
-        }]
-    }))
+    fhir_response(
+        200,
+        &json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": crate::queue::rfc3339(crate::queue::now_ms())[..10].to_owned(),
+            "kind": "instance",
+            "software": {"name": "mhg", "version": env!("CARGO_PKG_VERSION")},
+            "implementation": {"description": format!(
+                "Migration health gateway: records in, FHIR R4 transaction Bundles out{}. Mappings {}.",
+                if relay { ", relayed durably to national systems (POST /records)" } else { "" },
+                st.pipeline.terminology.mapping_version)},
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json", "json"],
+            "rest": [{
+                "mode": "server",
+                "security": if st.guard.auth.enabled() {
+                    json!({"cors": false, "description": "Every interaction but GET /metadata needs credentials: an API key (X-API-Key header, or Authorization: Bearer/ApiKey), a JWT bearer token from a configured issuer (scopes in 'scope'), or a configured client certificate over mutual TLS. Scopes: convert, records:write, submissions:read, validate, metrics, admin."})
+                } else {
+                    json!({"cors": false, "description": "Authentication is OFF on this instance (--insecure-no-auth): for local trials only."})
+                },
+                "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. $validate checks resources against the loaded profiles.",
+                "operation": ops
+            }]
+        }),
+    )
 }
 
 /// Reads the body, refusing it as soon as it exceeds the limit (a 413 OperationOutcome, not a

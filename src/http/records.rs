@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::{AppState, convert_request, fhir_response};
+use crate::auth::Caller;
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::queue::commit::Committer;
-use crate::auth::Caller;
 use crate::queue::{Accepted, Conflict, GroupOutcome, Identity, NewSubmission, Store, SubmissionView};
 use crate::relay::DestinationConfig;
 
@@ -25,8 +25,8 @@ pub struct RelayState {
 }
 
 fn unavailable() -> Response {
-    let mut r = Rejection::one(RejectKind::Unavailable, Issue::new("transient", "the store is not available; retry shortly"))
-        .into_response();
+    let mut r =
+        Rejection::one(RejectKind::Unavailable, Issue::new("transient", "the store is not available; retry shortly")).into_response();
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }
@@ -95,12 +95,8 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
             forbidden.push(r);
             continue;
         }
-        let destinations: Vec<String> = relay
-            .destinations
-            .iter()
-            .filter(|d| d.takes(&m.meta.destination_country, &m.meta.programme))
-            .map(|d| d.name.clone())
-            .collect();
+        let destinations: Vec<String> =
+            relay.destinations.iter().filter(|d| d.takes(&m.meta.destination_country, &m.meta.programme)).map(|d| d.name.clone()).collect();
         if destinations.is_empty() {
             let mut r = Rejection::one(
                 RejectKind::Schema,
@@ -122,8 +118,7 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
         if !required.is_empty() {
             let pipeline = st.pipeline.clone();
             let (m2, issues) = tokio::task::spawn_blocking(move || {
-                let issues: Vec<Issue> =
-                    required.iter().flat_map(|(d, p)| pipeline.check_destination_profiles(&m, d, p)).collect();
+                let issues: Vec<Issue> = required.iter().flat_map(|(d, p)| pipeline.check_destination_profiles(&m, d, p)).collect();
                 (m, issues)
             })
             .await
@@ -162,11 +157,7 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
         };
         batch_subs.push(NewSubmission {
             id: uuid::Uuid::new_v4().to_string(),
-            identity: Identity {
-                source_system: m.meta.source_system,
-                record_id: m.meta.record_id,
-                record_version: m.meta.record_version,
-            },
+            identity: Identity { source_system: m.meta.source_system, record_id: m.meta.record_id, record_version: m.meta.record_version },
             digest: m.meta.digest,
             client_key,
             programme: m.meta.programme,

@@ -57,11 +57,7 @@ pub struct ConnLimits {
 impl ConnLimits {
     /// From `[limits]`: seconds (0: none) and the configured cap, lowered to fit the process's
     /// open-file limit ([`connection_cap`]).
-    pub fn new(
-        header_read_timeout_secs: u64,
-        idle_timeout_secs: u64,
-        max_connections: usize,
-    ) -> ConnLimits {
+    pub fn new(header_read_timeout_secs: u64, idle_timeout_secs: u64, max_connections: usize) -> ConnLimits {
         ConnLimits {
             header_read_timeout: Duration::from_secs(header_read_timeout_secs),
             idle_timeout: Duration::from_secs(idle_timeout_secs),
@@ -85,11 +81,7 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub fn open_file_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// The connection cap in force: `configured` (0: no cap of its own), lowered so that
@@ -97,11 +89,7 @@ pub fn open_file_limit() -> Option<u64> {
 /// relay's outbound connections and the files it writes: a quarter of the limit, between 32
 /// and 256.
 pub fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
-    let configured = if configured == 0 {
-        usize::MAX
-    } else {
-        configured
-    };
+    let configured = if configured == 0 { usize::MAX } else { configured };
     match open_files {
         Some(n) => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
@@ -122,9 +110,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(
-        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     if acceptor.is_none() {
@@ -236,13 +222,7 @@ async fn drive<I>(
             resp
         }
     });
-    let conn = builder.serve_connection(
-        TokioIo::new(Watched {
-            io,
-            activity: activity.clone(),
-        }),
-        svc,
-    );
+    let conn = builder.serve_connection(TokioIo::new(Watched { io, activity: activity.clone() }), svc);
     let conn = watcher.watch(conn.into_owned());
     tokio::select! {
         _ = conn => {}
@@ -289,11 +269,7 @@ impl Reason {
 
     /// Counts one closing; logs the first, then at most one line per [`LOG_EVERY`].
     fn count(self, limit: u64) {
-        crate::ops::inc(
-            "mhg_connections_closed_total",
-            &[("reason", self.label())],
-            1,
-        );
+        crate::ops::inc("mhg_connections_closed_total", &[("reason", self.label())], 1);
         let (count, last) = &TALLY[self as usize];
         count.fetch_add(1, Ordering::Relaxed);
         let now = uptime_ms();
@@ -301,10 +277,7 @@ impl Reason {
         if before != u64::MAX && now.saturating_sub(before) < LOG_EVERY.as_millis() as u64 {
             return;
         }
-        if last
-            .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
+        if last.compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
             return;
         }
         let closed = count.swap(0, Ordering::Relaxed);
@@ -372,12 +345,7 @@ impl Activity {
         let now = self.now();
         self.last_io.store(now, Ordering::Relaxed);
         if self.h1 && self.in_flight.load(Ordering::Relaxed) == 0 {
-            let _ = self.head_since.compare_exchange(
-                NO_HEAD,
-                now,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            let _ = self.head_since.compare_exchange(NO_HEAD, now, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -393,18 +361,12 @@ impl Activity {
         }
         let head = self.head_since.load(Ordering::Relaxed);
         if head != NO_HEAD && !limits.header_read_timeout.is_zero() {
-            return Some((
-                head + limits.header_read_timeout.as_millis() as u64,
-                Reason::HeaderTimeout,
-            ));
+            return Some((head + limits.header_read_timeout.as_millis() as u64, Reason::HeaderTimeout));
         }
         if limits.idle_timeout.is_zero() {
             return None;
         }
-        Some((
-            self.last_io.load(Ordering::Relaxed) + limits.idle_timeout.as_millis() as u64,
-            Reason::IdleTimeout,
-        ))
+        Some((self.last_io.load(Ordering::Relaxed) + limits.idle_timeout.as_millis() as u64, Reason::IdleTimeout))
     }
 }
 
@@ -430,11 +392,8 @@ impl Drop for InFlight {
 /// Completes when the connection is due to be closed, with the reason.
 async fn watchdog(a: &Activity, limits: ConnLimits) -> Reason {
     // A request in progress (or no timeout at all): look again later.
-    let recheck = [limits.idle_timeout, limits.header_read_timeout]
-        .into_iter()
-        .filter(|d| !d.is_zero())
-        .min()
-        .unwrap_or(Duration::from_secs(3600));
+    let recheck =
+        [limits.idle_timeout, limits.header_read_timeout].into_iter().filter(|d| !d.is_zero()).min().unwrap_or(Duration::from_secs(3600));
     loop {
         match a.deadline(&limits) {
             Some((due, reason)) => {
@@ -456,11 +415,7 @@ struct Watched<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -471,11 +426,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.wrote();
@@ -483,11 +434,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         r
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.wrote();

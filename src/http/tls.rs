@@ -44,7 +44,9 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Strin
         ("none", _) => builder.with_no_client_auth(),
         ("optional" | "required", Some(ca)) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("server.tls.client_ca_file: cannot read {}: {e}", ca.display()))? {
+            for c in
+                CertificateDer::pem_file_iter(ca).map_err(|e| format!("server.tls.client_ca_file: cannot read {}: {e}", ca.display()))?
+            {
                 let c = c.map_err(|e| format!("server.tls.client_ca_file: {} is not PEM: {e}", ca.display()))?;
                 roots.add(c).map_err(|e| format!("server.tls.client_ca_file: {e}"))?;
             }

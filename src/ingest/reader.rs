@@ -64,20 +64,13 @@ fn malformed(e: &serde_json::Error, line_offset: usize) -> Rejection {
         RejectKind::Malformed,
         Issue::new(
             "structure",
-            format!(
-                "malformed JSON: {what} at line {} column {}",
-                e.line() + line_offset,
-                e.column()
-            ),
+            format!("malformed JSON: {what} at line {} column {}", e.line() + line_offset, e.column()),
         ),
     )
 }
 
 fn too_deep(limit: usize) -> Rejection {
-    Rejection::one(
-        RejectKind::TooDeep,
-        Issue::new("too-costly", format!("JSON nested deeper than {limit} levels")),
-    )
+    Rejection::one(RejectKind::TooDeep, Issue::new("too-costly", format!("JSON nested deeper than {limit} levels")))
 }
 
 /// The bytes without a UTF-8 byte order mark (files saved by some Windows editors have one;
@@ -94,11 +87,7 @@ pub fn strip_bom(bytes: &[u8]) -> &[u8] {
 ///   non-empty line a record, a bad line rejected alone.
 pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<Item> {
     let bytes = strip_bom(bytes);
-    let src = |record: Option<usize>, line: Option<usize>| SourceRef {
-        file: file.map(str::to_owned),
-        record,
-        line,
-    };
+    let src = |record: Option<usize>, line: Option<usize>| SourceRef { file: file.map(str::to_owned), record, line };
     let trimmed_start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     if trimmed_start == bytes.len() {
         return vec![Item { source: src(None, None), value: Err(no_record()) }];
@@ -143,10 +132,8 @@ pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<I
         .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
         .filter(|(_, l)| l.iter().any(|b| !b.is_ascii_whitespace()))
         .collect();
-    let first_is_whole = lines
-        .first()
-        .map(|(_, l)| nesting_depth(l, max_depth) <= max_depth && serde_json::from_slice::<Value>(l).is_ok())
-        .unwrap_or(false);
+    let first_is_whole =
+        lines.first().map(|(_, l)| nesting_depth(l, max_depth) <= max_depth && serde_json::from_slice::<Value>(l).is_ok()).unwrap_or(false);
     if lines.len() < 2 || !first_is_whole {
         // A single (malformed or too deep) document: report it as such.
         if nesting_depth(bytes, max_depth) > max_depth {
@@ -199,10 +186,7 @@ fn strict(value: Value, duplicates: Vec<String>) -> Result<Value, Rejection> {
 }
 
 fn unreachable_shape(source: SourceRef) -> Vec<Item> {
-    vec![Item {
-        source,
-        value: Err(Rejection::one(RejectKind::Malformed, Issue::new("structure", "expected a JSON array"))),
-    }]
+    vec![Item { source, value: Err(Rejection::one(RejectKind::Malformed, Issue::new("structure", "expected a JSON array"))) }]
 }
 
 #[cfg(test)]

@@ -225,9 +225,7 @@ pub struct Consent {
 /// types take only `1`. Reads the number's text exactly (no float rounding).
 fn integer<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
     let n = Number::deserialize(d)?;
-    integral(n.as_str())
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| serde::de::Error::custom("not an integer the record model holds"))
+    integral(n.as_str()).and_then(|v| T::try_from(v).ok()).ok_or_else(|| serde::de::Error::custom("not an integer the record model holds"))
 }
 
 fn opt_integer<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
@@ -263,9 +261,8 @@ fn integral(text: &str) -> Option<u64> {
         return None;
     }
     // Position of the decimal point within `significant`.
-    let point = i64::try_from(int.len()).ok()? + exp
-        - i64::try_from(digits.len() - significant.len()).ok()?;
-    if point < 1 || point > 20 {
+    let point = i64::try_from(int.len()).ok()? + exp - i64::try_from(digits.len() - significant.len()).ok()?;
+    if !(1..=20).contains(&point) {
         return None;
     }
     let point = point as usize;
@@ -346,13 +343,7 @@ mod tests {
         let v: Value = serde_json::from_str(r#"{"a": 1.0, "b": 2e0}"#).expect("json");
         assert_eq!(Ints::deserialize(&v).ok(), Some(Ints { a: 1, b: Some(2) }));
         let v: Value = serde_json::from_str(r#"{"a": 4294967295}"#).expect("json");
-        assert_eq!(
-            Ints::deserialize(&v).ok(),
-            Some(Ints {
-                a: u32::MAX,
-                b: None
-            })
-        );
+        assert_eq!(Ints::deserialize(&v).ok(), Some(Ints { a: u32::MAX, b: None }));
         let v: Value = serde_json::from_str(r#"{"a": 4294967296}"#).expect("json");
         assert!(Ints::deserialize(&v).is_err());
         let v: Value = serde_json::from_str(r#"{"a": 1, "b": 256}"#).expect("json");

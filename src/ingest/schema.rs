@@ -88,8 +88,7 @@ fn describe(e: &ValidationError<'_>, names: &HashSet<String>, out: &mut Vec<Issu
             let full = format!("{}/{}", path, p);
             out.push(Issue::new("required", format!("required property '{p}' is missing")).at(full));
         }
-        ValidationErrorKind::AdditionalProperties { unexpected }
-        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+        ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
             // A name the schema defines (in another place) is structure and may be quoted; any
             // other is caller text, possibly a name or a date: said to exist, at its object.
             for name in unexpected {
@@ -102,46 +101,28 @@ fn describe(e: &ValidationError<'_>, names: &HashSet<String>, out: &mut Vec<Issu
                 out.push(if path.is_empty() { issue } else { issue.at(path.clone()) });
             }
         }
-        ValidationErrorKind::Enum { options } => {
-            out.push(issue("code-invalid", format!("value is not one of {}", short_list(options))))
-        }
-        ValidationErrorKind::Constant { expected_value } => {
-            out.push(issue("value", format!("value must be {expected_value}")))
-        }
-        ValidationErrorKind::Type { kind } => {
-            out.push(issue("structure", format!("wrong JSON type: expected {}", type_name(kind))))
-        }
-        ValidationErrorKind::Pattern { pattern } => {
-            out.push(issue("value", format!("value does not match the pattern {pattern}")))
-        }
-        ValidationErrorKind::MinLength { limit } => {
-            out.push(issue("value", format!("value is shorter than {limit} character(s)")))
-        }
-        ValidationErrorKind::MaxLength { limit } => {
-            out.push(issue("too-long", format!("value is longer than {limit} characters")))
-        }
-        ValidationErrorKind::MinItems { limit } => {
-            out.push(issue("required", format!("at least {limit} item(s) required")))
-        }
-        ValidationErrorKind::MaxItems { limit } => {
-            out.push(issue("too-long", format!("at most {limit} item(s) allowed")))
-        }
+        ValidationErrorKind::Enum { options } => out.push(issue("code-invalid", format!("value is not one of {}", short_list(options)))),
+        ValidationErrorKind::Constant { expected_value } => out.push(issue("value", format!("value must be {expected_value}"))),
+        ValidationErrorKind::Type { kind } => out.push(issue("structure", format!("wrong JSON type: expected {}", type_name(kind)))),
+        ValidationErrorKind::Pattern { pattern } => out.push(issue("value", format!("value does not match the pattern {pattern}"))),
+        ValidationErrorKind::MinLength { limit } => out.push(issue("value", format!("value is shorter than {limit} character(s)"))),
+        ValidationErrorKind::MaxLength { limit } => out.push(issue("too-long", format!("value is longer than {limit} characters"))),
+        ValidationErrorKind::MinItems { limit } => out.push(issue("required", format!("at least {limit} item(s) required"))),
+        ValidationErrorKind::MaxItems { limit } => out.push(issue("too-long", format!("at most {limit} item(s) allowed"))),
         ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
             out.push(issue("value", format!("value is below the minimum {limit}")))
         }
         ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
             out.push(issue("value", format!("value is above the maximum {limit}")))
         }
-        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            match closest_branch(context) {
-                Some(branch) if !branch.is_empty() && !all_shallow(branch, &path) => {
-                    for sub in branch {
-                        describe(sub, names, out);
-                    }
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => match closest_branch(context) {
+            Some(branch) if !branch.is_empty() && !all_shallow(branch, &path) => {
+                for sub in branch {
+                    describe(sub, names, out);
                 }
-                _ => out.push(issue("structure", alternatives_text(e.schema_path().as_str()))),
             }
-        }
+            _ => out.push(issue("structure", alternatives_text(e.schema_path().as_str()))),
+        },
         ValidationErrorKind::OneOfMultipleValid { .. } => {
             out.push(issue("structure", "value matches more than one allowed shape".to_owned()))
         }
@@ -172,8 +153,7 @@ fn closest_branch<'a>(context: &'a [Vec<ValidationError<'static>>]) -> Option<&'
 /// failing their pattern): then a summary says more than the branch's details.
 fn all_shallow(branch: &[ValidationError<'static>], path: &str) -> bool {
     branch.iter().all(|e| {
-        e.instance_path().as_str() == path
-            && matches!(e.kind(), ValidationErrorKind::Pattern { .. } | ValidationErrorKind::Type { .. })
+        e.instance_path().as_str() == path && matches!(e.kind(), ValidationErrorKind::Pattern { .. } | ValidationErrorKind::Type { .. })
     })
 }
 
@@ -223,9 +203,15 @@ mod tests {
         let s = schema();
         let issues = s.check(&json!({"person": {"Jane Doe 1980-02-03": 1, "recordId": "x", "names": [{"family": "a", "Doe": 1}]}}));
         let shown: Vec<(Option<&str>, &str)> = issues.iter().map(|i| (i.input_path.as_deref(), i.text.as_str())).collect();
-        assert!(shown.contains(&(Some("/person"), "a property the schema does not define is not allowed here")), "{shown:?}");
+        assert!(
+            shown.contains(&(Some("/person"), "a property the schema does not define is not allowed here")),
+            "{shown:?}"
+        );
         assert!(shown.contains(&(Some("/person"), "property 'recordId' is not allowed here")), "{shown:?}");
-        assert!(shown.contains(&(Some("/person/names/0"), "a property the schema does not define is not allowed here")), "{shown:?}");
+        assert!(
+            shown.contains(&(Some("/person/names/0"), "a property the schema does not define is not allowed here")),
+            "{shown:?}"
+        );
         assert!(!format!("{issues:?}").contains("Jane") && !format!("{issues:?}").contains("Doe"), "{issues:?}");
         let root = s.check(&json!({"Jane": 1}));
         assert_eq!(root[0].input_path, None);

@@ -47,9 +47,8 @@ pub fn calendar_ok(s: &str) -> bool {
     }
 }
 
-const DATE_FIELDS: &[&str] = &[
-    "birthDate", "expires", "examDate", "validUntil", "collected", "resulted", "date", "expiry", "created", "updated",
-];
+const DATE_FIELDS: &[&str] =
+    &["birthDate", "expires", "examDate", "validUntil", "collected", "resulted", "date", "expiry", "created", "updated"];
 
 fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
     match v {
@@ -57,7 +56,9 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
             out.push(Issue::new("value", "text contains control characters, which FHIR strings may not hold").at(path.clone()));
         }
         Value::Number(n) if !decimal_ok(n.as_str()) => {
-            out.push(Issue::new("value", "number cannot be a FHIR decimal: its exponent is beyond what a decimal can hold").at(path.clone()));
+            out.push(
+                Issue::new("value", "number cannot be a FHIR decimal: its exponent is beyond what a decimal can hold").at(path.clone()),
+            );
         }
         Value::Object(m) => {
             for (k, child) in m {
@@ -137,24 +138,14 @@ pub fn day_range(s: &str) -> Option<(Day, Day)> {
     let d: Option<u32> = parts.next().map(str::parse).transpose().ok()?;
     let (first, last) = match (m, d) {
         (None, _) => (Day::from_ymd(y, 1, 1), Day::from_ymd(y, 12, 31)),
-        (Some(m), None) => (
-            Day::from_ymd(y, m, 1),
-            Day::from_ymd(y, m, days_in_month(u32::try_from(y).ok()?, m)),
-        ),
+        (Some(m), None) => (Day::from_ymd(y, m, 1), Day::from_ymd(y, m, days_in_month(u32::try_from(y).ok()?, m))),
         (Some(m), Some(d)) => (Day::from_ymd(y, m, d), Day::from_ymd(y, m, d)),
     };
-    Some(if has_time {
-        (first.plus(-1), last.plus(1))
-    } else {
-        (first, last)
-    })
+    Some(if has_time { (first.plus(-1), last.plus(1)) } else { (first, last) })
 }
 
 fn range_at(record: &Value, pointer: &str) -> Option<(Day, Day)> {
-    record
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .and_then(day_range)
+    record.pointer(pointer).and_then(Value::as_str).and_then(day_range)
 }
 
 /// Findings (refusals) for dates that cannot be true, for a record that passed the schema and
@@ -163,94 +154,49 @@ fn range_at(record: &Value, pointer: &str) -> Option<(Day, Day)> {
 pub fn plausibility(record: &Value, today: Day) -> Vec<Issue> {
     let mut out = Vec::new();
     let future = today.plus(1);
-    let refuse =
-        |out: &mut Vec<Issue>, at: String, text: &str| out.push(Issue::new("value", text).at(at));
+    let refuse = |out: &mut Vec<Issue>, at: String, text: &str| out.push(Issue::new("value", text).at(at));
     let birth = range_at(record, "/person/birthDate");
     let unborn = birth.is_some_and(|(first, _)| first > future);
     if unborn {
-        refuse(
-            &mut out,
-            "/person/birthDate".into(),
-            "birth date is in the future",
-        );
+        refuse(&mut out, "/person/birthDate".into(), "birth date is in the future");
     }
     // An estimated birth date may be years off, and one in the future is the one error to
     // report: nothing is compared with either.
     let estimated = record.pointer("/person/birthDateEstimated") == Some(&Value::Bool(true));
-    let born = birth
-        .filter(|_| !estimated && !unborn)
-        .map(|(first, _)| first);
-    let before_birth =
-        |r: Option<(Day, Day)>| matches!((born, r), (Some(b), Some((_, last))) if last < b);
+    let born = birth.filter(|_| !estimated && !unborn).map(|(first, _)| first);
+    let before_birth = |r: Option<(Day, Day)>| matches!((born, r), (Some(b), Some((_, last))) if last < b);
     let exam = range_at(record, "/assessment/examDate");
     if before_birth(exam) {
-        refuse(
-            &mut out,
-            "/assessment/examDate".into(),
-            "exam date is before the birth date",
-        );
+        refuse(&mut out, "/assessment/examDate".into(), "exam date is before the birth date");
     }
-    if let (Some((exam_first, _)), Some((_, until_last))) =
-        (exam, range_at(record, "/assessment/validUntil"))
-    {
+    if let (Some((exam_first, _)), Some((_, until_last))) = (exam, range_at(record, "/assessment/validUntil")) {
         if until_last < exam_first {
-            refuse(
-                &mut out,
-                "/assessment/validUntil".into(),
-                "valid-until date is before the exam date",
-            );
+            refuse(&mut out, "/assessment/validUntil".into(), "valid-until date is before the exam date");
         }
     }
-    let entries = |key: &str| {
-        record
-            .get(key)
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-    };
+    let entries = |key: &str| record.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default().iter().enumerate();
     for (i, v) in entries("vaccinations") {
         if v["status"] == "entered-in-error" {
             continue;
         }
         let date = v.get("date").and_then(Value::as_str).and_then(day_range);
         if before_birth(date) {
-            refuse(
-                &mut out,
-                format!("/vaccinations/{i}/date"),
-                "vaccination date is before the birth date",
-            );
+            refuse(&mut out, format!("/vaccinations/{i}/date"), "vaccination date is before the birth date");
         }
         if date.is_some_and(|(first, _)| first > future) {
-            refuse(
-                &mut out,
-                format!("/vaccinations/{i}/date"),
-                "vaccination date is in the future",
-            );
+            refuse(&mut out, format!("/vaccinations/{i}/date"), "vaccination date is in the future");
         }
     }
     for (i, r) in entries("results") {
         if r["status"] == "entered-in-error" || r["status"] == "cancelled" {
             continue;
         }
-        let collected = r
-            .get("collected")
-            .and_then(Value::as_str)
-            .and_then(day_range);
+        let collected = r.get("collected").and_then(Value::as_str).and_then(day_range);
         if before_birth(collected) {
-            refuse(
-                &mut out,
-                format!("/results/{i}/collected"),
-                "specimen collected before the birth date",
-            );
+            refuse(&mut out, format!("/results/{i}/collected"), "specimen collected before the birth date");
         }
         if collected.is_some_and(|(first, _)| first > future) {
-            refuse(
-                &mut out,
-                format!("/results/{i}/collected"),
-                "collection date is in the future",
-            );
+            refuse(&mut out, format!("/results/{i}/collected"), "collection date is in the future");
         }
     }
     out
@@ -315,37 +261,15 @@ mod tests {
         assert_eq!(Day::from_ymd(1970, 1, 1), Day(0));
         assert_eq!(Day::from_ymd(2000, 3, 1), Day(11_017));
         assert_eq!(Day::from_ymd(1969, 12, 31), Day(-1));
-        assert_eq!(
-            Day::from_unix_secs(1_796_083_200),
-            Day::from_ymd(2026, 12, 1)
-        );
-        assert_eq!(
-            day_range("2024-02"),
-            Some((Day::from_ymd(2024, 2, 1), Day::from_ymd(2024, 2, 29)))
-        );
-        assert_eq!(
-            day_range("1979"),
-            Some((Day::from_ymd(1979, 1, 1), Day::from_ymd(1979, 12, 31)))
-        );
-        assert_eq!(
-            day_range("2026-10-05T08:15+07:00"),
-            Some((Day::from_ymd(2026, 10, 4), Day::from_ymd(2026, 10, 6)))
-        );
+        assert_eq!(Day::from_unix_secs(1_796_083_200), Day::from_ymd(2026, 12, 1));
+        assert_eq!(day_range("2024-02"), Some((Day::from_ymd(2024, 2, 1), Day::from_ymd(2024, 2, 29))));
+        assert_eq!(day_range("1979"), Some((Day::from_ymd(1979, 1, 1), Day::from_ymd(1979, 12, 31))));
+        assert_eq!(day_range("2026-10-05T08:15+07:00"), Some((Day::from_ymd(2026, 10, 4), Day::from_ymd(2026, 10, 6))));
     }
 
     #[test]
     fn decimals() {
-        for ok in [
-            "0",
-            "-0",
-            "61.50",
-            "1e2",
-            "1E+308",
-            "-1.5e-300",
-            "0e999",
-            "0.0E-999",
-            "123456789012345678901234567890",
-        ] {
+        for ok in ["0", "-0", "61.50", "1e2", "1E+308", "-1.5e-300", "0e999", "0.0E-999", "123456789012345678901234567890"] {
             assert!(decimal_ok(ok), "{ok}");
         }
         for bad in ["1e400", "-1e+400", "1e-400", "2.5E-999"] {
@@ -364,10 +288,7 @@ mod tests {
             *r.pointer_mut(ptr).expect("pointer") = v.clone();
         }
         let today = Day::from_ymd(2026, 12, 1);
-        plausibility(&r, today)
-            .into_iter()
-            .map(|i| format!("{} {}", i.input_path.unwrap_or_default(), i.text))
-            .collect()
+        plausibility(&r, today).into_iter().map(|i| format!("{} {}", i.input_path.unwrap_or_default(), i.text)).collect()
     }
 
     #[test]
@@ -384,9 +305,7 @@ mod tests {
             ["/person/birthDate birth date is in the future",]
         );
         assert_eq!(
-            implausible(
-                serde_json::json!({"/person/birthDate": "1999-12-03", "/assessment/examDate": "2027-01-01"})
-            ),
+            implausible(serde_json::json!({"/person/birthDate": "1999-12-03", "/assessment/examDate": "2027-01-01"})),
             ["/vaccinations/0/date vaccination date is before the birth date",]
         );
         assert_eq!(
@@ -397,33 +316,19 @@ mod tests {
             implausible(serde_json::json!({"/assessment/validUntil": "2026-10-04"})),
             ["/assessment/validUntil valid-until date is before the exam date",]
         );
-        assert_eq!(
-            implausible(serde_json::json!({"/assessment/validUntil": "2026-10-05"})),
-            none
-        );
+        assert_eq!(implausible(serde_json::json!({"/assessment/validUntil": "2026-10-05"})), none);
         // Partial dates: refused only when every day they could be is impossible.
-        assert_eq!(
-            implausible(serde_json::json!({"/vaccinations/0/date": "1990"})),
-            none
-        );
-        assert_eq!(
-            implausible(serde_json::json!({"/vaccinations/0/date": "1990-05"})),
-            none
-        );
+        assert_eq!(implausible(serde_json::json!({"/vaccinations/0/date": "1990"})), none);
+        assert_eq!(implausible(serde_json::json!({"/vaccinations/0/date": "1990-05"})), none);
         assert_eq!(
             implausible(serde_json::json!({"/vaccinations/0/date": "1990-04"})),
             ["/vaccinations/0/date vaccination date is before the birth date",]
         );
         assert_eq!(
-            implausible(
-                serde_json::json!({"/person/birthDate": "1990", "/vaccinations/0/date": "1990-01-01"})
-            ),
+            implausible(serde_json::json!({"/person/birthDate": "1990", "/vaccinations/0/date": "1990-01-01"})),
             none
         );
-        assert_eq!(
-            implausible(serde_json::json!({"/vaccinations/0/date": "2026-12"})),
-            none
-        );
+        assert_eq!(implausible(serde_json::json!({"/vaccinations/0/date": "2026-12"})), none);
         assert_eq!(
             implausible(serde_json::json!({"/vaccinations/0/date": "2027"})),
             ["/vaccinations/0/date vaccination date is in the future",]
@@ -434,21 +339,15 @@ mod tests {
         );
         // Entries kept as mistakes, and estimated birth dates, are not compared.
         assert_eq!(
-            implausible(
-                serde_json::json!({"/vaccinations/0/date": "1980", "/vaccinations/0/status": "entered-in-error"})
-            ),
+            implausible(serde_json::json!({"/vaccinations/0/date": "1980", "/vaccinations/0/status": "entered-in-error"})),
             none
         );
         assert_eq!(
-            implausible(
-                serde_json::json!({"/results/0/collected": "1980-01-01", "/results/0/status": "cancelled"})
-            ),
+            implausible(serde_json::json!({"/results/0/collected": "1980-01-01", "/results/0/status": "cancelled"})),
             none
         );
         assert_eq!(
-            implausible(
-                serde_json::json!({"/vaccinations/0/date": "1980", "/person/birthDateEstimated": true})
-            ),
+            implausible(serde_json::json!({"/vaccinations/0/date": "1980", "/person/birthDateEstimated": true})),
             none
         );
     }

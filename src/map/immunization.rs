@@ -16,20 +16,23 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
     let mut countries = HashMap::new();
     for (i, v) in r.vaccinations.iter().enumerate() {
         let input = format!("/vaccinations/{i}");
-        let location = v
-            .country
-            .as_deref()
-            .map(|c| parties::country_location(b, c, &format!("{input}/country"), &mut countries));
+        let location = v.country.as_deref().map(|c| parties::country_location(b, c, &format!("{input}/country"), &mut countries));
         let out = b.next_entry_path();
         let status = b.code_only("vaccination-status", &v.status, || (format!("{input}/status"), format!("{out}.status")));
         let vaccine = b.coded("vaccine", "vaccine", &v.vaccine, &[], || (format!("{input}/vaccine"), format!("{out}.vaccineCode")));
 
         let mut imm = json!({"resourceType": "Immunization"});
         put(&mut imm, "meta", b.profiles("Immunization"));
-        put(&mut imm, "identifier", crate::arr![crate::obj! {"system": sid("vaccination-id"), "value": v.vaccination_id.as_str()}]);
+        put(
+            &mut imm,
+            "identifier",
+            crate::arr![crate::obj! {"system": sid("vaccination-id"), "value": v.vaccination_id.as_str()}],
+        );
         put(&mut imm, "status", status);
         if let Some(reason) = &v.not_done_reason {
-            let sr = b.coded("not-done-reason", "not-done-reason", reason, &[], || (format!("{input}/notDoneReason"), format!("{out}.statusReason")));
+            let sr = b.coded("not-done-reason", "not-done-reason", reason, &[], || {
+                (format!("{input}/notDoneReason"), format!("{out}.statusReason"))
+            });
             put(&mut imm, "statusReason", sr);
         }
         put(&mut imm, "vaccineCode", vaccine);
@@ -48,7 +51,9 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
         let administered = v.source == "administered";
         put(&mut imm, "primarySource", administered);
         if !administered {
-            let origin = b.coded("vaccination-source", "vaccination-source", &v.source, &[], || (format!("{input}/source"), format!("{out}.reportOrigin")));
+            let origin = b.coded("vaccination-source", "vaccination-source", &v.source, &[], || {
+                (format!("{input}/source"), format!("{out}.reportOrigin"))
+            });
             put(&mut imm, "reportOrigin", origin);
         }
         if let Some(l) = &location {
@@ -72,10 +77,14 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
             put(&mut imm, "route", c);
         }
         if administered {
-            put(&mut imm, "performer", crate::arr![crate::obj! {
-                "function": json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443", "code": "AP", "display": "Administering Provider"}]}),
-                "actor": reference(refs.site),
-            }]);
+            put(
+                &mut imm,
+                "performer",
+                crate::arr![crate::obj! {
+                    "function": json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443", "code": "AP", "display": "Administering Provider"}]}),
+                    "actor": reference(refs.site),
+                }],
+            );
         }
         if let Some(n) = &v.note {
             put(&mut imm, "note", crate::arr![crate::obj! {"text": n.as_str()}]);

@@ -122,9 +122,7 @@ impl<'a> Builder<'a> {
         let t = self.term.translate(map, code, ctx);
         if !t.known {
             let (input, output) = at();
-            self.issues.push(
-                Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output),
-            );
+            self.issues.push(Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output));
         }
         for sys in &t.missing {
             let (input, output) = at();
@@ -146,9 +144,7 @@ impl<'a> Builder<'a> {
             Some(c) if t.missing.is_empty() => c,
             _ => {
                 let (input, output) = at();
-                self.issues.push(
-                    Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output),
-                );
+                self.issues.push(Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output));
                 Value::Null
             }
         }
@@ -160,9 +156,7 @@ impl<'a> Builder<'a> {
             Some(s) => s.to_owned(),
             None => {
                 let (input, output) = at();
-                self.issues.push(
-                    Issue::new("code-invalid", "not an ISO 3166-1 alpha-3 or ICAO 9303 country code").at(input).expr(output),
-                );
+                self.issues.push(Issue::new("code-invalid", "not an ISO 3166-1 alpha-3 or ICAO 9303 country code").at(input).expr(output));
                 "urn:iso:std:iso:3166".to_owned()
             }
         }
@@ -230,4 +224,3 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
     };
     Ok(Mapped { bundle, entry_origins: b.origins, meta })
 }
-

@@ -16,9 +16,13 @@ fn provider(b: &mut Builder, key: &str, system: String, value: &str, name: &str,
     put(&mut org, "meta", b.profiles("Organization"));
     put(&mut org, "identifier", json!([{"system": system, "value": value}]));
     put(&mut org, "active", true);
-    put(&mut org, "type", json!([{"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov", "display": "Healthcare Provider"
-    }]}]));
+    put(
+        &mut org,
+        "type",
+        json!([{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov", "display": "Healthcare Provider"
+        }]}]),
+    );
     put(&mut org, "name", name);
     if let Some(c) = country {
         put(&mut org, "address", json!([{"country": c}]));
@@ -31,7 +35,15 @@ pub fn site(b: &mut Builder, r: &Record) -> String {
     let out = b.next_entry_path();
     // Checked for a known country code; Address.country holds the code itself.
     b.country_system(&s.country, || ("/assessment/site/country".to_owned(), format!("{out}.address[0].country")));
-    provider(b, &format!("site|{}", s.code), sid("assessment-site"), &s.code, &s.name, Some(&s.country), "/assessment/site")
+    provider(
+        b,
+        &format!("site|{}", s.code),
+        sid("assessment-site"),
+        &s.code,
+        &s.name,
+        Some(&s.country),
+        "/assessment/site",
+    )
 }
 
 /// Laboratories are named by free text only; one Organization per distinct name, identified by
@@ -86,9 +98,13 @@ pub fn country_location(b: &mut Builder, code: &str, input: &str, cache: &mut Ha
     put(&mut loc, "status", "active");
     put(&mut loc, "name", name);
     put(&mut loc, "mode", "kind");
-    put(&mut loc, "physicalType", json!({"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/location-physical-type", "code": "jdn", "display": "Jurisdiction"
-    }]}));
+    put(
+        &mut loc,
+        "physicalType",
+        json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/location-physical-type", "code": "jdn", "display": "Jurisdiction"
+        }]}),
+    );
     put(&mut loc, "address", json!({"country": code}));
     let url = b.add(&format!("country|{code}"), loc, Request::ByIdentifier { system, value: code.to_owned() }, input);
     cache.insert(code.to_owned(), url.clone());

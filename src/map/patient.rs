@@ -42,7 +42,9 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
             (None, "passport") if base.starts_with("urn:oid:") => sid("passport"),
             (None, _) => base,
         };
-        let mut ty = b.coded("identifier-type", "identifier-type", &id.kind, &[], || (format!("{input}/type"), format!("{expr}.type")));
+        let mut ty = b.coded("identifier-type", "identifier-type", &id.kind, &[], || {
+            (format!("{input}/type"), format!("{expr}.type"))
+        });
         // Only the v2-0203 coding and the gateway's own belong in Identifier.type, not the
         // identifier system URI (the map's other group).
         if let Some(cs) = ty.get_mut("coding").and_then(Value::as_array_mut) {
@@ -65,10 +67,14 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
             let name_use = b.code_only("name-use", &n.name_use, || (format!("{input}/use"), format!("{out}.name[{i}].use")));
             let mut hn = crate::obj! {};
             if let Some(s) = &n.script {
-                put(&mut hn, "extension", crate::arr![crate::obj! {
-                    "url": "http://hl7.org/fhir/StructureDefinition/language",
-                    "valueCode": format!("und-{s}"),
-                }]);
+                put(
+                    &mut hn,
+                    "extension",
+                    crate::arr![crate::obj! {
+                        "url": "http://hl7.org/fhir/StructureDefinition/language",
+                        "valueCode": format!("und-{s}"),
+                    }],
+                );
             }
             put(&mut hn, "use", name_use);
             put(&mut hn, "family", n.family.as_deref().map(Value::from).unwrap_or(Value::Null));
@@ -127,10 +133,16 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
     put(&mut pat, "gender", gender);
     put(&mut pat, "birthDate", p.birth_date.as_str());
     if p.birth_date_estimated == Some(true) {
-        put(&mut pat, "_birthDate", crate::obj! {"extension": crate::arr![crate::obj! {"url": EXT_DATE_ESTIMATED, "valueBoolean": true}]});
+        put(
+            &mut pat,
+            "_birthDate",
+            crate::obj! {"extension": crate::arr![crate::obj! {"url": EXT_DATE_ESTIMATED, "valueBoolean": true}]},
+        );
     }
     if let Some(a) = &p.destination_address {
-        b.country_system(&a.country, || ("/person/destinationAddress/country".to_owned(), format!("{out}.address[0].country")));
+        b.country_system(&a.country, || {
+            ("/person/destinationAddress/country".to_owned(), format!("{out}.address[0].country"))
+        });
         let mut addr = crate::obj! {"use": "home", "type": "physical"};
         if !a.lines.is_empty() {
             put(&mut addr, "line", a.lines.clone());

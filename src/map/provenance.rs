@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
+use super::results::Refs;
 use super::util::{norm_datetime, reference, sid};
 use super::{Builder, Request, put};
 use crate::ingest::Record;
-use super::results::Refs;
 
 /// The record's own time (last update, else creation, else the exam date at midnight UTC). Used
 /// for `Provenance.recorded` and `Bundle.timestamp`, so that output does not depend on the clock.
@@ -25,22 +25,36 @@ pub fn consent(b: &mut Builder, r: &Record, refs: &Refs) {
     let mut cons = json!({"resourceType": "Consent"});
     put(&mut cons, "identifier", json!([{"system": sid("consent"), "value": r.record_id}]));
     put(&mut cons, "status", status);
-    put(&mut cons, "scope", json!({"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy", "display": "Privacy Consent"
-    }]}));
-    put(&mut cons, "category", json!([{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}]));
+    put(
+        &mut cons,
+        "scope",
+        json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy", "display": "Privacy Consent"
+        }]}),
+    );
+    put(
+        &mut cons,
+        "category",
+        json!([{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}]),
+    );
     put(&mut cons, "patient", reference(refs.patient));
     if let Some(d) = &c.date {
         put(&mut cons, "dateTime", d.as_str());
     }
     put(&mut cons, "organization", json!([reference(refs.site)]));
     let granted = c.status == "granted";
-    put(&mut cons, "policyRule", json!({"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-        "code": if granted { "OPTIN" } else { "OPTOUT" }
-    }]}));
+    put(
+        &mut cons,
+        "policyRule",
+        json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": if granted { "OPTIN" } else { "OPTOUT" }
+        }]}),
+    );
     if let Some(s) = &c.scope {
-        let purpose = b.coded("consent-scope", "consent-scope", s, &[], || ("/provenance/consent/scope".to_owned(), format!("{out}.provision.purpose")));
+        let purpose = b.coded("consent-scope", "consent-scope", s, &[], || {
+            ("/provenance/consent/scope".to_owned(), format!("{out}.provision.purpose"))
+        });
         let codings = purpose["coding"].as_array().cloned().unwrap_or_default();
         put(&mut cons, "provision", json!({"type": if granted { "permit" } else { "deny" }, "purpose": codings}));
     }
@@ -54,9 +68,7 @@ pub fn consent(b: &mut Builder, r: &Record, refs: &Refs) {
 
 pub fn provenance(b: &mut Builder, r: &Record, site: &str) {
     let targets: Vec<Value> = b.entries.iter().map(|e| crate::obj! {"reference": e["fullUrl"].clone()}).collect();
-    let participant = |code: &str, display: &str| {
-        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": code, "display": display}]})
-    };
+    let participant = |code: &str, display: &str| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": code, "display": display}]});
     let mut agents = vec![
         json!({
             "type": participant("assembler", "Assembler"),
@@ -82,21 +94,29 @@ pub fn provenance(b: &mut Builder, r: &Record, site: &str) {
         put(&mut prov, "occurredDateTime", norm_datetime(&p.created));
     }
     put(&mut prov, "recorded", record_instant(r));
-    put(&mut prov, "activity", json!({"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": activity.0, "display": activity.1
-    }]}));
+    put(
+        &mut prov,
+        "activity",
+        json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": activity.0, "display": activity.1
+        }]}),
+    );
     put(&mut prov, "agent", Value::Array(agents));
-    put(&mut prov, "entity", json!([{
-        "role": "source",
-        "what": {
-            "identifier": {
-                "system": sid("source-record"),
-                "value": format!("{}@{}", r.record_id, r.record_version),
-                "assigner": {"display": r.source_system}
-            },
-            "display": format!("source record {} version {} (schema {})", r.record_id, r.record_version, r.schema_version)
-        }
-    }]));
+    put(
+        &mut prov,
+        "entity",
+        json!([{
+            "role": "source",
+            "what": {
+                "identifier": {
+                    "system": sid("source-record"),
+                    "value": format!("{}@{}", r.record_id, r.record_version),
+                    "assigner": {"display": r.source_system}
+                },
+                "display": format!("source record {} version {} (schema {})", r.record_id, r.record_version, r.schema_version)
+            }
+        }]),
+    );
     b.add(
         &format!("{}|{}|{}", r.source_system, r.record_id, r.record_version),
         prov,

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::util::{norm_datetime, reference, sid};
 use super::{Builder, Request, parties, put};
-use crate::ingest::record::{ResultValue, TestResult};
 use crate::ingest::Record;
+use crate::ingest::record::{ResultValue, TestResult};
 use crate::terminology::{PROP_METHOD, PROP_SPECIMEN};
 
 const IPS_CANONICAL: &str = "http://hl7.org/fhir/uv/ips/";
@@ -68,11 +68,7 @@ fn bp_pairs(results: &[TestResult]) -> Vec<(usize, usize)> {
 }
 
 fn effective(r: &Record, res: &TestResult) -> String {
-    res.collected
-        .as_deref()
-        .or(res.resulted.as_deref())
-        .map(norm_datetime)
-        .unwrap_or_else(|| r.assessment.exam_date.clone())
+    res.collected.as_deref().or(res.resulted.as_deref()).map(norm_datetime).unwrap_or_else(|| r.assessment.exam_date.clone())
 }
 
 fn bp_panel(b: &mut Builder, r: &Record, (i, sys): (usize, &TestResult), (j, dia): (usize, &TestResult), refs: &Refs) {
@@ -94,7 +90,11 @@ fn bp_panel(b: &mut Builder, r: &Record, (i, sys): (usize, &TestResult), (j, dia
         ],
     );
     put(&mut obs, "status", status);
-    put(&mut obs, "category", crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}]);
+    put(
+        &mut obs,
+        "category",
+        crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}],
+    );
     put(&mut obs, "code", code);
     put(&mut obs, "subject", reference(refs.patient));
     put(&mut obs, "effectiveDateTime", effective(r, sys));
@@ -154,9 +154,17 @@ fn specimen(b: &mut Builder, res: &TestResult, kind: &str, input: &str, patient:
     let mut sp = json!({"resourceType": "Specimen"});
     put(&mut sp, "meta", b.profiles("Specimen"));
     if let Some(seq) = res.sequence {
-        put(&mut sp, "extension", crate::arr![crate::obj! {"url": EXT_SPECIMEN_SEQUENCE, "valuePositiveInt": seq}]);
+        put(
+            &mut sp,
+            "extension",
+            crate::arr![crate::obj! {"url": EXT_SPECIMEN_SEQUENCE, "valuePositiveInt": seq}],
+        );
     }
-    put(&mut sp, "identifier", crate::arr![crate::obj! {"system": sid("specimen"), "value": res.result_id.as_str()}]);
+    put(
+        &mut sp,
+        "identifier",
+        crate::arr![crate::obj! {"system": sid("specimen"), "value": res.result_id.as_str()}],
+    );
     put(&mut sp, "status", "available");
     put(&mut sp, "type", ty);
     put(&mut sp, "subject", reference(patient));
@@ -182,10 +190,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
         Some(s) if s != "none" => Some(specimen(b, res, s, &input, refs.patient)),
         _ => None,
     };
-    let lab_ref = res
-        .laboratory
-        .as_deref()
-        .map(|l| parties::laboratory(b, l, &format!("{input}/laboratory"), labs));
+    let lab_ref = res.laboratory.as_deref().map(|l| parties::laboratory(b, l, &format!("{input}/laboratory"), labs));
 
     let out = b.next_entry_path();
     let code = b.coded("test", "test", &res.test, &ctx, || (format!("{input}/test"), format!("{out}.code")));
@@ -214,9 +219,17 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
     if !profiles.is_empty() {
         put(&mut obs, "meta", crate::obj! {"profile": profiles});
     }
-    put(&mut obs, "identifier", crate::arr![crate::obj! {"system": sid("result-id"), "value": res.result_id.as_str()}]);
+    put(
+        &mut obs,
+        "identifier",
+        crate::arr![crate::obj! {"system": sid("result-id"), "value": res.result_id.as_str()}],
+    );
     put(&mut obs, "status", status);
-    put(&mut obs, "category", crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}]);
+    put(
+        &mut obs,
+        "category",
+        crate::arr![crate::obj! {"coding": category.into_iter().take(1).collect::<Vec<_>>()}],
+    );
     put(&mut obs, "code", code);
     put(&mut obs, "subject", reference(refs.patient));
     put(&mut obs, "effectiveDateTime", effective(r, res));
@@ -231,7 +244,9 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
 
     match &res.value {
         ResultValue::Coded { coded } => {
-            let v = b.coded("result-value", "result-value", coded, &ctx, || (format!("{input}/value/coded"), format!("{out}.value")));
+            let v = b.coded("result-value", "result-value", coded, &ctx, || {
+                (format!("{input}/value/coded"), format!("{out}.value"))
+            });
             put(&mut obs, "valueCodeableConcept", v);
         }
         ResultValue::Quantity { quantity: q, unit, comparator } => {
@@ -242,7 +257,11 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
             // "1:64" is a ratio of 1 to 64, which is how FHIR carries titers.
             let (n, d) = titer.split_once(':').unwrap_or(("1", titer));
             let num = |s: &str| s.parse::<u64>().map(Value::from).unwrap_or(Value::Null);
-            put(&mut obs, "valueRatio", crate::obj! {"numerator": crate::obj! {"value": num(n)}, "denominator": crate::obj! {"value": num(d)}});
+            put(
+                &mut obs,
+                "valueRatio",
+                crate::obj! {"numerator": crate::obj! {"value": num(n)}, "denominator": crate::obj! {"value": num(d)}},
+            );
         }
         ResultValue::Text { text } => put(&mut obs, "valueString", text.as_str()),
     }
@@ -260,7 +279,9 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
     for (ci, c) in res.components.iter().enumerate() {
         let cin = format!("{input}/components/{ci}");
         let cout = format!("{out}.component[{}]", components.len());
-        let code = b.coded("igra-component", "igra-component", &c.name, &ctx, || (format!("{cin}/name"), format!("{cout}.code")));
+        let code = b.coded("igra-component", "igra-component", &c.name, &ctx, || {
+            (format!("{cin}/name"), format!("{cout}.code"))
+        });
         let q = quantity(b, &c.quantity, &c.unit, None, &cin, &format!("{cout}.value"));
         components.push(crate::obj! {"code": code, "valueQuantity": q});
     }
@@ -289,10 +310,22 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
 fn exam_observation(b: &mut Builder, r: &Record, refs: &Refs, suffix: &str, code: &str) -> (Value, String) {
     let ident = format!("{}/{suffix}", r.assessment.assessment_id);
     let mut obs = json!({"resourceType": "Observation"});
-    put(&mut obs, "identifier", crate::arr![crate::obj! {"system": sid("assessment-observation"), "value": ident.as_str()}]);
+    put(
+        &mut obs,
+        "identifier",
+        crate::arr![crate::obj! {"system": sid("assessment-observation"), "value": ident.as_str()}],
+    );
     put(&mut obs, "status", "final");
-    put(&mut obs, "category", json!([{"coding": [{"system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam"}]}]));
-    put(&mut obs, "code", crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", code)]});
+    put(
+        &mut obs,
+        "category",
+        json!([{"coding": [{"system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam"}]}]),
+    );
+    put(
+        &mut obs,
+        "code",
+        crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", code)]},
+    );
     put(&mut obs, "subject", reference(refs.patient));
     put(&mut obs, "effectiveDateTime", r.assessment.exam_date.as_str());
     let mut performers = Vec::new();
@@ -314,7 +347,9 @@ pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
         crate::obj! {"code": own(b, "observation-code", "programme"), "valueCodeableConcept": own(b, "programme", &a.programme)},
         crate::obj! {"code": own(b, "observation-code", "assessment-kind"), "valueCodeableConcept": own(b, "assessment-kind", &a.kind)},
     ];
-    let csys = b.country_system(&a.destination_country, || ("/assessment/destinationCountry".to_owned(), format!("{out}.component[2].value")));
+    let csys = b.country_system(&a.destination_country, || {
+        ("/assessment/destinationCountry".to_owned(), format!("{out}.component[2].value"))
+    });
     comps.push(crate::obj! {
         "code": own(b, "observation-code", "destination-country"),
         "valueCodeableConcept": crate::obj! {"coding": crate::arr![crate::obj! {"system": csys, "code": a.destination_country.as_str()}]},
@@ -339,7 +374,9 @@ pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
     if let Some(tb) = &a.tb_classification {
         let out = b.next_entry_path();
         let (mut obs, ident) = exam_observation(b, r, refs, "tb-classification", "tb-classification");
-        let v = b.coded("tb-classification", "tb-classification", tb, &[], || ("/assessment/tbClassification".to_owned(), format!("{out}.value")));
+        let v = b.coded("tb-classification", "tb-classification", tb, &[], || {
+            ("/assessment/tbClassification".to_owned(), format!("{out}.value"))
+        });
         put(&mut obs, "valueCodeableConcept", v);
         b.add(
             &format!("assessment|{ident}"),
@@ -362,11 +399,17 @@ pub fn classifications(b: &mut Builder, r: &Record, refs: &Refs) {
         if let Some(note) = &c.note {
             put(&mut obs, "note", crate::arr![crate::obj! {"text": note.as_str()}]);
         }
-        let cond = b.coded("classification-condition", "classification-condition", &c.condition, &[], || (format!("{input}/condition"), format!("{out}.component[0].value")));
-        put(&mut obs, "component", crate::arr![crate::obj! {
-            "code": crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", "classified-condition")]},
-            "valueCodeableConcept": cond,
-        }]);
+        let cond = b.coded("classification-condition", "classification-condition", &c.condition, &[], || {
+            (format!("{input}/condition"), format!("{out}.component[0].value"))
+        });
+        put(
+            &mut obs,
+            "component",
+            crate::arr![crate::obj! {
+                "code": crate::obj! {"coding": crate::arr![b.term.gateway_coding("observation-code", "classified-condition")]},
+                "valueCodeableConcept": cond,
+            }],
+        );
         b.add(
             &format!("assessment|{ident}"),
             obs,

@@ -33,14 +33,34 @@ fn registry() -> &'static Mutex<Registry> {
 }
 
 const HELP: &[(&str, &str, &str)] = &[
-    ("mhg_records_accepted_total", "counter", "Records accepted (stored for delivery, or converted by $convert)."),
+    (
+        "mhg_records_accepted_total",
+        "counter",
+        "Records accepted (stored for delivery, or converted by $convert).",
+    ),
     ("mhg_records_rejected_total", "counter", "Records refused, by reason."),
     ("mhg_requests_refused_total", "counter", "Requests answered with a 4xx OperationOutcome, by reason."),
-    ("mhg_connections_closed_total", "counter", "Connections the gateway closed itself, by reason (connection-limit, header-timeout, idle-timeout)."),
-    ("mhg_validation_failures_total", "counter", "Errors found in produced FHIR, by the profile the entry claims or a destination requires."),
-    ("mhg_deliveries_total", "counter", "Delivery attempts, by destination and outcome (delivered, retry, dead-letter)."),
+    (
+        "mhg_connections_closed_total",
+        "counter",
+        "Connections the gateway closed itself, by reason (connection-limit, header-timeout, idle-timeout).",
+    ),
+    (
+        "mhg_validation_failures_total",
+        "counter",
+        "Errors found in produced FHIR, by the profile the entry claims or a destination requires.",
+    ),
+    (
+        "mhg_deliveries_total",
+        "counter",
+        "Delivery attempts, by destination and outcome (delivered, retry, dead-letter).",
+    ),
     ("mhg_stage_seconds", "histogram", "Time spent per stage (convert, accept, deliver)."),
-    ("mhg_queue_depth", "gauge", "Deliveries by destination and state, read from the store at scrape time."),
+    (
+        "mhg_queue_depth",
+        "gauge",
+        "Deliveries by destination and state, read from the store at scrape time.",
+    ),
 ];
 
 pub fn inc(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
@@ -92,7 +112,11 @@ pub fn render(queue: &[(String, String, i64)]) -> String {
         }
     }
     for (dest, state, n) in queue {
-        let _ = writeln!(out, "mhg_queue_depth{} {n}", labels(&[("destination", dest.clone()), ("state", state.clone())], None));
+        let _ = writeln!(
+            out,
+            "mhg_queue_depth{} {n}",
+            labels(&[("destination", dest.clone()), ("state", state.clone())], None)
+        );
     }
     out
 }

@@ -34,8 +34,8 @@
 
 pub mod commit;
 mod postgres;
-mod sqlite;
 pub mod sql;
+mod sqlite;
 
 use serde_json::Value;
 
@@ -227,7 +227,14 @@ pub struct DeliveryView {
 
 impl DeliveryView {
     /// From a `deliveries` row as both backends read it (`GET_DELIVERIES`).
-    fn from_row(destination: String, state: String, attempts: i64, last_status: Option<i64>, next_at: i64, outcome: Option<String>) -> Self {
+    fn from_row(
+        destination: String,
+        state: String,
+        attempts: i64,
+        last_status: Option<i64>,
+        next_at: i64,
+        outcome: Option<String>,
+    ) -> Self {
         DeliveryView {
             destination,
             next_attempt_at: (state == "pending").then(|| rfc3339(next_at)),
@@ -296,7 +303,13 @@ pub fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
 }
 
 pub fn now_ms() -> i64 {
@@ -318,10 +331,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(postgres::PgStore::open(url).await?))
         } else {
-            Err(GatewayError::Config {
-                file: "store.url".into(),
-                message: "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
-            })
+            Err(GatewayError::Config { file: "store.url".into(), message: "expected sqlite://PATH or postgres://USER@HOST/DB".into() })
         }
     }
 

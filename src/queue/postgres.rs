@@ -5,7 +5,9 @@
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 
-use super::{Accepted, Claim, DeliveryView, GroupOutcome, Identity, NewSubmission, Outcome, Step, SubmissionView, overall_state, rfc3339, sql};
+use super::{
+    Accepted, Claim, DeliveryView, GroupOutcome, Identity, NewSubmission, Outcome, Step, SubmissionView, overall_state, rfc3339, sql,
+};
 use crate::error::GatewayError;
 
 /// The server's message and SQLSTATE; never its `detail`, which can quote row values.
@@ -112,10 +114,8 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self, GatewayError> {
-        let cfg: tokio_postgres::Config = url.parse().map_err(|e| GatewayError::Config {
-            file: "store.url".into(),
-            message: format!("not a PostgreSQL URL: {e}"),
-        })?;
+        let cfg: tokio_postgres::Config =
+            url.parse().map_err(|e| GatewayError::Config { file: "store.url".into(), message: format!("not a PostgreSQL URL: {e}") })?;
         let mgr = Manager::from_config(cfg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr).max_size(16).build().map_err(store_err)?;
         let mut client = pool.get().await.map_err(|e| GatewayError::Config {
@@ -172,11 +172,19 @@ impl PgStore {
         for r in rows {
             let (seq, record_id, version, attempts, source_system): (i64, String, i64, i64, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-            if tx.query_opt(sql::SUPERSEDED, &[&destination, &record_id, &version, &seq, &source_system]).await.map_err(store_err)?.is_some() {
+            if tx
+                .query_opt(sql::SUPERSEDED, &[&destination, &record_id, &version, &seq, &source_system])
+                .await
+                .map_err(store_err)?
+                .is_some()
+            {
                 tx.execute(sql::MARK_SUPERSEDED, &[&seq, &destination, &now]).await.map_err(store_err)?;
-                tx.execute(sql::INSERT_AUDIT, &[&seq, &now, &"superseded", &destination, &"a newer version was already delivered"])
-                    .await
-                    .map_err(store_err)?;
+                tx.execute(
+                    sql::INSERT_AUDIT,
+                    &[&seq, &now, &"superseded", &destination, &"a newer version was already delivered"],
+                )
+                .await
+                .map_err(store_err)?;
                 continue;
             }
             let until = now + lease_ms;
@@ -279,10 +287,7 @@ impl PgStore {
 
     pub async fn audit(&self, id: &str) -> Result<Vec<Value>, GatewayError> {
         let rows = self.client().await?.query(sql::AUDIT, &[&id]).await.map_err(store_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| super::audit_entry(r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+        Ok(rows.into_iter().map(|r| super::audit_entry(r.get(0), r.get(1), r.get(2), r.get(3))).collect())
     }
 
     pub async fn depth(&self) -> Result<Vec<(String, String, i64)>, GatewayError> {

@@ -76,7 +76,8 @@ pub const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     ("deliveries", "source_system", "TEXT NOT NULL DEFAULT ''"),
 ];
 
-pub const INSERT_SUBMISSION: &str = "INSERT INTO submissions (id, idem_key, record_id, record_version, order_key, submitter, created_at, source_system, programme, digest)
+pub const INSERT_SUBMISSION: &str =
+    "INSERT INTO submissions (id, idem_key, record_id, record_version, order_key, submitter, created_at, source_system, programme, digest)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (idem_key) DO NOTHING RETURNING seq";
 /// The submission stored under an identity, and the digest of its content.
 pub const FIND_BY_IDENTITY: &str = "SELECT id, digest FROM submissions WHERE idem_key = $1";
@@ -107,7 +108,8 @@ pub const SUPERSEDED: &str = "SELECT 1 FROM deliveries f
        AND f.submission_seq <> $4 AND f.state = 'delivered' AND f.source_system = $5 LIMIT 1";
 pub const MARK_SUPERSEDED: &str = "UPDATE deliveries SET state = 'superseded', lease_owner = NULL, lease_until = NULL, updated_at = $3
      WHERE submission_seq = $1 AND destination = $2";
-pub const LEASE: &str = "UPDATE deliveries SET state = 'leased', lease_owner = $3, lease_until = $4, attempts = attempts + 1, updated_at = $5
+pub const LEASE: &str =
+    "UPDATE deliveries SET state = 'leased', lease_owner = $3, lease_until = $4, attempts = attempts + 1, updated_at = $5
      WHERE submission_seq = $1 AND destination = $2";
 pub const LOAD: &str = "SELECT s.id, p.bundle FROM submissions s JOIN payloads p ON p.submission_seq = s.seq WHERE s.seq = $1";
 pub const FINISH: &str = "UPDATE deliveries SET state = $3, next_at = $4, last_status = $5, outcome = $6, lease_owner = NULL, lease_until = NULL, updated_at = $7
@@ -116,7 +118,8 @@ pub const RELEASE: &str = "UPDATE deliveries SET state = 'pending', lease_owner 
      WHERE state = 'leased' AND lease_owner = $1";
 pub const GET_SUBMISSION: &str =
     "SELECT seq, id, record_id, record_version, submitter, created_at, source_system, programme FROM submissions WHERE id = $1";
-pub const GET_DELIVERIES: &str = "SELECT destination, state, attempts, last_status, next_at, outcome FROM deliveries WHERE submission_seq = $1 ORDER BY destination";
+pub const GET_DELIVERIES: &str =
+    "SELECT destination, state, attempts, last_status, next_at, outcome FROM deliveries WHERE submission_seq = $1 ORDER BY destination";
 pub const RECENT_ALL: &str = "SELECT id FROM submissions ORDER BY seq DESC LIMIT $1";
 /// Candidates for a state filter (the overall state is derived; the caller filters exactly).
 pub const RECENT_WITH_DELIVERY_STATE: &str = "SELECT s.id FROM submissions s WHERE EXISTS
@@ -133,7 +136,9 @@ const PRUNABLE: &str = "SELECT s.seq FROM submissions s WHERE s.created_at < $1
 /// data) are kept as long as the payload: pruned with it, leaving states, statuses and times.
 pub fn prune_answers() -> [String; 2] {
     [
-        format!("UPDATE deliveries SET outcome = NULL WHERE outcome IS NOT NULL AND state <> 'delivered' AND submission_seq IN ({PRUNABLE})"),
+        format!(
+            "UPDATE deliveries SET outcome = NULL WHERE outcome IS NOT NULL AND state <> 'delivered' AND submission_seq IN ({PRUNABLE})"
+        ),
         format!(
             "UPDATE audit SET detail = NULL WHERE detail IS NOT NULL AND event IN ('retry-scheduled', 'dead-letter') AND submission_seq IN ({PRUNABLE})"
         ),

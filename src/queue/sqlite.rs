@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{Accepted, Claim, DeliveryView, GroupOutcome, Identity, NewSubmission, Outcome, Step, SubmissionView, overall_state, rfc3339, sql, store_err};
+use super::{
+    Accepted, Claim, DeliveryView, GroupOutcome, Identity, NewSubmission, Outcome, Step, SubmissionView, overall_state, rfc3339, sql,
+    store_err,
+};
 use crate::error::GatewayError;
 
 #[derive(Clone)]
@@ -51,7 +54,15 @@ fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<S
             tx.prepare_cached(&q(sql::INSERT_PAYLOAD))?.execute(params![seq, s.bundle])?;
             let mut del = tx.prepare_cached(&q(sql::INSERT_DELIVERY))?;
             for d in &s.destinations {
-                del.execute(params![seq, d, s.order_key, s.identity.record_id, s.identity.record_version, now, s.identity.source_system])?;
+                del.execute(params![
+                    seq,
+                    d,
+                    s.order_key,
+                    s.identity.record_id,
+                    s.identity.record_version,
+                    now,
+                    s.identity.source_system
+                ])?;
             }
             let detail = super::accepted_detail(&s);
             tx.prepare_cached(&q(sql::INSERT_AUDIT))?.execute(params![seq, now, "accepted", Option::<String>::None, detail])?;
@@ -82,11 +93,9 @@ fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<S
 /// Adds the columns an older database lacks ([`sql::ADDED_COLUMNS`]).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     for (table, column, def) in sql::ADDED_COLUMNS {
-        let has: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-            params![table, column],
-            |r| r.get(0),
-        )?;
+        let has: bool = conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2", params![table, column], |r| {
+            r.get(0)
+        })?;
         if !has {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))?;
         }
@@ -258,7 +267,9 @@ impl SqliteStore {
             };
             let mut st = c.prepare_cached(&q(sql::GET_DELIVERIES))?;
             let deliveries: Vec<DeliveryView> = st
-                .query_map(params![seq], |r| Ok(DeliveryView::from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+                .query_map(params![seq], |r| {
+                    Ok(DeliveryView::from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })?
                 .collect::<Result<_, _>>()?;
             Ok(Some(SubmissionView {
                 state: overall_state(&deliveries).to_owned(),

@@ -122,19 +122,33 @@ impl TokenSource {
                 let rng = ring::rand::SystemRandom::new();
                 let (signer, alg) = match algorithm.as_str() {
                     "RS384" => (
-                        Signer::Rsa(ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(|e| format!("{at}: not an RSA key: {e}"))?),
+                        Signer::Rsa(
+                            ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
+                                .map_err(|e| format!("{at}: not an RSA key: {e}"))?,
+                        ),
                         "RS384",
                     ),
                     "ES384" => (
                         Signer::Ec(
-                            ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING, der.secret_pkcs8_der(), &rng)
-                                .map_err(|e| format!("{at}: not a P-384 key: {e}"))?,
+                            ring::signature::EcdsaKeyPair::from_pkcs8(
+                                &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                                der.secret_pkcs8_der(),
+                                &rng,
+                            )
+                            .map_err(|e| format!("{at}: not a P-384 key: {e}"))?,
                         ),
                         "ES384",
                     ),
                     other => return Err(format!("destinations[{dest}].auth.algorithm: '{other}' (expected RS384 or ES384)")),
                 };
-                Kind::Smart { token_url: token_url.clone(), client_id: client_id.clone(), signer: Box::new(signer), alg, kid: kid.clone(), scope: scope.clone() }
+                Kind::Smart {
+                    token_url: token_url.clone(),
+                    client_id: client_id.clone(),
+                    signer: Box::new(signer),
+                    alg,
+                    kid: kid.clone(),
+                    scope: scope.clone(),
+                }
             }
         };
         Ok(TokenSource { kind, cache: Mutex::new(None) })
@@ -160,7 +174,11 @@ impl TokenSource {
         }
         let (token_url, form) = match &self.kind {
             Kind::Oauth2 { token_url, client_id, secret, scope } => {
-                let mut f = vec![("grant_type", "client_credentials".to_owned()), ("client_id", client_id.clone()), ("client_secret", secret.clone())];
+                let mut f = vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", secret.clone()),
+                ];
                 if let Some(s) = scope {
                     f.push(("scope", s.clone()));
                 }
@@ -180,11 +198,7 @@ impl TokenSource {
             }
             Kind::None | Kind::Static(_) => return Ok(None),
         };
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", crate::map::util::query_escape(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body: String = form.iter().map(|(k, v)| format!("{k}={}", crate::map::util::query_escape(v))).collect::<Vec<_>>().join("&");
         let resp = http
             .post(token_url)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -192,7 +206,10 @@ impl TokenSource {
             .body(body)
             .send()
             .await
-            .map_err(|e| TokenError { message: format!("token endpoint unreachable ({})", if e.is_timeout() { "timeout" } else { "transport" }), status: None })?;
+            .map_err(|e| TokenError {
+                message: format!("token endpoint unreachable ({})", if e.is_timeout() { "timeout" } else { "transport" }),
+                status: None,
+            })?;
         let status = resp.status().as_u16();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         let Some(token) = v["access_token"].as_str().filter(|_| (200..300).contains(&status)) else {
@@ -212,7 +229,8 @@ fn sign_assertion(signer: &Signer, alg: &str, kid: Option<&str>, client_id: &str
         header["kid"] = json!(k);
     }
     let now = now_ms() / 1000;
-    let claims = json!({"iss": client_id, "sub": client_id, "aud": aud, "exp": now + 300, "iat": now, "jti": uuid::Uuid::new_v4().to_string()});
+    let claims =
+        json!({"iss": client_id, "sub": client_id, "aud": aud, "exp": now + 300, "iat": now, "jti": uuid::Uuid::new_v4().to_string()});
     let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
     let rng = ring::rand::SystemRandom::new();
     let fail = |_| TokenError { message: "could not sign the client assertion".into(), status: None };

@@ -56,7 +56,8 @@ impl Destination {
             builder = builder.tls_certs_only(certs);
         }
         if let (Some(c), Some(k)) = (&config.tls.client_cert_file, &config.tls.client_key_file) {
-            let mut pem = std::fs::read(c).map_err(|e| format!("destinations[{n}].tls.client_cert_file: cannot read {}: {e}", c.display()))?;
+            let mut pem =
+                std::fs::read(c).map_err(|e| format!("destinations[{n}].tls.client_cert_file: cannot read {}: {e}", c.display()))?;
             pem.push(b'\n');
             pem.extend(std::fs::read(k).map_err(|e| format!("destinations[{n}].tls.client_key_file: cannot read {}: {e}", k.display()))?);
             let id = reqwest::Identity::from_pem(&pem).map_err(|e| format!("destinations[{n}].tls: not a PEM certificate and key: {e}"))?;
@@ -168,9 +169,10 @@ impl Destination {
             }
             // The server's id: from the body, else from Location (…/Type/id/_history/v).
             let rtype = entry["resource"]["resourceType"].as_str().unwrap_or_default();
-            let id = body["id"].as_str().map(str::to_owned).or_else(|| {
-                location.as_deref().and_then(|l| l.split('/').skip_while(|s| *s != rtype).nth(1).map(str::to_owned))
-            });
+            let id = body["id"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| location.as_deref().and_then(|l| l.split('/').skip_while(|s| *s != rtype).nth(1).map(str::to_owned)));
             if let (Some(id), Some(full)) = (id, entry["fullUrl"].as_str()) {
                 ids.push((full.to_owned(), format!("{rtype}/{id}")));
             }
@@ -196,8 +198,14 @@ impl Destination {
         let res = tokio::task::spawn_blocking(move || crate::files::write_atomic(&dir, &name, &bytes).map(|_| name)).await;
         match res {
             Ok(Ok(name)) => Outcome::Delivered { status: None, detail: json!({"file": name}) },
-            Ok(Err(e)) => Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": e.kind().to_string()}) },
-            Err(_) => Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": "interrupted"}) },
+            Ok(Err(e)) => Outcome::Retry {
+                status: None,
+                at: now_ms() + backoff.delay_ms(claim.attempts),
+                detail: json!({"error": e.kind().to_string()}),
+            },
+            Err(_) => {
+                Outcome::Retry { status: None, at: now_ms() + backoff.delay_ms(claim.attempts), detail: json!({"error": "interrupted"}) }
+            }
         }
     }
 }

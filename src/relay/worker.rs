@@ -29,7 +29,14 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        RelayConfig { poll_ms: 500, lease_secs: 120, backoff_base_ms: 1_000, backoff_max_ms: 300_000, breaker_threshold: 3, retention_days: 30 }
+        RelayConfig {
+            poll_ms: 500,
+            lease_secs: 120,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            breaker_threshold: 3,
+            retention_days: 30,
+        }
     }
 }
 

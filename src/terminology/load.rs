@@ -43,10 +43,8 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for d in [dir.to_path_buf(), dir.join("codesystems"), dir.join("conceptmaps")] {
         if let Ok(rd) = std::fs::read_dir(&d) {
-            let mut files: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
+            let mut files: Vec<PathBuf> =
+                rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
             files.sort();
             out.extend(files);
         }
@@ -55,18 +53,13 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn str_at<'a>(v: &'a Value, key: &str, file: &Path, at: &str) -> Result<&'a str, GatewayError> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(file, format!("{at}.{key}: required string is missing")))
+    v.get(key).and_then(Value::as_str).ok_or_else(|| err(file, format!("{at}.{key}: required string is missing")))
 }
 
 fn parse_conceptmap(v: &Value, file: &Path) -> Result<MapIndex, GatewayError> {
     let url = str_at(v, "url", file, "ConceptMap")?.to_owned();
     let version = v.get("version").and_then(Value::as_str).unwrap_or("").to_owned();
-    let groups_json = v
-        .get("group")
-        .and_then(Value::as_array)
-        .ok_or_else(|| err(file, "ConceptMap.group: required array is missing"))?;
+    let groups_json = v.get("group").and_then(Value::as_array).ok_or_else(|| err(file, "ConceptMap.group: required array is missing"))?;
     let mut groups = Vec::new();
     for (gi, g) in groups_json.iter().enumerate() {
         let at = format!("ConceptMap.group[{gi}]");
@@ -74,10 +67,8 @@ fn parse_conceptmap(v: &Value, file: &Path) -> Result<MapIndex, GatewayError> {
         let target = str_at(g, "target", file, &at)?.to_owned();
         let target_version = g.get("targetVersion").and_then(Value::as_str);
         let mut elements: HashMap<String, Vec<Target>> = HashMap::new();
-        let els = g
-            .get("element")
-            .and_then(Value::as_array)
-            .ok_or_else(|| err(file, format!("{at}.element: required array is missing")))?;
+        let els =
+            g.get("element").and_then(Value::as_array).ok_or_else(|| err(file, format!("{at}.element: required array is missing")))?;
         for (ei, e) in els.iter().enumerate() {
             let at = format!("{at}.element[{ei}]");
             let code = str_at(e, "code", file, &at)?.to_owned();
@@ -86,8 +77,16 @@ fn parse_conceptmap(v: &Value, file: &Path) -> Result<MapIndex, GatewayError> {
                 let at = format!("{at}.target[{ti}]");
                 let equivalence = str_at(t, "equivalence", file, &at)?;
                 const KNOWN: [&str; 10] = [
-                    "relatedto", "equivalent", "equal", "wider", "subsumes", "narrower", "specializes",
-                    "inexact", "unmatched", "disjoint",
+                    "relatedto",
+                    "equivalent",
+                    "equal",
+                    "wider",
+                    "subsumes",
+                    "narrower",
+                    "specializes",
+                    "inexact",
+                    "unmatched",
+                    "disjoint",
                 ];
                 if !KNOWN.contains(&equivalence) {
                     return Err(err(file, format!("{at}.equivalence: '{equivalence}' is not an R4 ConceptMapEquivalence")));
@@ -154,8 +153,7 @@ fn pointer_enum(schema: &Value, pointer: &str) -> Option<Vec<String>> {
 /// Loads `base` (which holds `mappings.json`) and then each override directory in order.
 pub fn load(base: &Path, overrides: &[PathBuf]) -> Result<Terminology, GatewayError> {
     let manifest_path = base.join("mappings.json");
-    let manifest: Manifest = serde_json::from_value(read_json(&manifest_path)?)
-        .map_err(|e| err(&manifest_path, format!("{e}")))?;
+    let manifest: Manifest = serde_json::from_value(read_json(&manifest_path)?).map_err(|e| err(&manifest_path, format!("{e}")))?;
     let schema_path = base.join(&manifest.record_schema);
     let record_schema = read_json(&schema_path)?;
 
@@ -200,10 +198,10 @@ pub fn load(base: &Path, overrides: &[PathBuf]) -> Result<Terminology, GatewayEr
                 }
                 Some(_) | None if file.file_name().is_some_and(|n| n == "not-transmitted.json") => {}
                 other => {
-                    return Err(err(&file, format!(
-                        "resourceType: expected ConceptMap or CodeSystem, found {}",
-                        other.unwrap_or("none")
-                    )));
+                    return Err(err(
+                        &file,
+                        format!("resourceType: expected ConceptMap or CodeSystem, found {}", other.unwrap_or("none")),
+                    ));
                 }
             }
         }
@@ -221,32 +219,32 @@ pub fn load(base: &Path, overrides: &[PathBuf]) -> Result<Terminology, GatewayEr
             };
             for code in codes {
                 if !idx.groups.iter().any(|g| g.elements.contains_key(&code)) {
-                    return Err(err(std::path::Path::new(&idx.file), format!(
-                        "ConceptMap '{name}' has no element for '{code}' (allowed by the record schema at {field})"
-                    )));
+                    return Err(err(
+                        std::path::Path::new(&idx.file),
+                        format!("ConceptMap '{name}' has no element for '{code}' (allowed by the record schema at {field})"),
+                    ));
                 }
                 for sys in &mm.require {
-                    let reached = idx.groups.iter().filter(|g| &g.target == sys).any(|g| {
-                        g.elements.get(&code).is_some_and(|ts| ts.iter().any(|t| t.coding.is_some()))
-                    });
+                    let reached = idx
+                        .groups
+                        .iter()
+                        .filter(|g| &g.target == sys)
+                        .any(|g| g.elements.get(&code).is_some_and(|ts| ts.iter().any(|t| t.coding.is_some())));
                     if !reached {
-                        return Err(err(std::path::Path::new(&idx.file), format!(
-                            "ConceptMap '{name}': code '{code}' has no target in required system {sys}"
-                        )));
+                        return Err(err(
+                            std::path::Path::new(&idx.file),
+                            format!("ConceptMap '{name}': code '{code}' has no target in required system {sys}"),
+                        ));
                     }
                 }
             }
         }
         maps.insert(name.clone(), idx.clone());
-        bindings.insert(name.clone(), MapBinding { url: mm.url.clone(), field: mm.field.clone(), require: mm.require.clone() });
+        bindings.insert(
+            name.clone(),
+            MapBinding { url: mm.url.clone(), field: mm.field.clone(), require: mm.require.clone() },
+        );
     }
 
-    Ok(Terminology {
-        mapping_version: manifest.mapping_version,
-        maps,
-        bindings,
-        own,
-        profiles: manifest.profiles,
-        record_schema,
-    })
+    Ok(Terminology { mapping_version: manifest.mapping_version, maps, bindings, own, profiles: manifest.profiles, record_schema })
 }

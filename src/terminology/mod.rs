@@ -99,9 +99,7 @@ impl Terminology {
             for g in &map.groups {
                 let Some(targets) = g.elements.get(code) else { continue };
                 t.known = true;
-                let hit = targets.iter().find(|tg| {
-                    tg.depends_on.iter().all(|(p, v)| ctx.iter().any(|(cp, cv)| cp == p && cv == v))
-                });
+                let hit = targets.iter().find(|tg| tg.depends_on.iter().all(|(p, v)| ctx.iter().any(|(cp, cv)| cp == p && cv == v)));
                 if let Some(Target { coding: Some(c), .. }) = hit {
                     t.codings.push(c.clone());
                 }

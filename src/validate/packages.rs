@@ -154,10 +154,8 @@ impl Packages {
                     .filter(|n| is_resource_file(n))
                     .collect();
                 files.sort();
-                let index: Vec<IndexEntry> = files
-                    .iter()
-                    .filter_map(|f| std::fs::read(dir.join(f)).ok().and_then(|b| index_entry(f, &b)))
-                    .collect();
+                let index: Vec<IndexEntry> =
+                    files.iter().filter_map(|f| std::fs::read(dir.join(f)).ok().and_then(|b| index_entry(f, &b))).collect();
                 // Best effort: a read-only package is indexed again next time.
                 if let Ok(text) = serde_json::to_vec(&IndexFile { index_version: 1, files: index.clone() }) {
                     let tmp = dir.join(".index.json.tmp");
@@ -262,9 +260,7 @@ impl Packages {
         // `http://hl7.org/fhir/StructureDefinition/<extension>`. A later package wins over core,
         // and among the others, the one whose canonical base holds the URL.
         let core = |p: usize| self.is_core(p);
-        let owner = |&&(p, _): &&(usize, usize)| {
-            !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| under(url, c))
-        };
+        let owner = |&&(p, _): &&(usize, usize)| !core(p) && self.packages[p].canonical.as_deref().is_some_and(|c| under(url, c));
         hits.iter()
             .filter(fits)
             .find(owner)
@@ -275,11 +271,7 @@ impl Packages {
 
     /// Every index entry of a resource type across the packages (e.g. all `StructureDefinition`s).
     pub fn urls_of_type<'a>(&'a self, resource_type: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.packages
-            .iter()
-            .flat_map(|p| p.index.iter())
-            .filter(move |e| e.resource_type == resource_type)
-            .filter_map(|e| e.url.as_deref())
+        self.packages.iter().flat_map(|p| p.index.iter()).filter(move |e| e.resource_type == resource_type).filter_map(|e| e.url.as_deref())
     }
 
     /// How each declared dependency of each loaded package is served.

@@ -95,7 +95,12 @@ fn routes() -> Vec<(&'static str, String, Option<String>, &'static str)> {
         ("POST", "/submissions/00000000-0000-0000-0000-000000000000/$replay".into(), None, "admin"),
         ("GET", "/metrics".into(), None, "metrics"),
         ("POST", "/fhir/$validate".into(), Some(json!({"resourceType": "Patient"}).to_string()), "validate"),
-        ("POST", "/fhir/Patient/$validate".into(), Some(json!({"resourceType": "Patient"}).to_string()), "validate"),
+        (
+            "POST",
+            "/fhir/Patient/$validate".into(),
+            Some(json!({"resourceType": "Patient"}).to_string()),
+            "validate",
+        ),
     ]
 }
 
@@ -258,8 +263,14 @@ async fn jwt_bearer_tokens_are_checked() {
     assert_eq!(call(token(json!({"alg": "HS256"}), hs_claims.clone(), hs)).await.0, StatusCode::OK);
     // Wrong scope: 403. Expired: 401 `expired`. Wrong audience, unknown issuer, tampered, alg none,
     // an algorithm the issuer does not accept: 401.
-    assert_eq!(call(token(json!({"alg": "RS256"}), claims("validate", now() + 300), rs)).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(token(json!({"alg": "RS256"}), claims("metrics", now() - 3600), rs)).await, (StatusCode::UNAUTHORIZED, "expired".into()));
+    assert_eq!(
+        call(token(json!({"alg": "RS256"}), claims("validate", now() + 300), rs)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(token(json!({"alg": "RS256"}), claims("metrics", now() - 3600), rs)).await,
+        (StatusCode::UNAUTHORIZED, "expired".into())
+    );
     let mut wrong_aud = claims("metrics", now() + 300);
     wrong_aud["aud"] = json!("someone-else");
     assert_eq!(call(token(json!({"alg": "RS256"}), wrong_aud, rs)).await.0, StatusCode::UNAUTHORIZED);
@@ -271,8 +282,15 @@ async fn jwt_bearer_tokens_are_checked() {
     let admin_claims = B64.encode(claims("admin", now() + 300).to_string());
     parts[1] = &admin_claims;
     assert_eq!(call(parts.join(".")).await.0, StatusCode::UNAUTHORIZED, "claims changed after signing");
-    assert_eq!(call(token(json!({"alg": "none"}), claims("metrics", now() + 300), |_| Vec::new())).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(call(token(json!({"alg": "HS256"}), claims("metrics", now() + 300), hs)).await.0, StatusCode::UNAUTHORIZED, "HS256 not accepted from the RS issuer");
+    assert_eq!(
+        call(token(json!({"alg": "none"}), claims("metrics", now() + 300), |_| Vec::new())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(token(json!({"alg": "HS256"}), claims("metrics", now() + 300), hs)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "HS256 not accepted from the RS issuer"
+    );
     let mut no_exp = claims("metrics", now());
     no_exp.as_object_mut().unwrap().remove("exp");
     assert_eq!(call(token(json!({"alg": "RS256"}), no_exp, rs)).await.0, StatusCode::UNAUTHORIZED);
@@ -321,7 +339,10 @@ async fn concurrency_limit_and_timeout_have_their_own_answers() {
     assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{oo}");
     assert_eq!(oo["issue"][0]["code"], "timeout");
     // The slot is free again.
-    assert_eq!(send(&app.router, request("GET", "/metrics", &None, Some(key_of("metrics")))).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app.router, request("GET", "/metrics", &None, Some(key_of("metrics")))).await.0,
+        StatusCode::OK
+    );
 }
 
 // ---------- the real binary: first-start admin key, `mhg keys`, --insecure-no-auth ----------
@@ -420,11 +441,16 @@ async fn first_start_makes_an_admin_key_shown_once() {
     let list = std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).args(["keys", "list"]).current_dir(dir.path()).output().unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(list.contains("clinic-uploader\tconvert") && !list.contains(&clinic));
-    let revoke = std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).args(["keys", "revoke", "clinic-uploader"]).current_dir(dir.path()).status().unwrap();
+    let revoke = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
+        .args(["keys", "revoke", "clinic-uploader"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
     assert!(revoke.success());
     let mut status = 0;
     for _ in 0..40 {
-        status = anon.get(format!("{base}/submissions?state=delivered")).header("x-api-key", &clinic).send().await.unwrap().status().as_u16();
+        status =
+            anon.get(format!("{base}/submissions?state=delivered")).header("x-api-key", &clinic).send().await.unwrap().status().as_u16();
         if status == 401 {
             break;
         }
@@ -481,7 +507,11 @@ async fn https_with_client_certificates() {
     let cfg = AuthConfig {
         keys_file: "/nonexistent/keys.json".into(),
         clients: vec![
-            ClientConfig { cert_sha256: Some(mhg::auth::sha256_hex(client.der())), key_sha256: None, ..test_client("moh-uploader", "x", &["metrics"]) },
+            ClientConfig {
+                cert_sha256: Some(mhg::auth::sha256_hex(client.der())),
+                key_sha256: None,
+                ..test_client("moh-uploader", "x", &["metrics"])
+            },
             test_client("key-holder", key_of("metrics"), &["metrics"]),
         ],
         ..Default::default()
@@ -502,7 +532,10 @@ async fn https_with_client_certificates() {
     // Without one: an API key still works over HTTPS; nothing at all is 401.
     let plain = resolve(reqwest::Client::builder()).build().unwrap();
     assert_eq!(plain.get(format!("{base}/metrics")).send().await.unwrap().status(), 401);
-    assert_eq!(plain.get(format!("{base}/metrics")).header("x-api-key", key_of("metrics")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        plain.get(format!("{base}/metrics")).header("x-api-key", key_of("metrics")).send().await.unwrap().status(),
+        200
+    );
     assert_eq!(plain.get(format!("{base}/health")).send().await.unwrap().status(), 200);
     server_task.abort();
 

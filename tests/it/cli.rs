@@ -72,7 +72,13 @@ fn missing_file_is_refused_not_fatal() {
 fn writes_one_file_per_record_with_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = mhg()
-        .args(["convert", "--out", dir.path().to_str().unwrap(), &fixture("19-au-emedical-hkg-hani-amended-v1.json"), &fixture("20-au-emedical-hkg-hani-amended-v2.json")])
+        .args([
+            "convert",
+            "--out",
+            dir.path().to_str().unwrap(),
+            &fixture("19-au-emedical-hkg-hani-amended-v1.json"),
+            &fixture("20-au-emedical-hkg-hani-amended-v2.json"),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

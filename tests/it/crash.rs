@@ -71,7 +71,8 @@ async fn kill_9_in_the_middle_of_a_load_loses_nothing() {
             let _permit = gate.acquire().await.unwrap();
             let body = record(&format!("K-{i}"), &format!("KP-{i}"), 1).to_string();
             loop {
-                let sent = client.post(format!("{base}/records")).header("content-type", "application/json").body(body.clone()).send().await;
+                let sent =
+                    client.post(format!("{base}/records")).header("content-type", "application/json").body(body.clone()).send().await;
                 if let Ok(r) = sent {
                     if r.status() == 202 {
                         if let Ok(v) = r.json::<Value>().await {
@@ -279,10 +280,17 @@ async fn mhg_replay_requeues_dead_letters() {
     drop(store);
     let config = dir.path().join("mhg.toml");
     std::fs::write(&config, format!("[store]\nurl = \"sqlite://{}\"\n", db.display())).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mhg")).args(["--config", config.to_str().unwrap(), "replay", "replay-me", "nope"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mhg"))
+        .args(["--config", config.to_str().unwrap(), "replay", "replay-me", "nope"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("replay-me: 1 dead delivery(ies) replayed"), "{stdout}");
     assert_eq!(out.status.code(), Some(1), "an unknown id makes the exit status 1");
     let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    assert_eq!(store.get("replay-me").await.unwrap().unwrap().state, "retrying", "pending again, with its earlier attempt counted");
+    assert_eq!(
+        store.get("replay-me").await.unwrap().unwrap().state,
+        "retrying",
+        "pending again, with its earlier attempt counted"
+    );
 }

@@ -84,7 +84,10 @@ fn unmapped_code_names_input_and_output() {
     assert_eq!(r.kind, mhg::error::RejectKind::UnmappedCode);
     let i = &r.issues[0];
     assert_eq!(i.input_path.as_deref(), Some("/results/6/test"));
-    assert!(i.expression.as_deref().is_some_and(|e| e.starts_with("Bundle.entry[") && e.ends_with(".code")), "{i:?}");
+    assert!(
+        i.expression.as_deref().is_some_and(|e| e.starts_with("Bundle.entry[") && e.ends_with(".code")),
+        "{i:?}"
+    );
     assert_eq!(r.http_status(), 422);
 }
 

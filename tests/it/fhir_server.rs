@@ -82,13 +82,7 @@ impl Drop for Hfs {
 }
 
 pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
-    let r = client
-        .post(url)
-        .header("content-type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("sent");
+    let r = client.post(url).header("content-type", "application/fhir+json").body(body.to_string()).send().await.expect("sent");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }

@@ -19,9 +19,7 @@ const IPS_PAT_1: &str = "family.exists() or given.exists() or text.exists()";
 
 /// An invariant whose focus is the resource itself.
 fn on_resource(expr: &str, r: &Value) -> bool {
-    r4_engine()
-        .invariant(expr, r, r["resourceType"].as_str().unwrap(), r, r)
-        .unwrap()
+    r4_engine().invariant(expr, r, r["resourceType"].as_str().unwrap(), r, r).unwrap()
 }
 
 fn golden() -> Value {
@@ -29,22 +27,13 @@ fn golden() -> Value {
 }
 
 fn entry(bundle: &Value, ty: &str) -> Value {
-    bundle["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["resource"].clone())
-        .find(|r| r["resourceType"] == ty)
-        .unwrap()
+    bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).find(|r| r["resourceType"] == ty).unwrap()
 }
 
 #[test]
 fn an_empty_result_is_true_and_only_a_single_false_fails() {
     let p = json!({"resourceType": "Patient"});
-    assert!(
-        on_resource("name.given", &p),
-        "empty: the constraint does not apply"
-    );
+    assert!(on_resource("name.given", &p), "empty: the constraint does not apply");
     assert!(on_resource("true", &p));
     assert!(!on_resource("false", &p));
     assert!(!on_resource("name.exists()", &p));
@@ -55,28 +44,13 @@ fn an_empty_result_is_true_and_only_a_single_false_fails() {
 fn all_on_an_empty_collection_is_true() {
     let fp = r4_engine();
     let p = json!({"resourceType": "Patient", "active": true});
-    assert_eq!(
-        fp.evaluate("Patient.contact.all(name.exists())", &p)
-            .unwrap(),
-        vec![FpValue::Boolean(true)]
-    );
-    assert_eq!(
-        fp.evaluate("{}.all(false)", &p).unwrap(),
-        vec![FpValue::Boolean(true)]
-    );
+    assert_eq!(fp.evaluate("Patient.contact.all(name.exists())", &p).unwrap(), vec![FpValue::Boolean(true)]);
+    assert_eq!(fp.evaluate("{}.all(false)", &p).unwrap(), vec![FpValue::Boolean(true)]);
     assert!(on_resource("contact.all(name.exists()) and active", &p));
     assert!(!on_resource("contact.all(name.exists()).not()", &p));
-    for (expr, want) in [
-        ("{}.allTrue()", true),
-        ("{}.anyTrue()", false),
-        ("{}.isDistinct()", true),
-        ("{}.subsetOf(Patient.active)", true),
-    ] {
-        assert_eq!(
-            fp.evaluate(expr, &p).unwrap(),
-            vec![FpValue::Boolean(want)],
-            "{expr}"
-        );
+    for (expr, want) in [("{}.allTrue()", true), ("{}.anyTrue()", false), ("{}.isDistinct()", true), ("{}.subsetOf(Patient.active)", true)]
+    {
+        assert_eq!(fp.evaluate(expr, &p).unwrap(), vec![FpValue::Boolean(want)], "{expr}");
     }
     let with = json!({"resourceType": "Patient", "contact": [{"gender": "male"}]});
     assert!(!on_resource("contact.all(name.exists())", &with));
@@ -87,65 +61,15 @@ fn resolve_finds_bundle_entries_by_urn_uuid_and_by_type_and_id() {
     let fp = r4_engine();
     let bundle = golden();
     let obs = entry(&bundle, "Observation");
-    assert!(
-        fp.invariant(
-            "subject.resolve() is Patient",
-            &obs,
-            "Observation",
-            &obs,
-            &bundle
-        )
-        .unwrap()
-    );
-    assert!(
-        fp.invariant(
-            "subject.resolve().birthDate.exists()",
-            &obs,
-            "Observation",
-            &obs,
-            &bundle
-        )
-        .unwrap()
-    );
-    assert!(
-        !fp.invariant(
-            "subject.resolve() is Practitioner",
-            &obs,
-            "Observation",
-            &obs,
-            &bundle
-        )
-        .unwrap()
-    );
+    assert!(fp.invariant("subject.resolve() is Patient", &obs, "Observation", &obs, &bundle).unwrap());
+    assert!(fp.invariant("subject.resolve().birthDate.exists()", &obs, "Observation", &obs, &bundle).unwrap());
+    assert!(!fp.invariant("subject.resolve() is Practitioner", &obs, "Observation", &obs, &bundle).unwrap());
     // The same through a prepared root and JSON Pointers.
     let prepared = fp.prepare(&bundle);
-    let i = bundle["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|e| e["resource"]["resourceType"] == "Observation")
-        .unwrap();
+    let i = bundle["entry"].as_array().unwrap().iter().position(|e| e["resource"]["resourceType"] == "Observation").unwrap();
     let at = format!("/entry/{i}/resource");
-    assert!(
-        fp.invariant_at(
-            "subject.resolve() is Patient",
-            &prepared,
-            &at,
-            "Observation",
-            &at
-        )
-        .unwrap()
-    );
-    assert!(
-        fp.invariant_at(
-            "%rootResource.type = 'transaction'",
-            &prepared,
-            &at,
-            "Observation",
-            &at
-        )
-        .unwrap()
-    );
+    assert!(fp.invariant_at("subject.resolve() is Patient", &prepared, &at, "Observation", &at).unwrap());
+    assert!(fp.invariant_at("%rootResource.type = 'transaction'", &prepared, &at, "Observation", &at).unwrap());
 
     let relative = json!({"resourceType": "Bundle", "type": "collection", "entry": [
         {"fullUrl": "http://x.org/fhir/Patient/p1", "resource": {"resourceType": "Patient", "id": "p1", "gender": "female"}},
@@ -153,20 +77,8 @@ fn resolve_finds_bundle_entries_by_urn_uuid_and_by_type_and_id() {
             "contained": [{"resourceType": "Device", "id": "d1"}], "device": {"reference": "#d1"}}}
     ]});
     let o = &relative["entry"][1]["resource"];
-    assert!(
-        fp.invariant(
-            "subject.resolve().gender = 'female'",
-            o,
-            "Observation",
-            o,
-            &relative
-        )
-        .unwrap()
-    );
-    assert!(
-        fp.invariant("device.resolve() is Device", o, "Observation", o, &relative)
-            .unwrap()
-    );
+    assert!(fp.invariant("subject.resolve().gender = 'female'", o, "Observation", o, &relative).unwrap());
+    assert!(fp.invariant("device.resolve() is Device", o, "Observation", o, &relative).unwrap());
     assert!(
         fp.invariant(
             "(subject.reference = 'Patient/nobody') or performer.resolve().empty()",
@@ -184,22 +96,14 @@ fn ele_1_on_elements_of_the_golden_patient() {
     let fp = r4_engine();
     let bundle = golden();
     let patient = entry(&bundle, "Patient");
+    assert!(fp.invariant(ELE_1, &patient["name"][0], "HumanName", &patient, &bundle).unwrap());
+    assert!(fp.invariant(ELE_1, &patient["birthDate"], "date", &patient, &bundle).unwrap());
     assert!(
-        fp.invariant(ELE_1, &patient["name"][0], "HumanName", &patient, &bundle)
-            .unwrap()
-    );
-    assert!(
-        fp.invariant(ELE_1, &patient["birthDate"], "date", &patient, &bundle)
-            .unwrap()
-    );
-    assert!(
-        !fp.invariant(ELE_1, &json!({}), "HumanName", &patient, &bundle)
-            .unwrap(),
+        !fp.invariant(ELE_1, &json!({}), "HumanName", &patient, &bundle).unwrap(),
         "an element with nothing in it"
     );
     assert!(
-        !fp.invariant(ELE_1, &json!({"id": "x"}), "HumanName", &patient, &bundle)
-            .unwrap(),
+        !fp.invariant(ELE_1, &json!({"id": "x"}), "HumanName", &patient, &bundle).unwrap(),
         "an id alone is not content"
     );
 }
@@ -212,16 +116,10 @@ fn observation_invariants() {
     assert!(on_resource(OBS_7, &ok));
     let mut both = ok.clone();
     both["dataAbsentReason"] = json!({"text": "unknown"});
-    assert!(
-        !on_resource(OBS_6, &both),
-        "obs-6: value and dataAbsentReason together"
-    );
+    assert!(!on_resource(OBS_6, &both), "obs-6: value and dataAbsentReason together");
     let mut same_code = ok.clone();
     same_code["component"] = json!([{"code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "valueString": "x"}]);
-    assert!(
-        !on_resource(OBS_7, &same_code),
-        "obs-7: a component with the Observation's own code"
-    );
+    assert!(!on_resource(OBS_7, &same_code), "obs-7: a component with the Observation's own code");
     assert!(on_resource(OBS_6, &entry(&golden(), "Observation")));
     assert!(on_resource(OBS_7, &entry(&golden(), "Observation")));
     // Typed navigation of value[x] (what ips-1 and Quantity comparisons need).
@@ -235,36 +133,23 @@ fn period_extension_and_ips_invariants() {
     let fp = r4_engine();
     let r = json!({"resourceType": "Encounter"});
     let per = |p: Value| fp.invariant(PER_1, &p, "Period", &r, &r).unwrap();
-    assert!(per(
-        json!({"start": "2024-01-01", "end": "2024-02-01T10:00:00Z"})
-    ));
+    assert!(per(json!({"start": "2024-01-01", "end": "2024-02-01T10:00:00Z"})));
     assert!(per(json!({"start": "2024-01-01"})));
-    assert!(
-        !per(json!({"start": "2024-03-01", "end": "2024-02-01"})),
-        "per-1: ends before it starts"
-    );
+    assert!(!per(json!({"start": "2024-03-01", "end": "2024-02-01"})), "per-1: ends before it starts");
 
     let ext = |e: Value| fp.invariant(EXT_1, &e, "Extension", &r, &r).unwrap();
     assert!(ext(json!({"url": "http://x.org/a", "valueString": "v"})));
-    assert!(ext(
-        json!({"url": "http://x.org/a", "extension": [{"url": "b", "valueBoolean": true}]})
-    ));
+    assert!(ext(json!({"url": "http://x.org/a", "extension": [{"url": "b", "valueBoolean": true}]})));
     assert!(!ext(
         json!({"url": "http://x.org/a", "valueString": "v", "extension": [{"url": "b", "valueBoolean": true}]})
     ));
     assert!(!ext(json!({"url": "http://x.org/a"})));
 
     let patient = entry(&golden(), "Patient");
-    let name = |n: Value| {
-        fp.invariant(IPS_PAT_1, &n, "HumanName", &patient, &patient)
-            .unwrap()
-    };
+    let name = |n: Value| fp.invariant(IPS_PAT_1, &n, "HumanName", &patient, &patient).unwrap();
     assert!(name(patient["name"][0].clone()));
     assert!(name(json!({"text": "only a text"})));
-    assert!(
-        !name(json!({"use": "official"})),
-        "ips-pat-1: a name with no part"
-    );
+    assert!(!name(json!({"use": "official"})), "ips-pat-1: a name with no part");
     // The IPS invariant as the IPS package states it.
     let ips = crate::fhirpath_suite::ips_patient_constraint("ips-pat-1");
     assert_eq!(ips, IPS_PAT_1);
@@ -303,14 +188,8 @@ fn html_checks_accepts_plain_narrative() {
     assert!(on_resource("text.div.htmlChecks()", &p));
     // txt-1 and txt-2 of R4 core on Narrative.
     let fp = r4_engine();
-    assert!(
-        fp.invariant("htmlChecks()", &p["text"]["div"], "xhtml", &p, &p)
-            .unwrap()
-    );
-    assert!(
-        fp.invariant("htmlChecks()", &p["text"]["div"], "xhtml", &p, &p)
-            .unwrap()
-    );
+    assert!(fp.invariant("htmlChecks()", &p["text"]["div"], "xhtml", &p, &p).unwrap());
+    assert!(fp.invariant("htmlChecks()", &p["text"]["div"], "xhtml", &p, &p).unwrap());
 }
 
 struct Tx;
@@ -326,15 +205,13 @@ impl Terminology for Tx {
 struct Conf;
 impl Conformance for Conf {
     fn conforms_to(&self, resource: &Value, profile: &str) -> Option<bool> {
-        (profile == "http://x.org/adult")
-            .then(|| resource["birthDate"].as_str().is_some_and(|d| d < "2006"))
+        (profile == "http://x.org/adult").then(|| resource["birthDate"].as_str().is_some_and(|d| d < "2006"))
     }
 }
 
 #[test]
 fn member_of_and_conforms_to_go_through_callbacks() {
-    let fp =
-        FhirPath::with_callbacks(r4_model(), Some(Arc::new(Tx)), Some(Arc::new(Conf))).unwrap();
+    let fp = FhirPath::with_callbacks(r4_model(), Some(Arc::new(Tx)), Some(Arc::new(Conf))).unwrap();
     let p = json!({"resourceType": "Patient", "gender": "female", "birthDate": "1990-05-05",
         "maritalStatus": {"coding": [{"system": "http://x.org/cs", "code": "zz"}]}});
     let eval = |e: &str| fp.evaluate(e, &p).unwrap();
@@ -346,28 +223,12 @@ fn member_of_and_conforms_to_go_through_callbacks() {
         eval("maritalStatus.memberOf('http://hl7.org/fhir/ValueSet/administrative-gender')"),
         vec![FpValue::Boolean(false)]
     );
-    assert_eq!(
-        eval("gender.memberOf('http://x.org/unknown-vs')"),
-        vec![],
-        "unknown value set: empty"
-    );
-    assert_eq!(
-        eval("conformsTo('http://x.org/adult')"),
-        vec![FpValue::Boolean(true)]
-    );
-    assert!(
-        fp.evaluate("conformsTo('http://x.org/unknown')", &p)
-            .is_err(),
-        "an unknown profile is an error"
-    );
+    assert_eq!(eval("gender.memberOf('http://x.org/unknown-vs')"), vec![], "unknown value set: empty");
+    assert_eq!(eval("conformsTo('http://x.org/adult')"), vec![FpValue::Boolean(true)]);
+    assert!(fp.evaluate("conformsTo('http://x.org/unknown')", &p).is_err(), "an unknown profile is an error");
     // Without callbacks: empty, never a guess.
     assert_eq!(
-        r4_engine()
-            .evaluate(
-                "gender.memberOf('http://hl7.org/fhir/ValueSet/administrative-gender')",
-                &p
-            )
-            .unwrap(),
+        r4_engine().evaluate("gender.memberOf('http://hl7.org/fhir/ValueSet/administrative-gender')", &p).unwrap(),
         vec![]
     );
 }
@@ -379,12 +240,7 @@ fn errors_name_the_construct_never_the_data() {
     assert_eq!(e.kind, ErrorKind::Parse);
     assert!(fp.parse(ELE_1).is_ok());
     let p = json!({"resourceType": "Patient", "name": [{"family": "Zyxwvutsrq"}]});
-    for expr in [
-        "name.family.toInteger() + 'x'",
-        "name.family + 1",
-        "(name.family | 'a').single()",
-        "iif(name.family, 1, 2)",
-    ] {
+    for expr in ["name.family.toInteger() + 'x'", "name.family + 1", "(name.family | 'a').single()", "iif(name.family, 1, 2)"] {
         if let Err(e) = fp.evaluate(expr, &p) {
             assert!(!e.to_string().contains("Zyxwvutsrq"), "{expr}: {e}");
         }
@@ -422,18 +278,12 @@ async fn usable_from_tokio_workers_and_shared_across_threads() {
     let fp = r4_engine();
     let p = json!({"resourceType": "Patient", "name": [{"family": "A"}]});
     // Directly on a worker (no nested runtime is created, so nothing panics)...
-    assert!(
-        fp.invariant(IPS_PAT_1, &p["name"][0], "HumanName", &p, &p)
-            .unwrap()
-    );
+    assert!(fp.invariant(IPS_PAT_1, &p["name"][0], "HumanName", &p, &p).unwrap());
     // ...and under spawn_blocking, from several tasks at once.
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let (fp, p) = (fp.clone(), p.clone());
-            tokio::task::spawn_blocking(move || {
-                fp.invariant(ELE_1, &p["name"][0], "HumanName", &p, &p)
-                    .unwrap()
-            })
+            tokio::task::spawn_blocking(move || fp.invariant(ELE_1, &p["name"][0], "HumanName", &p, &p).unwrap())
         })
         .collect();
     for t in tasks {

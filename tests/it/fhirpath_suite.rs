@@ -22,10 +22,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn package_cache() -> PathBuf {
-    let setup = std::process::Command::new("bash")
-        .arg(root().join("tests/peers/setup.sh"))
-        .status()
-        .unwrap();
+    let setup = std::process::Command::new("bash").arg(root().join("tests/peers/setup.sh")).status().unwrap();
     assert!(setup.success());
     std::env::var("MHG_CACHE")
         .map(PathBuf::from)
@@ -38,15 +35,10 @@ pub fn r4_model() -> Arc<TypeModel> {
     static M: OnceLock<Arc<TypeModel>> = OnceLock::new();
     M.get_or_init(|| {
         let mut p = Packages::new();
-        p.add(&package_cache().join("hl7.fhir.r4.examples#4.0.1"))
-            .unwrap();
+        p.add(&package_cache().join("hl7.fhir.r4.examples#4.0.1")).unwrap();
         let started = std::time::Instant::now();
         let model = TypeModel::from_packages(&p);
-        eprintln!(
-            "TypeModel from R4 core: {} types in {:?} (debug build)",
-            model.len(),
-            started.elapsed()
-        );
+        eprintln!("TypeModel from R4 core: {} types in {:?} (debug build)", model.len(), started.elapsed());
         Arc::new(model)
     })
     .clone()
@@ -54,18 +46,14 @@ pub fn r4_model() -> Arc<TypeModel> {
 
 pub fn r4_engine() -> Arc<FhirPath> {
     static E: OnceLock<Arc<FhirPath>> = OnceLock::new();
-    E.get_or_init(|| Arc::new(FhirPath::new(r4_model()).unwrap()))
-        .clone()
+    E.get_or_init(|| Arc::new(FhirPath::new(r4_model()).unwrap())).clone()
 }
 
 /// The expression of an invariant of the IPS Patient profile, as the package states it.
 pub fn ips_patient_constraint(key: &str) -> String {
     let mut p = Packages::new();
-    p.add(&package_cache().join("hl7.fhir.uv.ips#2.0.0"))
-        .unwrap();
-    let sd = p
-        .resolve("http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips")
-        .unwrap();
+    p.add(&package_cache().join("hl7.fhir.uv.ips#2.0.0")).unwrap();
+    let sd = p.resolve("http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips").unwrap();
     sd["snapshot"]["element"]
         .as_array()
         .unwrap()
@@ -86,17 +74,12 @@ impl Conformance for CoreTypes {
     fn conforms_to(&self, resource: &Value, profile: &str) -> Option<bool> {
         let name = profile.strip_prefix("http://hl7.org/fhir/StructureDefinition/")?;
         self.0.get(name)?;
-        Some(
-            self.0
-                .derives_from(resource["resourceType"].as_str()?, name),
-        )
+        Some(self.0.derives_from(resource["resourceType"].as_str()?, name))
     }
 }
 
 fn suite_dir() -> PathBuf {
-    std::env::var("MHG_FHIRPATH_SUITE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("../shared/test-suites/fhirpath-r4"))
+    std::env::var("MHG_FHIRPATH_SUITE").map(PathBuf::from).unwrap_or_else(|_| root().join("../shared/test-suites/fhirpath-r4"))
 }
 
 /// `1.50` = `1.5`, `-0.0` = `0`.
@@ -111,11 +94,7 @@ fn decimal(text: &str) -> String {
         s = s.trim_end_matches('0').trim_end_matches('.').to_owned();
     }
     let s = s.trim_start_matches('0');
-    let s = if s.is_empty() || s.starts_with('.') {
-        format!("0{s}")
-    } else {
-        s.to_owned()
-    };
+    let s = if s.is_empty() || s.starts_with('.') { format!("0{s}") } else { s.to_owned() };
     if neg && s != "0" { format!("-{s}") } else { s }
 }
 
@@ -156,17 +135,14 @@ fn matches(ty: &str, text: &str, got: &FpValue) -> bool {
         ("integer", FpValue::Integer(i)) => text.trim().parse::<i64>().is_ok_and(|e| e == *i),
         ("integer" | "decimal", FpValue::Decimal(d)) => decimal(text) == decimal(d),
         ("decimal", FpValue::Integer(i)) => decimal(text) == i.to_string(),
-        (
-            "date" | "dateTime" | "time" | "instant",
-            FpValue::Date(d) | FpValue::DateTime(d) | FpValue::Time(d),
-        ) => temporal(text) == temporal(d),
+        ("date" | "dateTime" | "time" | "instant", FpValue::Date(d) | FpValue::DateTime(d) | FpValue::Time(d)) => {
+            temporal(text) == temporal(d)
+        }
         ("Quantity", FpValue::Quantity { value, unit }) => {
             let (v, u) = quantity(text);
             v == decimal(value) && u == unit.as_deref().unwrap_or("1").trim_matches('\'')
         }
-        (_, FpValue::String(s)) => {
-            !matches!(ty, "boolean" | "integer" | "decimal" | "Quantity") && s == text
-        }
+        (_, FpValue::String(s)) => !matches!(ty, "boolean" | "integer" | "decimal" | "Quantity") && s == text,
         _ => false,
     }
 }
@@ -189,11 +165,7 @@ fn cases(xml: &str) -> Vec<Case> {
             let expr = t.children().find(|c| c.has_tag_name("expression")).unwrap();
             Case {
                 name: t.attribute("name").unwrap().to_owned(),
-                input: t.attribute("inputfile").map(|f| {
-                    f.trim_end_matches(".xml")
-                        .trim_end_matches(".json")
-                        .to_owned()
-                }),
+                input: t.attribute("inputfile").map(|f| f.trim_end_matches(".xml").trim_end_matches(".json").to_owned()),
                 expression: expr.text().unwrap_or_default().to_owned(),
                 invalid: expr.attribute("invalid").is_some() || t.attribute("invalid").is_some(),
                 predicate: t.attribute("predicate") == Some("true"),
@@ -203,10 +175,7 @@ fn cases(xml: &str) -> Vec<Case> {
                     .filter(|c| c.has_tag_name("output"))
                     .map(|o| {
                         let text = o.text().unwrap_or_default().to_owned();
-                        let ty = o
-                            .attribute("type")
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| literal_type(&text).to_owned());
+                        let ty = o.attribute("type").map(str::to_owned).unwrap_or_else(|| literal_type(&text).to_owned());
                         (ty, text)
                     })
                     .collect(),
@@ -236,37 +205,26 @@ fn run(fp: &FhirPath, case: &Case, input: &Value) -> Result<(), String> {
                 hit.map(|i| used[i] = true).is_some()
             })
         } else {
-            case.outputs
-                .iter()
-                .zip(&got)
-                .all(|((ty, text), g)| matches(ty, text, g))
+            case.outputs.iter().zip(&got).all(|((ty, text), g)| matches(ty, text, g))
         };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("expected {:?}, got {got:?}", case.outputs))
-    }
+    if ok { Ok(()) } else { Err(format!("expected {:?}, got {got:?}", case.outputs)) }
 }
 
 #[test]
 fn official_r4_suite_has_no_regressions() {
     let dir = suite_dir();
     let xml = std::fs::read_to_string(dir.join("tests-fhir-r4.xml")).unwrap();
-    let known: BTreeMap<String, String> =
-        std::fs::read_to_string(root().join("conformance/fhirpath-r4-known-failures.txt"))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with("#"))
-            .map(|l| {
-                let (n, why) = l
-                    .split_once('\t')
-                    .unwrap_or_else(|| panic!("known-failures line without a tab: {l}"));
-                (n.to_owned(), why.to_owned())
-            })
-            .collect();
+    let known: BTreeMap<String, String> = std::fs::read_to_string(root().join("conformance/fhirpath-r4-known-failures.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("#"))
+        .map(|l| {
+            let (n, why) = l.split_once('\t').unwrap_or_else(|| panic!("known-failures line without a tab: {l}"));
+            (n.to_owned(), why.to_owned())
+        })
+        .collect();
     let model = r4_model();
-    let fp =
-        FhirPath::with_callbacks(model.clone(), None, Some(Arc::new(CoreTypes(model)))).unwrap();
+    let fp = FhirPath::with_callbacks(model.clone(), None, Some(Arc::new(CoreTypes(model)))).unwrap();
     let mut inputs: BTreeMap<String, Option<Value>> = BTreeMap::new();
     let (mut runnable, mut passed, mut skipped) = (0, 0, 0);
     let (mut regressions, mut fixed) = (Vec::new(), Vec::new());
@@ -277,9 +235,7 @@ fn official_r4_suite_has_no_regressions() {
             None => Value::Null,
             Some(base) => {
                 let v = inputs.entry(base.clone()).or_insert_with(|| {
-                    std::fs::read(dir.join("input").join(format!("{base}.json")))
-                        .ok()
-                        .map(|b| serde_json::from_slice(&b).unwrap())
+                    std::fs::read(dir.join("input").join(format!("{base}.json"))).ok().map(|b| serde_json::from_slice(&b).unwrap())
                 });
                 match v {
                     Some(v) => v.clone(),
@@ -321,12 +277,6 @@ fn official_r4_suite_has_no_regressions() {
         fixed.is_empty(),
         "these tests now pass: remove them from conformance/fhirpath-r4-known-failures.txt: {fixed:?}"
     );
-    assert!(
-        stale.is_empty(),
-        "the known-failures list names tests the suite does not have: {stale:?}"
-    );
-    assert_eq!(
-        skipped, 5,
-        "only the parameters-example-types tests are skipped"
-    );
+    assert!(stale.is_empty(), "the known-failures list names tests the suite does not have: {stale:?}");
+    assert_eq!(skipped, 5, "only the parameters-example-types tests are skipped");
 }

@@ -188,5 +188,8 @@ fn every_schema_property_is_mapped_or_listed() {
     }
     assert!(all.len() > 80, "walked {} leaves", all.len());
     assert!(unmapped.is_empty(), "properties that never reach the output and are not listed: {unmapped:?}");
-    assert!(wrongly_listed.is_empty(), "listed as not transmitted but they do reach the output: {wrongly_listed:?}");
+    assert!(
+        wrongly_listed.is_empty(),
+        "listed as not transmitted but they do reach the output: {wrongly_listed:?}"
+    );
 }

@@ -56,7 +56,8 @@ fn deterministic() {
 fn decimals_keep_their_precision() {
     let p = pipeline();
     let mut rec = read_json(&root().join("tests/golden/records/30-shared-adult-refugee-clear.json"));
-    rec["results"][0]["value"] = serde_json::json!({"quantity": serde_json::from_str::<serde_json::Value>("163.50").unwrap(), "unit": "cm"});
+    rec["results"][0]["value"] =
+        serde_json::json!({"quantity": serde_json::from_str::<serde_json::Value>("163.50").unwrap(), "unit": "cm"});
     rec["results"][1]["value"] = serde_json::json!({"quantity": serde_json::from_str::<serde_json::Value>("61").unwrap(), "unit": "kg"});
     let text = p.convert_value(&rec).expect("converts").bundle.to_string();
     assert!(text.contains(r#""value":163.50"#), "163.50 kept");

@@ -10,7 +10,13 @@ use crate::common::*;
 use mhg::http::{AppState, router};
 
 fn app() -> axum::Router {
-    router(AppState { pipeline: pipeline(), max_body_bytes: 1024 * 1024, max_records: 100, relay: None, guard: std::sync::Arc::new(mhg::http::Guard::open()) })
+    router(AppState {
+        pipeline: pipeline(),
+        max_body_bytes: 1024 * 1024,
+        max_records: 100,
+        relay: None,
+        guard: std::sync::Arc::new(mhg::http::Guard::open()),
+    })
 }
 
 async fn call(req: Request<Body>) -> (StatusCode, String, String) {

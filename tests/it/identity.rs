@@ -56,8 +56,14 @@ async fn start(store_url: &str) -> Gateway {
     let guard = Arc::new(Guard::new(Arc::new(mhg::auth::Auth::from_config(&cfg).unwrap()), 0, 0, 0, Duration::ZERO));
     let store = Store::open(store_url).await.expect("store opens");
     let dests = destinations.iter().map(|d| Arc::new(Destination::new(d.clone()).unwrap())).collect();
-    let fast =
-        RelayConfig { poll_ms: 50, lease_secs: 10, backoff_base_ms: 200, backoff_max_ms: 2_000, breaker_threshold: 1_000, retention_days: 30 };
+    let fast = RelayConfig {
+        poll_ms: 50,
+        lease_secs: 10,
+        backoff_base_ms: 200,
+        backoff_max_ms: 2_000,
+        breaker_threshold: 1_000,
+        retention_days: 30,
+    };
     let relay = Relay::start(store.clone(), dests, fast);
     let state = AppState {
         pipeline: pipeline(),
@@ -222,7 +228,8 @@ async fn the_same_identity_with_other_content_is_a_conflict() {
         let (s, a) = g.post(KEY_A, None, first.to_string()).await;
         assert_eq!(s, 202, "{a}");
         // Same content, keys reordered and re-spaced: a duplicate.
-        let reordered: serde_json::Map<String, Value> = first.as_object().unwrap().iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let reordered: serde_json::Map<String, Value> =
+            first.as_object().unwrap().iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
         let (s, dup) = g.post(KEY_B, None, serde_json::to_string_pretty(&reordered).unwrap()).await;
         assert_eq!((s, &dup["id"], &dup["duplicate"]), (202, &a["id"], &json!(true)), "{dup}");
         // Changed content, same version: a conflict that names the field.
@@ -300,7 +307,13 @@ async fn reads_are_scoped_as_writes_are() {
 async fn dead_letters_need_admin_however_the_query_is_encoded() {
     let dir = tempfile::tempdir().unwrap();
     let g = start(&format!("sqlite://{}", dir.path().join("mhg.db").display())).await;
-    for q in ["state=dead-letter", "state=dead%2Dletter", "state=%64ead-letter", "limit=5&state=dead%2dletter", "state=accepted&state=dead-letter"] {
+    for q in [
+        "state=dead-letter",
+        "state=dead%2Dletter",
+        "state=%64ead-letter",
+        "limit=5&state=dead%2dletter",
+        "state=accepted&state=dead-letter",
+    ] {
         let (s, oo) = g.get(KEY_READER, &format!("/submissions?{q}")).await;
         assert_eq!(s, 403, "{q}: {oo}");
         assert_eq!(oo["issue"][0]["code"], "forbidden", "{q}");

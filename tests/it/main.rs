@@ -1,5 +1,7 @@
 //! The integration tests: one binary, a module per capability.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
+
 mod auth;
 mod cli;
 mod common;
@@ -12,16 +14,16 @@ mod fidelity;
 mod fuzz;
 mod golden;
 mod hostile_input;
+mod http;
 mod http_surface;
 mod identity;
-mod http;
 mod mappings;
 mod ops;
 mod outbound;
 mod packages;
-mod profile;
 mod peers;
 mod privacy;
+mod profile;
 mod property;
 mod relay;
 mod validator_suite;

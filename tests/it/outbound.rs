@@ -70,14 +70,17 @@ async fn auth_fake(check: Check) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<Str
                         return (StatusCode::BAD_REQUEST, "grant_type".to_owned()).into_response();
                     }
                     let ok = match &check {
-                        Check::Secret { client_id, secret } => f.get("client_id") == Some(client_id) && f.get("client_secret") == Some(secret),
+                        Check::Secret { client_id, secret } => {
+                            f.get("client_id") == Some(client_id) && f.get("client_secret") == Some(secret)
+                        }
                         Check::Jwt { client_id, alg, key } => {
                             let jwt = f.get("client_assertion").cloned().unwrap_or_default();
                             let parts: Vec<&str> = jwt.split('.').collect();
                             let type_ok = f.get("client_assertion_type").map(String::as_str)
                                 == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
                             parts.len() == 3 && type_ok && {
-                                let claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap_or_default()).unwrap_or(Value::Null);
+                                let claims: Value =
+                                    serde_json::from_slice(&B64.decode(parts[1]).unwrap_or_default()).unwrap_or(Value::Null);
                                 let sig = B64.decode(parts[2]).unwrap_or_default();
                                 let signed = format!("{}.{}", parts[0], parts[1]);
                                 ring::signature::UnparsedPublicKey::new(*alg, key).verify(signed.as_bytes(), &sig).is_ok()
@@ -105,7 +108,11 @@ async fn auth_fake(check: Check) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<Str
                 async move {
                     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
                     let ok = auth.strip_prefix("Bearer ").is_some_and(|t| issued.lock().unwrap().iter().any(|i| i == t));
-                    if ok { (StatusCode::OK, tx_response()).into_response() } else { (StatusCode::UNAUTHORIZED, "{}".to_owned()).into_response() }
+                    if ok {
+                        (StatusCode::OK, tx_response()).into_response()
+                    } else {
+                        (StatusCode::UNAUTHORIZED, "{}".to_owned()).into_response()
+                    }
                 }
             }),
         );
@@ -178,7 +185,13 @@ async fn smart_backend_services_rs384() {
     let PrivateKeyDer::Pkcs8(der) = PrivateKeyDer::from_pem_file(&path).unwrap() else { panic!("pkcs8") };
     let kp = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
     let public = ring::signature::KeyPair::public_key(&kp).as_ref().to_vec();
-    smart("RS384", std::fs::read_to_string(&path).unwrap(), &ring::signature::RSA_PKCS1_2048_8192_SHA384, public).await;
+    smart(
+        "RS384",
+        std::fs::read_to_string(&path).unwrap(),
+        &ring::signature::RSA_PKCS1_2048_8192_SHA384,
+        public,
+    )
+    .await;
 }
 
 /// A TLS destination that demands a client certificate from a private CA.
@@ -195,7 +208,8 @@ async fn mutual_tls_with_a_private_ca() {
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap().signed_by(&server_key, &issuer).unwrap();
+    let server_cert =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap().signed_by(&server_key, &issuer).unwrap();
     let client_key = KeyPair::generate().unwrap();
     let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
     cp.distinguished_name.push(rcgen::DnType::CommonName, "mhg gateway");
@@ -275,7 +289,10 @@ async fn mutual_tls_with_a_private_ca() {
         if by("moh-mtls")["state"] == "delivered" && by("moh-no-cert")["attempts"].as_i64().unwrap_or(0) >= 1 {
             // Retried: waiting for its next attempt, or in one (a lease) when the backoff is short.
             let state = by("moh-no-cert")["state"].as_str().unwrap_or_default().to_owned();
-            assert!(matches!(state.as_str(), "pending" | "leased"), "no client certificate: not delivered, retried: {state}");
+            assert!(
+                matches!(state.as_str(), "pending" | "leased"),
+                "no client certificate: not delivered, retried: {state}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{st}");

@@ -10,7 +10,10 @@ use crate::common::*;
 fn cache() -> PathBuf {
     let setup = std::process::Command::new("bash").arg(root().join("tests/peers/setup.sh")).status().unwrap();
     assert!(setup.success());
-    std::env::var("MHG_CACHE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mhg")).join("packages")
+    std::env::var("MHG_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mhg"))
+        .join("packages")
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -48,7 +51,8 @@ fn folder_and_tgz_are_indexed_and_resolved() {
 
     // The same package as the npm registry ships it.
     let tgz = dir.path().join("ips.tgz");
-    let st = std::process::Command::new("tar").args(["czf", tgz.to_str().unwrap(), "-C", copy.to_str().unwrap(), "package"]).status().unwrap();
+    let st =
+        std::process::Command::new("tar").args(["czf", tgz.to_str().unwrap(), "-C", copy.to_str().unwrap(), "package"]).status().unwrap();
     assert!(st.success());
     let mut q = Packages::new();
     q.add(&tgz).unwrap();
@@ -63,7 +67,9 @@ fn folder_and_tgz_are_indexed_and_resolved() {
 fn dependencies_are_served_by_the_nearest_version() {
     let c = cache();
     let mut p = Packages::new();
-    for name in ["hl7.fhir.uv.ips#2.0.0", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1", "hl7.fhir.r4.examples#4.0.1"] {
+    for name in
+        ["hl7.fhir.uv.ips#2.0.0", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1", "hl7.fhir.r4.examples#4.0.1"]
+    {
         p.add(&c.join(name)).unwrap();
     }
     let deps = p.dependencies();

@@ -18,9 +18,9 @@ fn golden_bundles_pass_an_independent_validator() {
     // HL7's own blood-pressure example, claiming the bp profile: medplum 4.5.2 cannot match
     // component slices by pattern and refuses it. Its errors on that example are tolerated on our
     // blood-pressure panels, and only while medplum still gives them for the example.
-    let cache = std::env::var("MHG_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/mhg")
-    });
+    let cache = std::env::var("MHG_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/mhg"));
     let mut official = read_json(&cache.join("packages/hl7.fhir.r4.examples#4.0.1/package/Observation-blood-pressure.json"));
     official["meta"] = serde_json::json!({"profile": ["http://hl7.org/fhir/StructureDefinition/bp"]});
     let mut input = official.to_string() + "\n";
@@ -41,7 +41,8 @@ fn golden_bundles_pass_an_independent_validator() {
     assert!(out.status.success(), "validator could not run");
     let mut problems = Vec::new();
     let mut checked = 0;
-    let verdicts: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("verdict line")).collect();
+    let verdicts: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("verdict line")).collect();
     let defects: Vec<String> = verdicts[0]["errors"].as_array().into_iter().flatten().map(|e| e["message"].to_string()).collect();
     for (i, v) in verdicts.iter().enumerate().skip(1) {
         checked += v["checked"].as_array().map(Vec::len).unwrap_or(0);

@@ -114,7 +114,8 @@ async fn no_patient_data_in_logs_metrics_or_errors() {
     let mut control = good.clone();
     control["person"]["names"][0]["family"] = json!("Zyxwarblequint\u{7}");
     let mut unmapped = good.clone();
-    unmapped["vaccinations"] = json!([{"vaccinationId": "V-PRIV", "vaccine": "Zyxvaccinequa", "date": "2026-10-02", "source": "administered"}]);
+    unmapped["vaccinations"] =
+        json!([{"vaccinationId": "V-PRIV", "vaccine": "Zyxvaccinequa", "date": "2026-10-02", "source": "administered"}]);
     let mut extra = good.clone();
     // A field the schema does not know, carrying data: the answer names the field (a name of the
     // sender's structure), never its value.
@@ -171,7 +172,12 @@ async fn no_patient_data_in_logs_metrics_or_errors() {
     let text = client.post(format!("{base}/submissions/{id}/$replay")).send().await.unwrap().text().await.unwrap();
     answers.push(("replay".into(), text));
     // Credentials that carry data are not echoed or logged either.
-    let r = anonymous_http().get(format!("{base}/metrics")).header("x-api-key", "mhg_Zyxwarblequint-Qorvathenylle-000000000").send().await.unwrap();
+    let r = anonymous_http()
+        .get(format!("{base}/metrics"))
+        .header("x-api-key", "mhg_Zyxwarblequint-Qorvathenylle-000000000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     answers.push(("401".into(), r.text().await.unwrap()));
     tokio::time::sleep(Duration::from_millis(300)).await;

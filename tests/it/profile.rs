@@ -139,7 +139,11 @@ mod interfaces {
 
     async fn call(uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
         let app = router(AppState { pipeline: pipeline(), max_body_bytes: 64 * 1024, max_records: 100, relay: None, guard: test_guard() });
-        let req = Request::post(uri).header("content-type", "application/fhir+json").header("x-api-key", TEST_ADMIN_KEY).body(body.into()).unwrap();
+        let req = Request::post(uri)
+            .header("content-type", "application/fhir+json")
+            .header("x-api-key", TEST_ADMIN_KEY)
+            .body(body.into())
+            .unwrap();
         let resp = app.oneshot(req).await.unwrap();
         let s = resp.status();
         let b = resp.into_body().collect().await.unwrap().to_bytes();
@@ -172,9 +176,15 @@ mod interfaces {
         assert_eq!(call("/fhir/$validate", "{nope").await.0, StatusCode::BAD_REQUEST);
         assert_eq!(call("/fhir/$validate", "[1]").await.0, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(call("/fhir/Observation/$validate", good.to_string()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(call("/fhir/$validate?profile=http://example.org/none", good.to_string()).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            call("/fhir/$validate?profile=http://example.org/none", good.to_string()).await.0,
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(call("/fhir/$validate", "[".repeat(100) + &"]".repeat(100)).await.0, StatusCode::BAD_REQUEST);
-        assert_eq!(call("/fhir/$validate", format!("{{\"resourceType\":\"Patient\",\"x\":\"{}\"}}", "a".repeat(70_000))).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            call("/fhir/$validate", format!("{{\"resourceType\":\"Patient\",\"x\":\"{}\"}}", "a".repeat(70_000))).await.0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 
     #[test]
@@ -204,7 +214,10 @@ mod interfaces {
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["extension"][0]["valueString"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(files, [g, bad.to_str().unwrap()]);
-        assert_eq!(run(&["validate", g, "--profile", "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]).0, Some(1));
+        assert_eq!(
+            run(&["validate", g, "--profile", "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips"]).0,
+            Some(1)
+        );
         let (code, out) = run(&["validate", g, "--profile", "http://example.org/none"]);
         assert_eq!(code, Some(2));
         assert!(out.contains("OperationOutcome") && out.contains("unknown profile"), "{out}");
@@ -212,8 +225,13 @@ mod interfaces {
         // A package whose dependency is not loaded: said on stderr, validation goes on.
         let pkg = dir.path().join("pkg/package");
         std::fs::create_dir_all(&pkg).unwrap();
-        std::fs::write(pkg.join("package.json"), json!({"name": "example.national", "version": "1.0.0",
-            "dependencies": {"hl7.fhir.r4.core": "4.0.1", "example.not.loaded": "2.0.0"}}).to_string()).unwrap();
+        std::fs::write(
+            pkg.join("package.json"),
+            json!({"name": "example.national", "version": "1.0.0",
+            "dependencies": {"hl7.fhir.r4.core": "4.0.1", "example.not.loaded": "2.0.0"}})
+            .to_string(),
+        )
+        .unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
             .current_dir(root())
             .args(["validate", "--package", dir.path().join("pkg").to_str().unwrap(), g])
@@ -221,10 +239,12 @@ mod interfaces {
             .unwrap();
         assert_eq!(out.status.code(), Some(0));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("example.national#1.0.0 needs example.not.loaded#2.0.0") && !stderr.contains("hl7.fhir.r4.core"), "{stderr}");
+        assert!(
+            stderr.contains("example.national#1.0.0 needs example.not.loaded#2.0.0") && !stderr.contains("hl7.fhir.r4.core"),
+            "{stderr}"
+        );
     }
 }
-
 
 /// Odd input is a report, never a panic.
 #[test]
@@ -298,15 +318,15 @@ fn validation_configuration() {
     let mut c = mhg::config::Config::load_from(Some(&f), &HashMap::new()).unwrap();
     c.home = Some(root());
     let v = c.validator(&[], &[]).unwrap();
-    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/elsewhere"}});
+    let obs =
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/elsewhere"}});
     let f2 = v.validate(&obs, &[]);
     assert!(f2.iter().any(|f| f.severity == Severity::Error && f.expression == "Observation.subject"), "{f2:#?}");
     assert!(errors(&validator().validate(&obs, &[])).is_empty(), "off by default");
     // A loose definition file that is not FHIR names the file.
     let bad = dir.path().join("x.json");
     std::fs::write(&bad, "{}").unwrap();
-    let mut c = mhg::config::Config::default();
-    c.home = Some(root());
+    let mut c = mhg::config::Config { home: Some(root()), ..Default::default() };
     c.validation.load = vec![bad.clone()];
     let e = c.validator(&[], &[]).unwrap_err().to_string();
     assert!(e.contains("x.json"), "{e}");
@@ -362,7 +382,11 @@ async fn destination_profiles_are_enforced_on_accept() {
     let post = |app: axum::Router| {
         let body = body.clone();
         async move {
-            let req = Request::post("/records").header("x-api-key", TEST_ADMIN_KEY).header("content-type", "application/json").body(Body::from(body)).unwrap();
+            let req = Request::post("/records")
+                .header("x-api-key", TEST_ADMIN_KEY)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
             let resp = app.oneshot(req).await.unwrap();
             let s = resp.status().as_u16();
             (s, serde_json::from_slice::<Value>(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap())
@@ -378,7 +402,11 @@ async fn destination_profiles_are_enforced_on_accept() {
     assert!(text.contains(STRICT) && text.contains("strict"), "{text}");
     assert!(issue["expression"][0].as_str().unwrap().starts_with("Bundle.entry["), "{issue}");
     assert_eq!(issue["location"][0], "/person", "{issue}");
-    assert_eq!(store.list(None, 100, 100, |_| true).await.unwrap().len(), 1, "nothing of the refused record is stored");
+    assert_eq!(
+        store.list(None, 100, 100, |_| true).await.unwrap().len(),
+        1,
+        "nothing of the refused record is stored"
+    );
     let metrics = mhg::ops::render(&[]);
     assert!(metrics.contains(&format!("mhg_validation_failures_total{{profile=\"{STRICT}\"}}")), "{metrics}");
 }
@@ -415,13 +443,8 @@ fn a_national_base_validates_its_own_examples() {
         .collect();
     examples.sort();
     assert!(examples.len() > 100, "only {} examples", examples.len());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
-        .arg("validate")
-        .arg("--package")
-        .arg(&pkg)
-        .args(&examples)
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).arg("validate").arg("--package").arg(&pkg).args(&examples).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let outcomes: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(outcomes.len(), examples.len(), "one OperationOutcome per file");
@@ -429,7 +452,12 @@ fn a_national_base_validates_its_own_examples() {
     for (f, oo) in examples.iter().zip(&outcomes) {
         for i in oo["issue"].as_array().unwrap() {
             if i["severity"] == "error" || i["severity"] == "fatal" {
-                bad.push(format!("{}: {} {}", f.file_name().unwrap().to_string_lossy(), i["expression"], i["details"]["text"]));
+                bad.push(format!(
+                    "{}: {} {}",
+                    f.file_name().unwrap().to_string_lossy(),
+                    i["expression"],
+                    i["details"]["text"]
+                ));
             }
         }
     }
@@ -472,7 +500,10 @@ fn a_national_base_validates_its_own_examples() {
         .map(|i| format!("{} {}", i["expression"][0].as_str().unwrap(), i["details"]["text"]))
         .collect();
     assert!(errors.iter().any(|e| e.starts_with("Patient ") && e.contains("inv-pat-0")), "{errors:#?}");
-    assert!(errors.iter().any(|e| e.starts_with("Patient.deceased")), "deceasedString is outside the closed type slicing: {errors:#?}");
+    assert!(
+        errors.iter().any(|e| e.starts_with("Patient.deceased")),
+        "deceasedString is outside the closed type slicing: {errors:#?}"
+    );
 
     // The package's own definitions (StructureDefinitions, ValueSets, CodeSystems...), as an
     // integration tester validates a profile: no errors either (R5 contexts such as
@@ -484,14 +515,25 @@ fn a_national_base_validates_its_own_examples() {
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
     definitions.sort();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg")).arg("validate").arg("--package").arg(&pkg).args(&definitions).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
+        .arg("validate")
+        .arg("--package")
+        .arg(&pkg)
+        .args(&definitions)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let mut bad = Vec::new();
     for (f, l) in definitions.iter().zip(stdout.lines()) {
         let oo: Value = serde_json::from_str(l).unwrap();
         for i in oo["issue"].as_array().unwrap() {
             if i["severity"] == "error" {
-                bad.push(format!("{}: {} {}", f.file_name().unwrap().to_string_lossy(), i["expression"], i["details"]["text"]));
+                bad.push(format!(
+                    "{}: {} {}",
+                    f.file_name().unwrap().to_string_lossy(),
+                    i["expression"],
+                    i["details"]["text"]
+                ));
             }
         }
     }
@@ -546,7 +588,8 @@ fn vital_sign_codes_call_for_their_profiles() {
             "valueQuantity": {"value": 61.2, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
         });
         if category {
-            o["category"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]);
+            o["category"] =
+                json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]);
         }
         o
     };
@@ -571,7 +614,10 @@ fn vital_sign_codes_call_for_their_profiles() {
     }]);
     let f = validator().validate(&sat, &[]);
     assert!(errors(&f).is_empty(), "{:#?}", errors(&f));
-    assert!(f.iter().any(|f| f.severity == Severity::Warning && f.expression.starts_with("Observation.component[0].value")), "{f:#?}");
+    assert!(
+        f.iter().any(|f| f.severity == Severity::Warning && f.expression.starts_with("Observation.component[0].value")),
+        "{f:#?}"
+    );
 }
 
 /// A relative reference is `Type/id`, its type spelt as FHIR spells it; an item matching two
@@ -588,7 +634,10 @@ fn reference_form_and_overlapping_slices() {
     let plan = json!({"resourceType": "PlanDefinition", "status": "draft", "library": ["Library/example"]});
     let f = validator().validate(&plan, &[]);
     assert!(errors(&f).is_empty(), "{f:#?}");
-    assert!(f.iter().any(|f| f.severity == Severity::Warning && f.expression == "PlanDefinition.library[0]"), "{f:#?}");
+    assert!(
+        f.iter().any(|f| f.severity == Severity::Warning && f.expression == "PlanDefinition.library[0]"),
+        "{f:#?}"
+    );
 
     let sd = json!({
         "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/two-ids", "name": "TwoIds",
@@ -744,7 +793,11 @@ async fn national_base_from_configuration() {
         guard: test_guard(),
     });
     let post = |uri: &str, body: String| {
-        let req = Request::post(uri).header("x-api-key", TEST_ADMIN_KEY).header("content-type", "application/fhir+json").body(Body::from(body)).unwrap();
+        let req = Request::post(uri)
+            .header("x-api-key", TEST_ADMIN_KEY)
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(body))
+            .unwrap();
         let app = app.clone();
         async move {
             let resp = app.oneshot(req).await.unwrap();
@@ -759,8 +812,19 @@ async fn national_base_from_configuration() {
         {"name": "resource", "resource": patient}, {"name": "profile", "valueCanonical": AU_PATIENT}]});
     let (s, oo) = post("/fhir/Patient/$validate", params.to_string()).await;
     assert_eq!(s, 200, "{oo}");
-    assert!(oo["issue"].as_array().unwrap().iter().any(|i| i["severity"] == "error" && i["details"]["text"].as_str().unwrap().contains("inv-pat-0")), "{oo}");
-    let (s, oo) = post("/fhir/$validate?profile=http://hl7.org.au/fhir/StructureDefinition/none", json!({"resourceType": "Patient"}).to_string()).await;
+    assert!(
+        oo["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["severity"] == "error" && i["details"]["text"].as_str().unwrap().contains("inv-pat-0")),
+        "{oo}"
+    );
+    let (s, oo) = post(
+        "/fhir/$validate?profile=http://hl7.org.au/fhir/StructureDefinition/none",
+        json!({"resourceType": "Patient"}).to_string(),
+    )
+    .await;
     assert_eq!(s, 400, "{oo}");
     // The gateway's own records meet au-patient: accepted for the destination that requires it.
     let record = std::fs::read_to_string(r.join("tests/golden/records/32-shared-labour-minimal.json")).unwrap();

@@ -33,7 +33,8 @@ impl Gen {
     }
 
     fn text(&mut self, max: usize) -> String {
-        const PIECES: &[&str] = &["Samira", "حداد", "Мирон", "မောင်", "हरि", "ሰላም", "王", "Nguyễn", "O'Brien", "\"quoted\"", "back\\slash", "😀", " ", "-", "x"];
+        const PIECES: &[&str] =
+            &["Samira", "حداد", "Мирон", "မောင်", "हरि", "ሰላም", "王", "Nguyễn", "O'Brien", "\"quoted\"", "back\\slash", "😀", " ", "-", "x"];
         let mut s = String::new();
         for _ in 0..1 + self.below(4) {
             let piece: &str = PIECES[self.below(PIECES.len() as u64) as usize];
@@ -78,7 +79,11 @@ impl Gen {
             let branch = self.pick(b).clone();
             if s.get("properties").is_some() {
                 // anyOf on an object: generate the object, then make sure the branch holds.
-                let mut obj = self.value(root, &json!({"type": "object", "properties": s["properties"], "required": s.get("required").cloned().unwrap_or(json!([]))}), None);
+                let mut obj = self.value(
+                    root,
+                    &json!({"type": "object", "properties": s["properties"], "required": s.get("required").cloned().unwrap_or(json!([]))}),
+                    None,
+                );
                 for req in branch["required"].as_array().into_iter().flatten() {
                     let k = req.as_str().unwrap_or_default();
                     if obj.get(k).is_none() {
@@ -123,7 +128,9 @@ impl Gen {
             (_, Some("string")) => {
                 let max = s["maxLength"].as_u64().unwrap_or(200) as usize;
                 match s["pattern"].as_str() {
-                    Some(p) if p.starts_with("^[A-Z][a-z]{3}") => json!(self.pick(&["Latn", "Arab", "Cyrl", "Mymr", "Deva", "Ethi", "Hans"])),
+                    Some(p) if p.starts_with("^[A-Z][a-z]{3}") => {
+                        json!(self.pick(&["Latn", "Arab", "Cyrl", "Mymr", "Deva", "Ethi", "Hans"]))
+                    }
                     Some(p) if p.starts_with("^[a-z]{2,3}") => json!(self.pick(&["ar", "so", "en-GB", "prs", "zh-Hans-CN"])),
                     Some(p) if p.starts_with("^1:") => json!(format!("1:{}", 1 << self.below(12))),
                     _ => json!(self.text(max)),

@@ -154,11 +154,23 @@ impl Fake {
                     let code = f.plan.lock().unwrap().pop_front().unwrap_or(200);
                     let status = StatusCode::from_u16(code).unwrap();
                     match code {
-                        200 => (status, [("retry-after", "0")], json!({"resourceType": "Bundle", "type": "transaction-response",
-                            "entry": [{"response": {"status": "201 Created", "location": "Patient/1/_history/1"}}]}).to_string()).into_response(),
+                        200 => (
+                            status,
+                            [("retry-after", "0")],
+                            json!({"resourceType": "Bundle", "type": "transaction-response",
+                            "entry": [{"response": {"status": "201 Created", "location": "Patient/1/_history/1"}}]})
+                            .to_string(),
+                        )
+                            .into_response(),
                         503 => (status, [("retry-after", "1")], "{}".to_owned()).into_response(),
-                        _ => (status, [("retry-after", "0")], json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error",
-                            "code": "processing", "details": {"text": "rejected by the fake for the test"}}]}).to_string()).into_response(),
+                        _ => (
+                            status,
+                            [("retry-after", "0")],
+                            json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+                            "code": "processing", "details": {"text": "rejected by the fake for the test"}}]})
+                            .to_string(),
+                        )
+                            .into_response(),
                     }
                 }
             }),
@@ -200,12 +212,23 @@ async fn accepts_durably_and_resends_are_idempotent(store_url: String) {
     assert_eq!(s, 202);
     assert_eq!(ids(&again), first_ids);
     assert!(again["submissions"].as_array().unwrap().iter().all(|x| x["duplicate"] == true));
-    let files: Vec<_> = std::fs::read_dir(out.path()).unwrap().filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).collect();
+    let files: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert_eq!(files.len(), 5);
     // An explicit Idempotency-Key returns the first submission for the same record, and is a
     // conflict (409) when the same client reuses it for another record (issue 11).
     let one = record("D-key", "DP-key", 1).to_string();
-    let send = |body: String| client.post(format!("{}/records", gw.base)).header("idempotency-key", "client-42").header("content-type", "application/json").body(body).send();
+    let send = |body: String| {
+        client
+            .post(format!("{}/records", gw.base))
+            .header("idempotency-key", "client-42")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     let a: Value = send(one.clone()).await.unwrap().json().await.unwrap();
     let again: Value = send(one.clone()).await.unwrap().json().await.unwrap();
     assert_eq!(a["id"], again["id"]);
@@ -219,7 +242,11 @@ async fn accepts_durably_and_resends_are_idempotent(store_url: String) {
     assert_eq!(s, 422, "{oo}");
     assert_eq!(oo["resourceType"], "OperationOutcome");
     let listed: Value = client.get(format!("{}/submissions?limit=1000", gw.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed["submissions"].as_array().unwrap().len(), 6, "5 records + the keyed one; nothing of the refused batch");
+    assert_eq!(
+        listed["submissions"].as_array().unwrap().len(),
+        6,
+        "5 records + the keyed one; nothing of the refused batch"
+    );
     gw.stop().await;
 }
 

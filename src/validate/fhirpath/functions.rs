@@ -20,9 +20,8 @@ use octofhir_fhirpath::ast::ExpressionNode;
 use octofhir_fhirpath::core::node::FhirNode;
 use octofhir_fhirpath::core::{Collection, FhirPathValue};
 use octofhir_fhirpath::evaluator::function_registry::{
-    ArgumentEvaluationStrategy, EmptyPropagation, FunctionCategory, FunctionEvaluatorWrapper,
-    FunctionMetadata, FunctionParameter, FunctionRegistry, FunctionSignature,
-    LazyFunctionEvaluator, NullPropagationStrategy, ProviderPureFunctionEvaluator,
+    ArgumentEvaluationStrategy, EmptyPropagation, FunctionCategory, FunctionEvaluatorWrapper, FunctionMetadata, FunctionParameter,
+    FunctionRegistry, FunctionSignature, LazyFunctionEvaluator, NullPropagationStrategy, ProviderPureFunctionEvaluator,
     PureFunctionEvaluator,
 };
 use octofhir_fhirpath::evaluator::{AsyncNodeEvaluator, EvaluationContext, EvaluationResult};
@@ -74,9 +73,7 @@ fn metadata(name: &str, params: &[&str], input: &str, ret: &str) -> FunctionMeta
 }
 
 fn ok(values: Vec<FhirPathValue>) -> octofhir_fhirpath::Result<EvaluationResult> {
-    Ok(EvaluationResult {
-        value: Collection::from_values(values),
-    })
+    Ok(EvaluationResult { value: Collection::from_values(values) })
 }
 
 fn string_arg(args: &[Collection]) -> Option<String> {
@@ -99,9 +96,7 @@ pub struct Resolve {
 
 impl Resolve {
     pub fn create() -> Arc<dyn ProviderPureFunctionEvaluator> {
-        Arc::new(Resolve {
-            metadata: metadata("resolve", &[], "Reference|uri|canonical|url", "Resource"),
-        })
+        Arc::new(Resolve { metadata: metadata("resolve", &[], "Reference|uri|canonical|url", "Resource") })
     }
 }
 
@@ -110,20 +105,13 @@ impl Resolve {
 fn find(reference: &str, resource: Option<&FhirNode>, root: Option<&FhirNode>) -> Option<FhirNode> {
     if let Some(id) = reference.strip_prefix('#') {
         let contained = resource?.get("contained")?.as_array()?;
-        return contained
-            .iter()
-            .find(|c| c.get("id").and_then(FhirNode::as_str) == Some(id))
-            .cloned();
+        return contained.iter().find(|c| c.get("id").and_then(FhirNode::as_str) == Some(id)).cloned();
     }
-    let typed_id = reference
-        .rsplit_once("/_history/")
-        .map_or(reference, |(r, _)| r);
+    let typed_id = reference.rsplit_once("/_history/").map_or(reference, |(r, _)| r);
     let relative = {
         let mut parts = typed_id.rsplit('/');
         match (parts.next(), parts.next()) {
-            (Some(id), Some(ty)) if ty.starts_with(|c: char| c.is_ascii_uppercase()) => {
-                Some((ty, id))
-            }
+            (Some(id), Some(ty)) if ty.starts_with(|c: char| c.is_ascii_uppercase()) => Some((ty, id)),
             _ => None,
         }
     };
@@ -131,25 +119,16 @@ fn find(reference: &str, resource: Option<&FhirNode>, root: Option<&FhirNode>) -
         if candidate.get("resourceType").and_then(FhirNode::as_str) == Some("Bundle")
             && let Some(entries) = candidate.get("entry").and_then(FhirNode::as_array)
         {
-            if let Some(hit) = entries
-                .iter()
-                .find(|e| e.get("fullUrl").and_then(FhirNode::as_str) == Some(reference))
-            {
+            if let Some(hit) = entries.iter().find(|e| e.get("fullUrl").and_then(FhirNode::as_str) == Some(reference)) {
                 return hit.get("resource").cloned();
             }
             if let Some((ty, id)) = relative {
                 let suffix = format!("/{ty}/{id}");
                 let hit = entries.iter().find(|e| {
                     let r = e.get("resource");
-                    let by_id = r
-                        .and_then(|r| r.get("resourceType"))
-                        .and_then(FhirNode::as_str)
-                        == Some(ty)
+                    let by_id = r.and_then(|r| r.get("resourceType")).and_then(FhirNode::as_str) == Some(ty)
                         && r.and_then(|r| r.get("id")).and_then(FhirNode::as_str) == Some(id);
-                    by_id
-                        || e.get("fullUrl")
-                            .and_then(FhirNode::as_str)
-                            .is_some_and(|u| u.ends_with(&suffix))
+                    by_id || e.get("fullUrl").and_then(FhirNode::as_str).is_some_and(|u| u.ends_with(&suffix))
                 });
                 if let Some(hit) = hit {
                     return hit.get("resource").cloned();
@@ -174,38 +153,21 @@ impl ProviderPureFunctionEvaluator for Resolve {
         context: &EvaluationContext,
     ) -> octofhir_fhirpath::Result<EvaluationResult> {
         let resource = context.get_variable("resource");
-        let root = context
-            .get_variable("rootResource")
-            .or_else(|| resource.clone());
+        let root = context.get_variable("rootResource").or_else(|| resource.clone());
         let mut out = Vec::new();
         for item in input.iter() {
             let reference = match item {
-                FhirPathValue::Resource(node, _, _) => node
-                    .get("reference")
-                    .and_then(FhirNode::as_str)
-                    .map(str::to_owned),
+                FhirPathValue::Resource(node, _, _) => node.get("reference").and_then(FhirNode::as_str).map(str::to_owned),
                 FhirPathValue::String(s, _, _) => Some(s.clone()),
                 _ => None,
             };
             let Some(reference) = reference else { continue };
-            if let Some(found) = find(
-                &reference,
-                resource.as_ref().and_then(node_of),
-                root.as_ref().and_then(node_of),
-            ) {
-                let ty = found
-                    .get("resourceType")
-                    .and_then(FhirNode::as_str)
-                    .unwrap_or("Resource")
-                    .to_owned();
+            if let Some(found) = find(&reference, resource.as_ref().and_then(node_of), root.as_ref().and_then(node_of)) {
+                let ty = found.get("resourceType").and_then(FhirNode::as_str).unwrap_or("Resource").to_owned();
                 let info = context
                     .get_or_fetch_type_info(&ty)
                     .await
-                    .unwrap_or_else(|| {
-                        Arc::new(
-                            octofhir_fhirpath::core::model_provider::TypeInfo::new_complex(&ty),
-                        )
-                    });
+                    .unwrap_or_else(|| Arc::new(octofhir_fhirpath::core::model_provider::TypeInfo::new_complex(&ty)));
                 out.push(FhirPathValue::Resource(found, info, None));
             }
         }
@@ -223,13 +185,8 @@ pub struct MemberOf {
 }
 
 impl MemberOf {
-    pub fn create(
-        terminology: Option<Arc<dyn Terminology>>,
-    ) -> Arc<dyn ProviderPureFunctionEvaluator> {
-        Arc::new(MemberOf {
-            metadata: metadata("memberOf", &["valueSet"], "Any", "Boolean"),
-            terminology,
-        })
+    pub fn create(terminology: Option<Arc<dyn Terminology>>) -> Arc<dyn ProviderPureFunctionEvaluator> {
+        Arc::new(MemberOf { metadata: metadata("memberOf", &["valueSet"], "Any", "Boolean"), terminology })
     }
 }
 
@@ -237,21 +194,16 @@ impl MemberOf {
 fn codings(value: &FhirPathValue) -> Vec<(String, String)> {
     let pair = |n: &FhirNode| {
         Some((
-            n.get("system")
-                .and_then(FhirNode::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            n.get("system").and_then(FhirNode::as_str).unwrap_or_default().to_owned(),
             n.get("code")?.as_str()?.to_owned(),
         ))
     };
     match value {
         FhirPathValue::String(code, _, _) => vec![(String::new(), code.clone())],
-        FhirPathValue::Resource(node, _, _) => {
-            match node.get("coding").and_then(FhirNode::as_array) {
-                Some(list) => list.iter().filter_map(pair).collect(),
-                None => pair(node).into_iter().collect(),
-            }
-        }
+        FhirPathValue::Resource(node, _, _) => match node.get("coding").and_then(FhirNode::as_array) {
+            Some(list) => list.iter().filter_map(pair).collect(),
+            None => pair(node).into_iter().collect(),
+        },
         _ => Vec::new(),
     }
 }
@@ -269,10 +221,7 @@ impl ProviderPureFunctionEvaluator for MemberOf {
         };
         let mut out = Vec::new();
         for item in input.iter() {
-            let answers: Vec<Option<bool>> = codings(item)
-                .iter()
-                .map(|(s, c)| tx.member_of(s, c, &vs))
-                .collect();
+            let answers: Vec<Option<bool>> = codings(item).iter().map(|(s, c)| tx.member_of(s, c, &vs)).collect();
             if answers.contains(&Some(true)) {
                 out.push(FhirPathValue::boolean(true));
             } else if !answers.is_empty() && answers.iter().all(|a| *a == Some(false)) {
@@ -293,13 +242,8 @@ pub struct ConformsTo {
 }
 
 impl ConformsTo {
-    pub fn create(
-        conformance: Option<Arc<dyn Conformance>>,
-    ) -> Arc<dyn ProviderPureFunctionEvaluator> {
-        Arc::new(ConformsTo {
-            metadata: metadata("conformsTo", &["profile"], "Resource", "Boolean"),
-            conformance,
-        })
+    pub fn create(conformance: Option<Arc<dyn Conformance>>) -> Arc<dyn ProviderPureFunctionEvaluator> {
+        Arc::new(ConformsTo { metadata: metadata("conformsTo", &["profile"], "Resource", "Boolean"), conformance })
     }
 }
 
@@ -317,14 +261,12 @@ impl ProviderPureFunctionEvaluator for ConformsTo {
         let mut out = Vec::new();
         for item in input.iter() {
             if let Some(node) = node_of(item) {
-                let answer = check
-                    .conforms_to(&node.to_json(), &profile)
-                    .ok_or_else(|| {
-                        octofhir_fhirpath::FhirPathError::evaluation_error(
-                            octofhir_fhirpath::core::error_code::FP0054,
-                            "conformsTo(): the profile is not known",
-                        )
-                    })?;
+                let answer = check.conforms_to(&node.to_json(), &profile).ok_or_else(|| {
+                    octofhir_fhirpath::FhirPathError::evaluation_error(
+                        octofhir_fhirpath::core::error_code::FP0054,
+                        "conformsTo(): the profile is not known",
+                    )
+                })?;
                 out.push(FhirPathValue::boolean(answer));
             }
         }
@@ -337,14 +279,7 @@ impl ProviderPureFunctionEvaluator for ConformsTo {
 }
 
 /// Functions that must see an empty input (`{}.all(x)` = true, `{}.anyTrue()` = false).
-const ANSWER_EMPTY_INPUT: [&str; 6] = [
-    "all",
-    "allTrue",
-    "anyTrue",
-    "isDistinct",
-    "subsetOf",
-    "supersetOf",
-];
+const ANSWER_EMPTY_INPUT: [&str; 6] = ["all", "allTrue", "anyTrue", "isDistinct", "subsetOf", "supersetOf"];
 
 /// Re-registers [`ANSWER_EMPTY_INPUT`] so that the evaluator calls them on an empty input.
 pub fn answer_empty_input(registry: &mut FunctionRegistry) {
@@ -354,19 +289,14 @@ pub fn answer_empty_input(registry: &mut FunctionRegistry) {
                 let metadata = called_on_empty(inner.metadata());
                 registry.register_lazy_function(Arc::new(CalledOnEmpty { inner, metadata }));
             }
-            Some(FunctionEvaluatorWrapper::Pure(inner)) => {
-                registry.register_pure_function(pure_called_on_empty(inner))
-            }
+            Some(FunctionEvaluatorWrapper::Pure(inner)) => registry.register_pure_function(pure_called_on_empty(inner)),
             _ => {}
         }
     }
 }
 
 fn called_on_empty(m: &FunctionMetadata) -> FunctionMetadata {
-    FunctionMetadata {
-        null_propagation: NullPropagationStrategy::None,
-        ..m.clone()
-    }
+    FunctionMetadata { null_propagation: NullPropagationStrategy::None, ..m.clone() }
 }
 
 fn pure_called_on_empty(inner: Arc<dyn PureFunctionEvaluator>) -> Arc<dyn PureFunctionEvaluator> {
@@ -389,9 +319,7 @@ impl LazyFunctionEvaluator for CalledOnEmpty<dyn LazyFunctionEvaluator> {
         args: &[ExpressionNode],
         evaluator: AsyncNodeEvaluator<'_>,
     ) -> octofhir_fhirpath::Result<EvaluationResult> {
-        self.inner
-            .evaluate_borrowed(input, context, args, evaluator)
-            .await
+        self.inner.evaluate_borrowed(input, context, args, evaluator).await
     }
 
     async fn evaluate(
@@ -419,27 +347,15 @@ impl PureFunctionEvaluator for CalledOnEmpty<dyn PureFunctionEvaluator> {
         self.inner.supports_sync()
     }
 
-    fn evaluate_sync(
-        &self,
-        input: Collection,
-        args: Vec<Collection>,
-    ) -> octofhir_fhirpath::Result<EvaluationResult> {
+    fn evaluate_sync(&self, input: Collection, args: Vec<Collection>) -> octofhir_fhirpath::Result<EvaluationResult> {
         self.inner.evaluate_sync(input, args)
     }
 
-    fn evaluate_sync_borrowed(
-        &self,
-        input: Collection,
-        args: &[Collection],
-    ) -> octofhir_fhirpath::Result<EvaluationResult> {
+    fn evaluate_sync_borrowed(&self, input: Collection, args: &[Collection]) -> octofhir_fhirpath::Result<EvaluationResult> {
         self.inner.evaluate_sync_borrowed(input, args)
     }
 
-    async fn evaluate(
-        &self,
-        input: Collection,
-        args: Vec<Collection>,
-    ) -> octofhir_fhirpath::Result<EvaluationResult> {
+    async fn evaluate(&self, input: Collection, args: Vec<Collection>) -> octofhir_fhirpath::Result<EvaluationResult> {
         self.inner.evaluate(input, args).await
     }
 

@@ -83,18 +83,10 @@ impl FhirPathError {
         let code = e.error_code();
         let (kind, detail) = match e {
             E::ParseError { message, .. } => (ErrorKind::Parse, Some(message.clone())),
-            E::FunctionError { function_name, .. } => (
-                ErrorKind::Evaluation,
-                function_name.as_ref().map(|f| format!("in {f}()")),
-            ),
+            E::FunctionError { function_name, .. } => (ErrorKind::Evaluation, function_name.as_ref().map(|f| format!("in {f}()"))),
             _ => (ErrorKind::Evaluation, None),
         };
-        FhirPathError {
-            kind,
-            code: code.code_str(),
-            description: code.description(),
-            detail,
-        }
+        FhirPathError { kind, code: code.code_str(), description: code.description(), detail }
     }
 
     fn panicked() -> Self {
@@ -107,12 +99,7 @@ impl FhirPathError {
     }
 
     fn internal(what: &str) -> Self {
-        FhirPathError {
-            kind: ErrorKind::Evaluation,
-            code: "MHG".into(),
-            description: "internal",
-            detail: Some(what.into()),
-        }
+        FhirPathError { kind: ErrorKind::Evaluation, code: "MHG".into(), description: "internal", detail: Some(what.into()) }
     }
 }
 
@@ -188,9 +175,7 @@ pub struct FhirPath {
 
 impl std::fmt::Debug for FhirPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FhirPath")
-            .field("model", &self.model)
-            .finish_non_exhaustive()
+        f.debug_struct("FhirPath").field("model", &self.model).finish_non_exhaustive()
     }
 }
 
@@ -207,7 +192,10 @@ impl Prepared {
 
     /// The focus and resource nodes named by JSON Pointers into the root.
     fn nodes(&self, focus: &str, resource: &str) -> Result<(FhirNode, FhirNode), FhirPathError> {
-        Ok((self.node(focus, "focus pointer names no node")?, self.node(resource, "resource pointer names no node")?))
+        Ok((
+            self.node(focus, "focus pointer names no node")?,
+            self.node(resource, "resource pointer names no node")?,
+        ))
     }
 }
 
@@ -285,17 +273,9 @@ impl FhirPath {
         functions::answer_empty_input(&mut registry);
         let provider: Arc<dyn ModelProvider + Send + Sync> = model.clone();
         install_panic_hook();
-        let engine = run_guarded(async {
-            FhirPathEngine::new(Arc::new(registry), provider)
-                .await
-                .map_err(|e| FhirPathError::from_engine(&e))
-        })?;
-        Ok(FhirPath {
-            engine,
-            model,
-            plans: RwLock::new(HashMap::new()),
-            element_types: Arc::new(papaya::HashMap::new()),
-        })
+        let engine =
+            run_guarded(async { FhirPathEngine::new(Arc::new(registry), provider).await.map_err(|e| FhirPathError::from_engine(&e)) })?;
+        Ok(FhirPath { engine, model, plans: RwLock::new(HashMap::new()), element_types: Arc::new(papaya::HashMap::new()) })
     }
 
     pub fn model(&self) -> &Arc<TypeModel> {
@@ -321,11 +301,7 @@ impl FhirPath {
                 detail: None,
             });
         }
-        let plan = guarded(|| {
-            self.engine
-                .compile_plan(&focus_as_context(expr))
-                .map_err(|e| FhirPathError::from_engine(&e))
-        })?;
+        let plan = guarded(|| self.engine.compile_plan(&focus_as_context(expr)).map_err(|e| FhirPathError::from_engine(&e)))?;
         if let Ok(mut m) = self.plans.write() {
             m.insert(expr.to_owned(), plan.clone());
         }
@@ -336,23 +312,9 @@ impl FhirPath {
     /// `resourceType`).
     async fn typed(&self, node: FhirNode, type_name: &str) -> Result<Collection, FhirPathError> {
         if node.is_object() {
-            let ty = node
-                .get("resourceType")
-                .and_then(FhirNode::as_str)
-                .unwrap_or(type_name)
-                .to_owned();
-            let info = self
-                .model
-                .get_type(&ty)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| TypeInfo::new_complex(&ty));
-            return Ok(Collection::single(FhirPathValue::Resource(
-                node,
-                Arc::new(info),
-                None,
-            )));
+            let ty = node.get("resourceType").and_then(FhirNode::as_str).unwrap_or(type_name).to_owned();
+            let info = self.model.get_type(&ty).await.ok().flatten().unwrap_or_else(|| TypeInfo::new_complex(&ty));
+            return Ok(Collection::single(FhirPathValue::Resource(node, Arc::new(info), None)));
         }
         let provider: Arc<dyn ModelProvider + Send + Sync> = self.model.clone();
         Collection::from_json_typed_arc(Arc::new(node.to_json()), Some(type_name), Some(provider))
@@ -362,12 +324,7 @@ impl FhirPath {
 
     /// The context of one focus: the resource is its root (octofhir's `%resource`), the focus a
     /// child of it, `%rootResource` a variable.
-    fn context(
-        &self,
-        focus: Collection,
-        resource: Collection,
-        root: Collection,
-    ) -> EvaluationContext {
+    fn context(&self, focus: Collection, resource: Collection, root: Collection) -> EvaluationContext {
         let provider: Arc<dyn ModelProvider + Send + Sync> = self.model.clone();
         let outer = EvaluationContext::new_with_server_and_element_type_cache(
             resource,
@@ -395,27 +352,13 @@ impl FhirPath {
     }
 
     /// Evaluates in a scope of its own (`defineVariable` cannot leak to the next expression).
-    async fn eval_in(
-        &self,
-        expr: &str,
-        ctx: &EvaluationContext,
-    ) -> Result<Collection, FhirPathError> {
+    async fn eval_in(&self, expr: &str, ctx: &EvaluationContext) -> Result<Collection, FhirPathError> {
         let plan = self.plan(expr)?;
-        let result = self
-            .engine
-            .evaluate_plan(&plan, &ctx.nest())
-            .await
-            .map_err(|e| FhirPathError::from_engine(&e))?;
+        let result = self.engine.evaluate_plan(&plan, &ctx.nest()).await.map_err(|e| FhirPathError::from_engine(&e))?;
         Ok(result.value)
     }
 
-    async fn run(
-        &self,
-        expr: &str,
-        focus: Collection,
-        resource: Collection,
-        root: Collection,
-    ) -> Result<Collection, FhirPathError> {
+    async fn run(&self, expr: &str, focus: Collection, resource: Collection, root: Collection) -> Result<Collection, FhirPathError> {
         let ctx = self.context(focus, resource, root);
         self.eval_in(expr, &ctx).await
     }
@@ -426,10 +369,7 @@ impl FhirPath {
         run_guarded(async {
             let r = match resource["resourceType"].as_str() {
                 _ if resource.is_null() => Collection::empty(),
-                ty => {
-                    self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource"))
-                        .await?
-                }
+                ty => self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource")).await?,
             };
             let out = self.run(expr, r.clone(), r.clone(), r).await?;
             Ok(out.iter().flat_map(to_values).collect())
@@ -443,54 +383,24 @@ impl FhirPath {
     ///
     /// Converts the three JSON trees on every call (a node that is the same object as another
     /// is converted once); for many invariants on one resource use [`Self::prepare`].
-    pub fn invariant(
-        &self,
-        expr: &str,
-        focus: &Value,
-        focus_type: &str,
-        resource: &Value,
-        root: &Value,
-    ) -> Result<bool, FhirPathError> {
+    pub fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, FhirPathError> {
         let resource_node = FhirNode::from_json(resource);
-        let root_node = if std::ptr::eq(root, resource) {
-            resource_node.clone()
-        } else {
-            FhirNode::from_json(root)
-        };
-        let focus_node = if std::ptr::eq(focus, resource) {
-            resource_node.clone()
-        } else {
-            FhirNode::from_json(focus)
-        };
+        let root_node = if std::ptr::eq(root, resource) { resource_node.clone() } else { FhirNode::from_json(root) };
+        let focus_node = if std::ptr::eq(focus, resource) { resource_node.clone() } else { FhirNode::from_json(focus) };
         run_guarded(self.constraint(expr, focus_node, focus_type, resource_node, root_node))
     }
 
     /// Converts `root` (a resource or a Bundle) once for [`Self::invariant_at`].
     pub fn prepare(&self, root: &Value) -> Prepared {
-        Prepared {
-            root: FhirNode::from_json(root),
-        }
+        Prepared { root: FhirNode::from_json(root) }
     }
 
     /// [`Self::invariant`] with the nodes named by JSON Pointers into a [`Prepared`] root:
     /// `focus` (`/entry/2/resource/name/0`) and `resource` (`/entry/2/resource`, or `""` for
     /// the root itself).
-    pub fn invariant_at(
-        &self,
-        expr: &str,
-        root: &Prepared,
-        focus: &str,
-        focus_type: &str,
-        resource: &str,
-    ) -> Result<bool, FhirPathError> {
+    pub fn invariant_at(&self, expr: &str, root: &Prepared, focus: &str, focus_type: &str, resource: &str) -> Result<bool, FhirPathError> {
         let (focus_node, resource_node) = root.nodes(focus, resource)?;
-        run_guarded(self.constraint(
-            expr,
-            focus_node,
-            focus_type,
-            resource_node,
-            root.root.clone(),
-        ))
+        run_guarded(self.constraint(expr, focus_node, focus_type, resource_node, root.root.clone()))
     }
 
     /// Several invariants on one focus (the constraints of one element), sharing one context:
@@ -509,10 +419,7 @@ impl FhirPath {
         let root_node = if root_resource.is_empty() { root.root.clone() } else { root.node(root_resource, "root pointer names no node")? };
         let ctx = run_guarded(self.constraint_context(focus_node, focus_type, resource_node, root_node))?;
         // One guard per expression: a panic in one answers that one only.
-        Ok(exprs
-            .iter()
-            .map(|expr| run_guarded(async { self.eval_in(expr, &ctx).await.map(|c| holds(&c)) }))
-            .collect())
+        Ok(exprs.iter().map(|expr| run_guarded(async { self.eval_in(expr, &ctx).await.map(|c| holds(&c)) })).collect())
     }
 
     async fn constraint_context(
@@ -536,19 +443,14 @@ impl FhirPath {
         resource: FhirNode,
         root: FhirNode,
     ) -> Result<bool, FhirPathError> {
-        let ctx = self
-            .constraint_context(focus, focus_type, resource, root)
-            .await?;
+        let ctx = self.constraint_context(focus, focus_type, resource, root).await?;
         Ok(holds(&self.eval_in(expr, &ctx).await?))
     }
 }
 
 /// FHIR constraint semantics: only a single `false` fails.
 fn holds(result: &Collection) -> bool {
-    !matches!(
-        result.iter().collect::<Vec<_>>().as_slice(),
-        [FhirPathValue::Boolean(false, _, _)]
-    )
+    !matches!(result.iter().collect::<Vec<_>>().as_slice(), [FhirPathValue::Boolean(false, _, _)])
 }
 
 fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
@@ -560,14 +462,10 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
         FhirPathValue::Date(d, _, _) => FpValue::Date(d.to_string()),
         FhirPathValue::DateTime(d, _, _) => FpValue::DateTime(d.to_string()),
         FhirPathValue::Time(t, _, _) => FpValue::Time(t.to_string()),
-        FhirPathValue::Quantity { value, unit, .. } => FpValue::Quantity {
-            value: value.to_string(),
-            unit: unit.clone(),
-        },
-        FhirPathValue::Resource(node, info, _) => FpValue::Object {
-            type_name: info.name.clone().unwrap_or_else(|| info.type_name.clone()),
-            json: node.to_json(),
-        },
+        FhirPathValue::Quantity { value, unit, .. } => FpValue::Quantity { value: value.to_string(), unit: unit.clone() },
+        FhirPathValue::Resource(node, info, _) => {
+            FpValue::Object { type_name: info.name.clone().unwrap_or_else(|| info.type_name.clone()), json: node.to_json() }
+        }
         FhirPathValue::Collection(c) => return c.iter().flat_map(to_values).collect(),
         FhirPathValue::Empty => return Vec::new(),
     };

@@ -18,9 +18,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use octofhir_fhirpath::core::model_provider::{
-    ChoiceTypeInfo, ElementInfo, ModelProvider, TypeInfo,
-};
+use octofhir_fhirpath::core::model_provider::{ChoiceTypeInfo, ElementInfo, ModelProvider, TypeInfo};
 use serde_json::Value;
 
 use crate::validate::packages::Packages;
@@ -28,9 +26,7 @@ use crate::validate::packages::Packages;
 type ModelResult<T> = Result<T, octofhir_fhirpath::core::model_provider::ModelError>;
 
 /// Names that FHIRPath's System namespace defines; a bare `Quantity` is the FHIR type.
-const SYSTEM_TYPES: [&str; 9] = [
-    "Boolean", "String", "Integer", "Long", "Decimal", "Date", "DateTime", "Time", "Quantity",
-];
+const SYSTEM_TYPES: [&str; 9] = ["Boolean", "String", "Integer", "Long", "Decimal", "Date", "DateTime", "Time", "Quantity"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -94,8 +90,7 @@ fn type_code(t: &Value) -> Option<String> {
     if code.starts_with("http://hl7.org/fhirpath/System.") {
         let fhir = t["extension"].as_array().and_then(|exts| {
             exts.iter().find_map(|e| {
-                (e["url"]
-                    == "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type")
+                (e["url"] == "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type")
                     .then(|| e["valueUrl"].as_str().or(e["valueUri"].as_str()))
                     .flatten()
             })
@@ -139,11 +134,7 @@ impl TypeModel {
         if sd["resourceType"] != "StructureDefinition" {
             return;
         }
-        let (Some(kind), Some(ty), Some(name)) = (
-            sd["kind"].as_str(),
-            sd["type"].as_str(),
-            sd["name"].as_str(),
-        ) else {
+        let (Some(kind), Some(ty), Some(name)) = (sd["kind"].as_str(), sd["type"].as_str(), sd["name"].as_str()) else {
             return;
         };
         let kind = match kind {
@@ -161,12 +152,7 @@ impl TypeModel {
                 self.complex.push(name.to_owned());
                 self.types.insert(
                     name.to_owned(),
-                    TypeDef {
-                        kind,
-                        base: Some(ty.to_owned()),
-                        order: Vec::new(),
-                        elements: HashMap::new(),
-                    },
+                    TypeDef { kind, base: Some(ty.to_owned()), order: Vec::new(), elements: HashMap::new() },
                 );
             }
             return;
@@ -174,27 +160,15 @@ impl TypeModel {
         if self.types.contains_key(ty) {
             return;
         }
-        let base = sd["baseDefinition"]
-            .as_str()
-            .map(|b| last_segment(b).to_owned());
+        let base = sd["baseDefinition"].as_str().map(|b| last_segment(b).to_owned());
         match kind {
             Kind::Primitive => self.primitives.push(ty.to_owned()),
             Kind::Complex => self.complex.push(ty.to_owned()),
             Kind::Resource => self.resources.push(ty.to_owned()),
             Kind::Backbone => {}
         }
-        self.types.insert(
-            ty.to_owned(),
-            TypeDef {
-                kind,
-                base,
-                order: Vec::new(),
-                elements: HashMap::new(),
-            },
-        );
-        let elements = sd["snapshot"]["element"]
-            .as_array()
-            .or(sd["differential"]["element"].as_array());
+        self.types.insert(ty.to_owned(), TypeDef { kind, base, order: Vec::new(), elements: HashMap::new() });
+        let elements = sd["snapshot"]["element"].as_array().or(sd["differential"]["element"].as_array());
         let Some(elements) = elements else { return };
         for (i, e) in elements.iter().enumerate() {
             let Some(path) = e["path"].as_str() else {
@@ -213,30 +187,20 @@ impl TypeModel {
             let types: Vec<String> = if let Some(r) = e["contentReference"].as_str() {
                 vec![r.rsplit_once('#').map_or(r, |(_, p)| p).to_owned()]
             } else {
-                e["type"]
-                    .as_array()
-                    .map(|ts| ts.iter().filter_map(type_code).collect())
-                    .unwrap_or_default()
+                e["type"].as_array().map(|ts| ts.iter().filter_map(type_code).collect()).unwrap_or_default()
             };
             let has_children = elements
                 .get(i + 1)
                 .and_then(|n| n["path"].as_str())
-                .is_some_and(|p| {
-                    p.strip_prefix(path)
-                        .is_some_and(|rest| rest.starts_with('.'))
-                });
-            let types = if has_children
-                && matches!(types.as_slice(), [t] if t == "BackboneElement" || t == "Element")
-            {
+                .is_some_and(|p| p.strip_prefix(path).is_some_and(|rest| rest.starts_with('.')));
+            let types = if has_children && matches!(types.as_slice(), [t] if t == "BackboneElement" || t == "Element") {
                 let backbone_base = types[0].clone();
-                self.types
-                    .entry(path.to_owned())
-                    .or_insert_with(|| TypeDef {
-                        kind: Kind::Backbone,
-                        base: Some(backbone_base),
-                        order: Vec::new(),
-                        elements: HashMap::new(),
-                    });
+                self.types.entry(path.to_owned()).or_insert_with(|| TypeDef {
+                    kind: Kind::Backbone,
+                    base: Some(backbone_base),
+                    order: Vec::new(),
+                    elements: HashMap::new(),
+                });
                 vec![path.to_owned()]
             } else {
                 types
@@ -249,14 +213,7 @@ impl TypeModel {
                 continue; // a slice of an element already indexed
             }
             owner.order.push(name.to_owned());
-            owner.elements.insert(
-                name.to_owned(),
-                Element {
-                    types,
-                    many,
-                    choice,
-                },
-            );
+            owner.elements.insert(name.to_owned(), Element { types, many, choice });
         }
     }
 
@@ -360,9 +317,7 @@ fn strip_namespace(name: &str) -> &str {
 /// `Quantity` → `Quantity`, `dateTime` → `DateTime`: the suffix of a choice element in JSON.
 fn capitalised(t: &str) -> String {
     let mut c = t.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 fn type_key(t: &TypeInfo) -> &str {
@@ -374,9 +329,7 @@ impl ModelProvider for TypeModel {
     async fn get_type(&self, type_name: &str) -> ModelResult<Option<TypeInfo>> {
         let bare = strip_namespace(type_name);
         if let Some(system) = type_name.strip_prefix("System.") {
-            return Ok(SYSTEM_TYPES
-                .contains(&system)
-                .then(|| TypeInfo::system_type(system.to_owned(), true)));
+            return Ok(SYSTEM_TYPES.contains(&system).then(|| TypeInfo::system_type(system.to_owned(), true)));
         }
         if self.types.contains_key(bare) {
             return Ok(Some(self.info(bare, true)));
@@ -387,11 +340,7 @@ impl ModelProvider for TypeModel {
         Ok(None)
     }
 
-    async fn get_element_type(
-        &self,
-        parent: &TypeInfo,
-        property: &str,
-    ) -> ModelResult<Option<TypeInfo>> {
+    async fn get_element_type(&self, parent: &TypeInfo, property: &str) -> ModelResult<Option<TypeInfo>> {
         let owner = type_key(parent);
         if let Some(e) = self.element(owner, property) {
             return Ok(match e.types.as_slice() {
@@ -422,15 +371,11 @@ impl ModelProvider for TypeModel {
         if type_info.namespace.as_deref() == Some("System") {
             return (type_info.type_name == target).then(|| type_info.clone());
         }
-        self.derives_from(type_key(type_info), target)
-            .then(|| type_info.clone())
+        self.derives_from(type_key(type_info), target).then(|| type_info.clone())
     }
 
     fn get_element_names(&self, parent: &TypeInfo) -> Vec<String> {
-        self.all_elements(type_key(parent))
-            .into_iter()
-            .map(|(n, _)| n.to_owned())
-            .collect()
+        self.all_elements(type_key(parent)).into_iter().map(|(n, _)| n.to_owned()).collect()
     }
 
     async fn get_children_type(&self, _parent: &TypeInfo) -> ModelResult<Option<TypeInfo>> {
@@ -442,11 +387,7 @@ impl ModelProvider for TypeModel {
             .all_elements(type_name)
             .into_iter()
             .map(|(n, e)| ElementInfo {
-                name: if e.choice {
-                    format!("{n}[x]")
-                } else {
-                    n.to_owned()
-                },
+                name: if e.choice { format!("{n}[x]") } else { n.to_owned() },
                 element_type: e.types.join(" | "),
                 documentation: None,
             })
@@ -473,22 +414,10 @@ impl ModelProvider for TypeModel {
         self.derives_from(derived_type, base_type)
     }
 
-    async fn get_choice_types(
-        &self,
-        parent_type: &str,
-        property: &str,
-    ) -> ModelResult<Option<Vec<ChoiceTypeInfo>>> {
+    async fn get_choice_types(&self, parent_type: &str, property: &str) -> ModelResult<Option<Vec<ChoiceTypeInfo>>> {
         Ok(self
             .element(parent_type, property)
             .filter(|e| e.choice)
-            .map(|e| {
-                e.types
-                    .iter()
-                    .map(|t| ChoiceTypeInfo {
-                        suffix: capitalised(t),
-                        type_name: t.clone(),
-                    })
-                    .collect()
-            }))
+            .map(|e| e.types.iter().map(|t| ChoiceTypeInfo { suffix: capitalised(t), type_name: t.clone() }).collect()))
     }
 }

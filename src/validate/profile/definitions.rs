@@ -53,7 +53,8 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
         let p = e.get("path").and_then(Value::as_str).unwrap_or_default();
         // The base profile's element for the path, and the element's types: its own, else the
         // base's.
-        let in_base = || base.as_ref().and_then(|b| b.elements.iter().position(|x| x.path == p && x.slice_name.is_none()).map(|at| (b, at)));
+        let in_base =
+            || base.as_ref().and_then(|b| b.elements.iter().position(|x| x.path == p && x.slice_name.is_none()).map(|at| (b, at)));
         let types = || -> Vec<String> {
             let own = own_types(e);
             if !own.is_empty() {
@@ -70,7 +71,10 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
                         out.push(at(
                             path.to_owned(),
                             "structure",
-                            format!("the slice {} re-slices {p} with discriminators other than the slicing it belongs to", e["id"].as_str().unwrap_or(p)),
+                            format!(
+                                "the slice {} re-slices {p} with discriminators other than the slicing it belongs to",
+                                e["id"].as_str().unwrap_or(p)
+                            ),
                         ));
                     }
                 }
@@ -110,13 +114,20 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
                 out.push(at(
                     here(),
                     "structure",
-                    format!("a binding on an element of type {} has no meaning: only coded types, string and uri are bound", types.join(", ")),
+                    format!(
+                        "a binding on an element of type {} has no meaning: only coded types, string and uri are bound",
+                        types.join(", ")
+                    ),
                 ));
             }
         }
     }
     if root_sliced {
-        out.push(at(path.to_owned(), "structure", "no snapshot can be generated: the differential slices the root element".into()));
+        out.push(at(
+            path.to_owned(),
+            "structure",
+            "no snapshot can be generated: the differential slices the root element".into(),
+        ));
     }
 }
 
@@ -142,7 +153,8 @@ fn has_child(v: &Validator, ty: &str, name: &str) -> bool {
 /// and to `valueString`...).
 fn names_child(prof: &super::model::Profile, at: usize, name: &str) -> bool {
     prof.elements[at].children.iter().map(|&c| &prof.elements[c]).any(|c| {
-        c.name == name || (c.choice && name.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with(|x: char| x.is_ascii_uppercase())))
+        c.name == name
+            || (c.choice && name.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with(|x: char| x.is_ascii_uppercase())))
     })
 }
 
@@ -220,7 +232,11 @@ fn code_system(cs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
         if let Some(n) = cs.get("count").and_then(Value::as_u64) {
             let have = concept_count(concepts);
             if n as usize != have {
-                out.push(at(format!("{path}.count"), "invalid", format!("the code system is complete, but it has {have} concepts, not the {n} stated")));
+                out.push(at(
+                    format!("{path}.count"),
+                    "invalid",
+                    format!("the code system is complete, but it has {have} concepts, not the {n} stated"),
+                ));
             }
         }
     }
@@ -230,13 +246,21 @@ fn code_system(cs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
     for (i, p) in cs.get("property").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let code = p.get("code").and_then(Value::as_str).unwrap_or_default();
         if declared.iter().any(|(c, _)| *c == code) {
-            out.push(at(format!("{path}.property[{i}]"), "invalid", format!("a property is already defined with the code '{code}'")));
+            out.push(at(
+                format!("{path}.property[{i}]"),
+                "invalid",
+                format!("a property is already defined with the code '{code}'"),
+            ));
         } else {
             declared.push((code, p.get("type").and_then(Value::as_str).unwrap_or_default()));
         }
         if let Some(u) = p.get("uri").and_then(Value::as_str) {
             if uris.contains(&u) {
-                out.push(at(format!("{path}.property[{i}]"), "invalid", format!("a property is already defined with the URI {u}")));
+                out.push(at(
+                    format!("{path}.property[{i}]"),
+                    "invalid",
+                    format!("a property is already defined with the URI {u}"),
+                ));
             }
             uris.push(u);
         }
@@ -283,7 +307,11 @@ fn value_set(v: &Validator, vs: &Map<String, Value>, path: &str, out: &mut Vec<F
             if let Some(known) = authoritative_code_system(v, system) {
                 for (k, c) in inc.get("concept").and_then(Value::as_array).into_iter().flatten().enumerate() {
                     if c.get("code").and_then(Value::as_str).is_some_and(|code| !known.contains_key(code)) {
-                        out.push(at(format!("{here}.concept[{k}]"), "code-invalid", format!("the code is not defined in the code system {system}")));
+                        out.push(at(
+                            format!("{here}.concept[{k}]"),
+                            "code-invalid",
+                            format!("the code is not defined in the code system {system}"),
+                        ));
                     }
                 }
             }

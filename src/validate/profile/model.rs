@@ -293,7 +293,8 @@ impl Profile {
             // component's unit to ucum-vitals-common as required, yet their components (an
             // inhaled oxygen flow in L/min beside a saturation) need other units: extensible.
             if vitals && el.path == "Observation.component.value[x]" {
-                if let Some(b) = el.binding.as_mut().filter(|b| b.value_set.starts_with("http://hl7.org/fhir/ValueSet/ucum-vitals-common")) {
+                if let Some(b) = el.binding.as_mut().filter(|b| b.value_set.starts_with("http://hl7.org/fhir/ValueSet/ucum-vitals-common"))
+                {
                     b.strength = Strength::Extensible;
                 }
             }
@@ -363,7 +364,12 @@ impl Profile {
             .as_array()
             .map(|a| {
                 a.iter()
-                    .map(|c| (c["type"].as_str().unwrap_or("element").to_owned(), c["expression"].as_str().unwrap_or_default().to_owned()))
+                    .map(|c| {
+                        (
+                            c["type"].as_str().unwrap_or("element").to_owned(),
+                            c["expression"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -156,9 +156,7 @@ fn anchor_count(v: &Value, fragment: &str) -> usize {
         Value::Object(m) => m
             .iter()
             .map(|(k, x)| match x {
-                Value::String(s) if k == "div" => {
-                    attr_values(s, "id").chain(attr_values(s, "name")).filter(|a| *a == fragment).count()
-                }
+                Value::String(s) if k == "div" => attr_values(s, "id").chain(attr_values(s, "name")).filter(|a| *a == fragment).count(),
                 _ => anchor_count(x, fragment),
             })
             .sum(),
@@ -232,7 +230,10 @@ mod tests {
         bundle_narrative_links(&bundle, &mut out);
         let texts: Vec<&str> = out.iter().map(|f| f.text.as_str()).collect();
         assert_eq!(out.len(), 3, "{texts:?}");
-        assert!(texts[0].contains("does not have") && texts[1].contains("2 times") && texts[2].contains("does not hold"), "{texts:?}");
+        assert!(
+            texts[0].contains("does not have") && texts[1].contains("2 times") && texts[2].contains("does not hold"),
+            "{texts:?}"
+        );
         assert!(out.iter().all(|f| f.expression == "Bundle"));
     }
 }

@@ -123,11 +123,7 @@ impl Path {
             let (ms, ss) = (items(main), items(shadow));
             for i in 0..ms.len().max(ss.len()) {
                 let (m, sh) = (ms.get(i), ss.get(i));
-                let go_on = if last {
-                    f(m, sh)
-                } else {
-                    m.is_none_or(|m| self.visit(m, depth + 1, f))
-                };
+                let go_on = if last { f(m, sh) } else { m.is_none_or(|m| self.visit(m, depth + 1, f)) };
                 if !go_on {
                     return false;
                 }
@@ -364,7 +360,9 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
             _ => true,
         }),
         "org-1" => obj.map(|m| {
-            m.get("identifier").is_some_and(|i| i.as_array().is_none_or(|a| !a.is_empty())) || m.contains_key("name") || m.contains_key("_name")
+            m.get("identifier").is_some_and(|i| i.as_array().is_none_or(|a| !a.is_empty()))
+                || m.contains_key("name")
+                || m.contains_key("_name")
         }),
         "org-2" => obj.map(|m| s(m, "use") != Some("home")),
         "ppc-2" | "ppc-3" | "ppc-4" | "ppc-5" => obj.map(|m| {
@@ -380,9 +378,11 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
                 return true;
             }
             let own: Vec<&Value> = resource["code"]["coding"].as_array().into_iter().flatten().collect();
-            !m.get("component").and_then(Value::as_array).into_iter().flatten().any(|c| {
-                c["code"]["coding"].as_array().into_iter().flatten().any(|x| own.iter().any(|o| super::walk::same(o, x)))
-            })
+            !m.get("component")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c["code"]["coding"].as_array().into_iter().flatten().any(|x| own.iter().any(|o| super::walk::same(o, x))))
         }),
         "bdl-4" => obj.map(|m| {
             let want = matches!(s(m, "type"), Some("batch-response" | "transaction-response" | "history"));
@@ -392,9 +392,12 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         "bdl-3" | "bdl-7" => Some(true),
         "bdl-1" => obj.map(|m| !m.contains_key("total") || matches!(s(m, "type"), Some("searchset" | "history"))),
         "bdl-2" => obj.map(|m| {
-            s(m, "type") == Some("searchset") || m.get("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.get("search").is_none()))
+            s(m, "type") == Some("searchset")
+                || m.get("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.get("search").is_none()))
         }),
-        "bdl-9" => obj.map(|m| s(m, "type") != Some("document") || m.get("identifier").is_some_and(|i| i.get("system").is_some() && i.get("value").is_some())),
+        "bdl-9" => obj.map(|m| {
+            s(m, "type") != Some("document") || m.get("identifier").is_some_and(|i| i.get("system").is_some() && i.get("value").is_some())
+        }),
         "bdl-10" => obj.map(|m| s(m, "type") != Some("document") || m.get("timestamp").is_some()),
         "bdl-11" => obj.map(|m| s(m, "type") != Some("document") || first_entry_type(m) == Some("Composition")),
         "bdl-12" => obj.map(|m| s(m, "type") != Some("message") || first_entry_type(m) == Some("MessageHeader")),
@@ -481,19 +484,47 @@ mod tests {
     fn the_subset() {
         assert_eq!(eval("family.exists() or given.exists() or text.exists()", json!({"given": ["a"]})), Some(true));
         assert_eq!(eval("family.exists() or given.exists() or text.exists()", json!({"use": "x"})), Some(false));
-        assert_eq!(eval("dataAbsentReason.empty() or value.empty()", json!({"valueQuantity": {}, "dataAbsentReason": {}})), Some(false));
+        assert_eq!(
+            eval("dataAbsentReason.empty() or value.empty()", json!({"valueQuantity": {}, "dataAbsentReason": {}})),
+            Some(false)
+        );
         assert_eq!(eval("dataAbsentReason.empty() or value.empty()", json!({"valueString": "x"})), Some(true));
-        assert_eq!(eval("component.exists() implies (component.value.exists() or component.dataAbsentReason.exists())", json!({"component": [{"code": {}}]})), Some(false));
+        assert_eq!(
+            eval(
+                "component.exists() implies (component.value.exists() or component.dataAbsentReason.exists())",
+                json!({"component": [{"code": {}}]})
+            ),
+            Some(false)
+        );
         assert_eq!(eval("value.code.exists()", json!({})), None, "no step through a choice");
         assert_eq!(eval("(a.empty() and b.empty()) implies (c.exists() or value.exists())", json!({})), Some(false));
-        assert_eq!(eval("(a.empty() and b.empty()) implies (c.exists() or value.exists())", json!({"a": [{}]})), Some(true));
-        assert_eq!(eval("(num.empty() xor den.exists()) and (num.exists() or extension.exists())", json!({"num": {}, "den": {}})), Some(true));
+        assert_eq!(
+            eval("(a.empty() and b.empty()) implies (c.exists() or value.exists())", json!({"a": [{}]})),
+            Some(true)
+        );
+        assert_eq!(
+            eval(
+                "(num.empty() xor den.exists()) and (num.exists() or extension.exists())",
+                json!({"num": {}, "den": {}})
+            ),
+            Some(true)
+        );
         assert_eq!(eval("pstart.hasValue().not() or pend.hasValue().not()", json!({"pstart": "2020"})), Some(true));
-        assert_eq!(eval("pstart.hasValue() and pend.hasValue()", json!({"pstart": "2020", "_pend": {"extension": []}})), Some(false));
+        assert_eq!(
+            eval("pstart.hasValue() and pend.hasValue()", json!({"pstart": "2020", "_pend": {"extension": []}})),
+            Some(false)
+        );
         // Shadow-only primitive exists.
         assert_eq!(eval("ptext.exists()", json!({"_ptext": {"extension": [{}]}})), Some(true));
         // per-1: instants in UTC, dates by their common components.
-        let per = |a: &str, b: &str| by_key("per-1", "start.hasValue().not() or end.hasValue().not() or (start <= end)", &json!({"start": a, "end": b}), &json!({}));
+        let per = |a: &str, b: &str| {
+            by_key(
+                "per-1",
+                "start.hasValue().not() or end.hasValue().not() or (start <= end)",
+                &json!({"start": a, "end": b}),
+                &json!({}),
+            )
+        };
         assert_eq!(per("2020-01-02", "2020-01-01"), Some(false));
         assert_eq!(per("2020-01", "2020-01-01"), Some(true));
         assert_eq!(per("2020-01-01T10:00:00+02:00", "2020-01-01T09:00:00Z"), Some(true));

@@ -276,15 +276,14 @@ pub(super) fn matches<'v>(
                 let allowed: Vec<String> = if resolved {
                     vec![p.type_name.clone()]
                 } else {
-                    e
-                    .types
-                    .iter()
-                    .flat_map(|t| {
-                        let from_profiles: Vec<String> =
-                            t.profiles.iter().filter_map(|u| w.v.profile(u)).map(|p| p.type_name.clone()).collect();
-                        if from_profiles.is_empty() { vec![t.code.clone()] } else { from_profiles }
-                    })
-                    .collect()
+                    e.types
+                        .iter()
+                        .flat_map(|t| {
+                            let from_profiles: Vec<String> =
+                                t.profiles.iter().filter_map(|u| w.v.profile(u)).map(|p| p.type_name.clone()).collect();
+                            if from_profiles.is_empty() { vec![t.code.clone()] } else { from_profiles }
+                        })
+                        .collect()
                 };
                 let path_is_this = d.path == "$this";
                 !vals.is_empty()

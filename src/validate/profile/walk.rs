@@ -397,13 +397,8 @@ impl<'a> Walk<'a> {
                 // The profile requires the resource to meet profiles none of which is loaded:
                 // it cannot be shown to conform (a missing package, or a wrong URL).
                 let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
-                let required: Vec<&String> = prof
-                    .elem(eid)
-                    .types
-                    .iter()
-                    .filter(|t| t.code == rt || t.code == "Resource")
-                    .flat_map(|t| t.profiles.iter())
-                    .collect();
+                let required: Vec<&String> =
+                    prof.elem(eid).types.iter().filter(|t| t.code == rt || t.code == "Resource").flat_map(|t| t.profiles.iter()).collect();
                 if !required.is_empty() && required.iter().all(|u| self.v.profile(u).is_none()) {
                     let names: Vec<&str> = required.iter().map(|u| u.as_str()).collect();
                     self.report(
@@ -434,7 +429,11 @@ impl<'a> Walk<'a> {
         let e = prof.elem(eid);
         if let Some(v) = value {
             if let Some(msg) = primitive::check(ty, v) {
-                self.report(Severity::Error, if v.is_string() || v.is_number() || v.is_boolean() { "value" } else { "structure" }, msg);
+                self.report(
+                    Severity::Error,
+                    if v.is_string() || v.is_number() || v.is_boolean() { "value" } else { "structure" },
+                    msg,
+                );
                 return;
             }
             if let Some(f) = &e.fixed {
@@ -736,7 +735,10 @@ impl Walk<'_> {
                 self.report(
                     Severity::Error,
                     "structure",
-                    format!("value conforms to none of the profiles allowed for {ty}: {}; the closest one's findings follow", names.join(", ")),
+                    format!(
+                        "value conforms to none of the profiles allowed for {ty}: {}; the closest one's findings follow",
+                        names.join(", ")
+                    ),
                 );
                 self.out.extend(found);
                 for u in unknown {
@@ -895,7 +897,11 @@ impl Walk<'_> {
         if !any {
             let (sev, word) =
                 if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
-            self.report(sev, "code-invalid", format!("none of the codings is in the value set {} ({word} binding)", b.value_set));
+            self.report(
+                sev,
+                "code-invalid",
+                format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+            );
         }
     }
 
@@ -923,9 +929,7 @@ impl Walk<'_> {
         let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
             if id.is_empty() {
                 // `#` is the containing resource (for a contained one), else the resource itself.
-                let contained_in = scope.container.filter(|c| {
-                    contains(c, scope.resource)
-                });
+                let contained_in = scope.container.filter(|c| contains(c, scope.resource));
                 Some(contained_in.unwrap_or(scope.resource)["resourceType"].as_str().unwrap_or_default().to_owned())
             } else {
                 let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
@@ -1152,7 +1156,11 @@ impl Walk<'_> {
                     let se = cp.elem(sl);
                     if se.min > 0 {
                         let name = se.slice_name.as_deref().unwrap_or_default();
-                        self.report(Severity::Error, "required", format!("{}:{name}: minimum required = {}, but only found 0", se.path, se.min));
+                        self.report(
+                            Severity::Error,
+                            "required",
+                            format!("{}:{name}: minimum required = {}, but only found 0", se.path, se.min),
+                        );
                     }
                 }
                 continue;
@@ -1215,7 +1223,11 @@ impl Walk<'_> {
             self.path.truncate(len);
             let count = items.len() as u32;
             if count < ce.min {
-                self.report(Severity::Error, "required", format!("{}: minimum required = {}, but only found {count}", ce.path, ce.min));
+                self.report(
+                    Severity::Error,
+                    "required",
+                    format!("{}: minimum required = {}, but only found {count}", ce.path, ce.min),
+                );
             }
             if ce.max.is_some_and(|m| count > m) {
                 let m = ce.max.unwrap_or_default();
@@ -1299,7 +1311,11 @@ impl Walk<'_> {
             if let (Some(first), false) = (hit, also.is_empty()) {
                 let names: Vec<&str> =
                     std::iter::once(first).chain(also).filter_map(|si| cp.elem(ce.slices[si]).slice_name.as_deref()).collect();
-                self.report(Severity::Error, "structure", format!("matches more than one slice ({}): slices must not overlap", names.join(", ")));
+                self.report(
+                    Severity::Error,
+                    "structure",
+                    format!("matches more than one slice ({}): slices must not overlap", names.join(", ")),
+                );
             }
             match hit {
                 Some(si) => {
@@ -1308,7 +1324,11 @@ impl Walk<'_> {
                     if se.max == Some(0) {
                         // A prohibited slice: reported at the item, as the HL7 validator does.
                         let name = se.slice_name.as_deref().unwrap_or_default();
-                        self.report(Severity::Error, "structure", format!("matches the slice {}:{name}, which the profile prohibits", se.path));
+                        self.report(
+                            Severity::Error,
+                            "structure",
+                            format!("matches the slice {}:{name}, which the profile prohibits", se.path),
+                        );
                     }
                     if let Some(sl) = &ce.slicing {
                         if sl.ordered && si < last_slice {
@@ -1426,7 +1446,10 @@ impl Walk<'_> {
                                 format!("entry {i}: the fullUrl looks like a RESTful server URL, so the resource must have an id"),
                             ),
                             Some(id) => {
-                                let tail = f.strip_suffix(id).and_then(|x| x.strip_suffix('/')).and_then(|x| x.strip_suffix(rt.unwrap_or_default()));
+                                let tail = f
+                                    .strip_suffix(id)
+                                    .and_then(|x| x.strip_suffix('/'))
+                                    .and_then(|x| x.strip_suffix(rt.unwrap_or_default()));
                                 if !tail.is_some_and(|x| x.ends_with('/')) {
                                     self.at_first_entry(
                                         len,
@@ -1591,7 +1614,11 @@ fn held_in(root: &Value, r: &str) -> bool {
     // A Bundle entry or a parameter (and a parameter's parts) holds its resource in `resource`.
     fn in_slots(slots: &Value, ty: &str, id: &str, depth: usize) -> bool {
         depth <= 16
-            && slots.as_array().into_iter().flatten().any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
+            && slots
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
 }
