@@ -96,7 +96,10 @@ impl Pipeline {
         } else {
             Record::deserialize_checked(value)?
         };
-        map::map_record(&record, &self.terminology)
+        let mut mapped = map::map_record(&record, &self.terminology)?;
+        // The record's content as read: tells a resend from a correction without a new version.
+        mapped.meta.digest = ingest::digest::content_digest(value);
+        Ok(mapped)
     }
 
     /// The whole pipeline for one parsed record: schema, semantic checks, mapping, output gate.
