@@ -240,6 +240,9 @@ fn opt_integer<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Optio
 
 /// The value of a JSON number's text when it is a whole number from 0 to `u64::MAX`.
 fn integral(text: &str) -> Option<u64> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
     let (mantissa, exp) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
         None => (text, 0),
@@ -281,20 +284,22 @@ impl Record {
     /// serde_json hands a number such as `-0` to a `Number` field through an integer, as `0`;
     /// the README promises that decimals keep their text.
     pub fn keep_number_text(&mut self, value: &Value) {
-        let text = |p: String| match value.pointer(&p) {
-            Some(Value::Number(n)) => Some(n.clone()),
-            _ => None,
-        };
-        for (i, r) in self.results.iter_mut().enumerate() {
-            if let ResultValue::Quantity { quantity, .. } = &mut r.value {
-                if let Some(n) = text(format!("/results/{i}/value/quantity")) {
-                    *quantity = n;
+        // Restores only what differs (`-0`), so the usual record allocates nothing here.
+        fn restore(into: &mut Number, from: Option<&Value>) {
+            if let Some(Value::Number(n)) = from {
+                if n.as_str() != into.as_str() {
+                    *into = n.clone();
                 }
             }
-            for (j, c) in r.components.iter_mut().enumerate() {
-                if let Some(n) = text(format!("/results/{i}/components/{j}/quantity")) {
-                    c.quantity = n;
-                }
+        }
+        let Some(results) = value.get("results").and_then(Value::as_array) else { return };
+        for (r, src) in self.results.iter_mut().zip(results) {
+            if let ResultValue::Quantity { quantity, .. } = &mut r.value {
+                restore(quantity, src.get("value").and_then(|v| v.get("quantity")));
+            }
+            let components = src.get("components").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            for (c, csrc) in r.components.iter_mut().zip(components) {
+                restore(&mut c.quantity, csrc.get("quantity"));
             }
         }
     }
