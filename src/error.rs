@@ -133,7 +133,8 @@ pub struct SourceRef {
 }
 
 impl SourceRef {
-    fn describe(&self) -> Option<String> {
+    /// `file F, record N, line L`, as far as known.
+    pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(f) = &self.file {
             parts.push(format!("file {f}"));
@@ -210,6 +211,40 @@ impl Rejection {
     }
 }
 
+/// The code of a warning in `details.coding` (CodeSystem-rejection): possible, but unlikely.
+pub const WARNING_CODE: &str = "unlikely";
+
+/// Warnings about an accepted record as an OperationOutcome (severity `warning`, each issue at
+/// its input path), or `None` when there are none. Same rule as refusals: no record values.
+pub fn warnings_outcome(warnings: &[Issue], origin: Option<&str>) -> Option<Value> {
+    if warnings.is_empty() {
+        return None;
+    }
+    let issues: Vec<Value> = warnings
+        .iter()
+        .map(|i| {
+            let mut text = String::new();
+            if let Some(p) = &i.input_path {
+                text.push_str(&format!("input {p}: "));
+            }
+            text.push_str(&i.text);
+            let mut v = json!({
+                "severity": "warning",
+                "code": i.code,
+                "details": {"coding": [{"system": crate::CANONICAL_CS_REJECTION, "code": WARNING_CODE}], "text": text}
+            });
+            if let Some(o) = origin {
+                v["diagnostics"] = json!(o);
+            }
+            if let Some(p) = &i.input_path {
+                v["location"] = json!([p]);
+            }
+            v
+        })
+        .collect();
+    Some(json!({"resourceType": "OperationOutcome", "issue": issues}))
+}
+
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({} issue(s))", self.kind.label(), self.issues.len())
@@ -264,6 +299,7 @@ mod tests {
             assert!(codes.contains(&k.label()), "{} is not in CodeSystem-rejection.json", k.label());
             assert!((400..600).contains(&k.http_status()));
         }
-        assert_eq!(codes.len(), kinds.len(), "a code of the CodeSystem that no kind uses");
+        assert!(codes.contains(&super::WARNING_CODE));
+        assert_eq!(codes.len(), kinds.len() + 1, "a code of the CodeSystem that no kind (or the warning) uses");
     }
 }

@@ -98,7 +98,16 @@ impl Pipeline {
         };
         let mut mapped = map::map_record(&record, &self.terminology)?;
         // The record's content as read: tells a resend from a correction without a new version.
-        mapped.meta.digest = ingest::digest::content_digest(value);
+        // `recordVersion` written `1.0` is version 1 (the schema reads integers so): the same
+        // record, so the same digest.
+        mapped.meta.digest = if value.get("recordVersion").and_then(Value::as_u64) == Some(u64::from(record.record_version)) {
+            ingest::digest::content_digest(value)
+        } else {
+            let mut v = value.clone();
+            v["recordVersion"] = Value::from(record.record_version);
+            ingest::digest::content_digest(&v)
+        };
+        mapped.warnings = ingest::semantic::unlikely(value, today);
         Ok(mapped)
     }
 

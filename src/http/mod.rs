@@ -331,19 +331,28 @@ pub(crate) fn merge_refusals(refused: Vec<Rejection>, batch: bool) -> Rejection 
 async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
     let (mapped, batch, _) = convert_request(&st, req).await?;
     crate::ops::inc("mhg_records_accepted_total", &[("path", "convert")], mapped.len() as u64);
+    let warned = mapped.iter().filter(|m| !m.warnings.is_empty()).count();
     let mut bundles: Vec<Value> = mapped.into_iter().map(|m| m.bundle).collect();
-    tracing::info!(stage = "convert", records = bundles.len(), "converted");
-    if !batch {
-        if let Some(b) = bundles.pop() {
-            return Ok(fhir_response(200, &b));
+    tracing::info!(stage = "convert", records = bundles.len(), warned, "converted");
+    let mut r = match (batch, bundles.pop()) {
+        (false, Some(b)) => fhir_response(200, &b),
+        (_, last) => {
+            bundles.extend(last);
+            let mut out = String::new();
+            for b in &bundles {
+                out.push_str(&b.to_string());
+                out.push('\n');
+            }
+            let mut r = Response::new(Body::from(out));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_NDJSON));
+            r
+        }
+    };
+    if warned > 0 {
+        crate::ops::inc("mhg_record_warnings_total", &[("path", "convert")], warned as u64);
+        if let Ok(v) = HeaderValue::from_str(&warned.to_string()) {
+            r.headers_mut().insert("x-mhg-warnings", v);
         }
     }
-    let mut out = String::new();
-    for b in &bundles {
-        out.push_str(&b.to_string());
-        out.push('\n');
-    }
-    let mut r = Response::new(Body::from(out));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_NDJSON));
     Ok(r)
 }

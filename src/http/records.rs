@@ -83,6 +83,8 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
     let (mapped, batch, headers) = convert_request(&st, req).await?;
     let key = idempotency_key(&headers)?;
     let mut batch_subs = Vec::with_capacity(mapped.len());
+    // What each record holds that is possible but unlikely: answered beside its submission.
+    let mut warnings: Vec<Vec<Issue>> = Vec::with_capacity(mapped.len());
     let mut unrouted = Vec::new();
     let mut forbidden = Vec::new();
     for (i, mut m) in mapped.into_iter().enumerate() {
@@ -155,6 +157,7 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
                 return Ok(internal_error());
             }
         };
+        warnings.push(std::mem::take(&mut m.warnings));
         batch_subs.push(NewSubmission {
             id: uuid::Uuid::new_v4().to_string(),
             identity: Identity { source_system: m.meta.source_system, record_id: m.meta.record_id, record_version: m.meta.record_version },
@@ -191,19 +194,30 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
     let fresh = accepted.iter().filter(|a| matches!(a, Accepted::New(_))).count();
     crate::ops::inc("mhg_records_accepted_total", &[("path", "records")], fresh as u64);
     tracing::info!(stage = "accept", records = accepted.len(), new = fresh, "accepted");
-    let view = |a: &Accepted| {
-        json!({"id": a.id(), "state": "accepted", "location": format!("/submissions/{}", a.id()),
-               "duplicate": matches!(a, Accepted::Existing(_))})
-    };
-    let mut resp = if batch {
-        json_response(StatusCode::ACCEPTED, &json!({"submissions": accepted.iter().map(view).collect::<Vec<_>>()}))
-    } else {
-        let a = &accepted[0];
-        let mut r = json_response(StatusCode::ACCEPTED, &view(a));
-        if let Ok(v) = HeaderValue::from_str(&format!("/submissions/{}", a.id())) {
-            r.headers_mut().insert(header::LOCATION, v);
+    let n_warned = warnings.iter().filter(|w| !w.is_empty()).count();
+    if n_warned > 0 {
+        crate::ops::inc("mhg_record_warnings_total", &[("path", "records")], n_warned as u64);
+    }
+    let view = |(a, w): (&Accepted, &Vec<Issue>)| {
+        let mut v = json!({"id": a.id(), "state": "accepted", "location": format!("/submissions/{}", a.id()),
+               "duplicate": matches!(a, Accepted::Existing(_))});
+        if let Some(oo) = crate::error::warnings_outcome(w, None) {
+            v["warnings"] = oo;
         }
-        r
+        v
+    };
+    let mut resp = match (batch, accepted.first(), warnings.first()) {
+        (false, Some(a), Some(w)) => {
+            let mut r = json_response(StatusCode::ACCEPTED, &view((a, w)));
+            if let Ok(v) = HeaderValue::from_str(&format!("/submissions/{}", a.id())) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        _ => json_response(
+            StatusCode::ACCEPTED,
+            &json!({"submissions": accepted.iter().zip(warnings.iter()).map(view).collect::<Vec<_>>()}),
+        ),
     };
     resp.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -202,6 +202,36 @@ pub fn plausibility(record: &Value, today: Day) -> Vec<Issue> {
     out
 }
 
+/// The oldest age at an exam that is taken without a warning.
+const UNLIKELY_AGE_YEARS: i64 = 120;
+
+/// Warnings (not refusals) for what is possible but unlikely, so that a person looks at it: an
+/// age over 120 at the exam, an exam dated ahead of today, a certificate valid for more than five
+/// years. Compared as [`plausibility`] compares: a partial date warns only if every day it could
+/// stand for is unlikely; an estimated birth date is not compared.
+pub fn unlikely(record: &Value, today: Day) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let warn = |out: &mut Vec<Issue>, at: &str, text: &str| out.push(Issue::new("value", text).at(at));
+    let estimated = record.pointer("/person/birthDateEstimated") == Some(&Value::Bool(true));
+    let birth = range_at(record, "/person/birthDate").filter(|_| !estimated);
+    let exam = range_at(record, "/assessment/examDate");
+    if let (Some((_, born_last)), Some((exam_first, _))) = (birth, exam) {
+        // 365.2425 days a year, on the whole Gregorian cycle.
+        if (exam_first.0 - born_last.0) * 10_000 > UNLIKELY_AGE_YEARS * 3_652_425 {
+            warn(&mut out, "/person/birthDate", "the person would be over 120 years old at the exam");
+        }
+    }
+    if exam.is_some_and(|(first, _)| first > today.plus(1)) {
+        warn(&mut out, "/assessment/examDate", "the exam date is ahead of today");
+    }
+    if let (Some((_, exam_last)), Some((until_first, _))) = (exam, range_at(record, "/assessment/validUntil")) {
+        if until_first.0 - exam_last.0 > 5 * 366 {
+            warn(&mut out, "/assessment/validUntil", "the assessment would be valid for more than five years");
+        }
+    }
+    out
+}
+
 /// Removes members whose value is `""` and `""` items of string arrays, everywhere. Required
 /// fields cannot be empty after the schema (their `minLength` or pattern), except names, which
 /// [`check`] covers.
@@ -350,5 +380,21 @@ mod tests {
             implausible(serde_json::json!({"/vaccinations/0/date": "1980", "/person/birthDateEstimated": true})),
             none
         );
+    }
+
+    #[test]
+    fn unlikely_but_possible_dates_warn() {
+        let today = Day::from_ymd(2026, 12, 1);
+        let rec = |birth: &str, exam: &str, until: &str| serde_json::json!({"person": {"birthDate": birth}, "assessment": {"examDate": exam, "validUntil": until}});
+        let at = |v: &Value| unlikely(v, today).into_iter().filter_map(|i| i.input_path).collect::<Vec<_>>();
+        assert!(at(&rec("1980-02-03", "2026-10-01", "2027-10-01")).is_empty());
+        assert_eq!(at(&rec("1900-01-01", "2026-10-01", "2027-10-01")), ["/person/birthDate"]);
+        // 1906 could be the end of 1906: not over 120 on every reading.
+        assert!(at(&rec("1906", "2026-10-01", "2027-10-01")).is_empty());
+        assert_eq!(at(&rec("1980", "2027-03-01", "2027-10-01")), ["/assessment/examDate"]);
+        assert_eq!(at(&rec("1980", "2026-10-01", "2033-10-01")), ["/assessment/validUntil"]);
+        let mut est = rec("1900-01-01", "2026-10-01", "2027-10-01");
+        est["person"]["birthDateEstimated"] = Value::Bool(true);
+        assert!(at(&est).is_empty(), "an estimated birth date is not compared");
     }
 }

@@ -30,6 +30,8 @@ pub struct Mapped {
     pub entry_origins: Vec<String>,
     /// What the relay needs to store and route the Bundle, without reading it again.
     pub meta: RecordMeta,
+    /// What is possible but unlikely in the record (not refusals): reported beside the Bundle.
+    pub warnings: Vec<crate::error::Issue>,
 }
 
 /// The Bundle holds patient data: `Debug` shows its size and the record's facts only.
@@ -222,5 +224,5 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
         person_key: person_key(&record.source_system, &record.person.person_id),
         digest: String::new(),
     };
-    Ok(Mapped { bundle, entry_origins: b.origins, meta })
+    Ok(Mapped { bundle, entry_origins: b.origins, meta, warnings: Vec::new() })
 }

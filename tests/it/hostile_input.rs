@@ -334,3 +334,41 @@ fn numbers_keep_their_text_or_are_refused() {
         );
     }
 }
+
+/// What is possible but unlikely is accepted with a warning that names the field: in the 202 of
+/// `POST /records` (an OperationOutcome of severity warning), as a count header on `$convert`,
+/// and on stderr from `mhg convert` (exit 0, the Bundle written).
+#[tokio::test]
+async fn unlikely_values_are_accepted_with_a_warning_naming_the_field() {
+    let mut r = base();
+    r["person"]["birthDate"] = json!("1899-01-01");
+    r["person"].as_object_mut().expect("person").remove("birthDateEstimated");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app_with_store(&dir).await;
+    let (s, body) = call(&app, "/records", "application/json", r.to_string()).await;
+    assert_eq!(s, 202, "{body}");
+    let w = &body["warnings"];
+    assert_eq!(w["resourceType"], "OperationOutcome", "{body}");
+    assert_eq!(w["issue"][0]["severity"], "warning");
+    assert_eq!(locations(w), ["/person/birthDate"]);
+    assert_eq!(reason(w), "unlikely");
+    assert!(!w.to_string().contains("1899"), "no record values: {w}");
+    // A record with nothing unlikely has no warnings.
+    let mut plain = base();
+    plain["recordId"] = json!("HOSTILE-PLAIN-1");
+    let (s, plain) = call(&app, "/records", "application/json", plain.to_string()).await;
+    assert_eq!(s, 202, "{plain}");
+    assert!(plain.get("warnings").is_none(), "{plain}");
+
+    let req = Request::post("/fhir/$convert").header("content-type", "application/json").body(Body::from(r.to_string())).expect("request");
+    let resp = app.clone().oneshot(req).await.expect("answers");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers().get("x-mhg-warnings").and_then(|v| v.to_str().ok()), Some("1"));
+
+    let (code, stdout, stderr) = mhg_cli(&["convert", "-"], r.to_string().as_bytes());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("\"Bundle\""));
+    let oo: Value = serde_json::from_str(stderr.lines().next().expect("a warning line")).expect("an OperationOutcome");
+    assert_eq!(oo["issue"][0]["severity"], "warning");
+    assert_eq!(locations(&oo), ["/person/birthDate"]);
+}

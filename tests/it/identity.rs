@@ -232,6 +232,11 @@ async fn the_same_identity_with_other_content_is_a_conflict() {
             first.as_object().unwrap().iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
         let (s, dup) = g.post(KEY_B, None, serde_json::to_string_pretty(&reordered).unwrap()).await;
         assert_eq!((s, &dup["id"], &dup["duplicate"]), (202, &a["id"], &json!(true)), "{dup}");
+        // `recordVersion` written 1.0 is version 1: the same record.
+        let as_decimal = first.to_string().replace("\"recordVersion\":1,", "\"recordVersion\":1.0,");
+        assert!(as_decimal.contains("1.0"));
+        let (s, dup) = g.post(KEY_A, None, as_decimal).await;
+        assert_eq!((s, &dup["id"], &dup["duplicate"]), (202, &a["id"], &json!(true)), "{dup}");
         // Changed content, same version: a conflict that names the field.
         let mut changed = first.clone();
         changed["assessment"]["assessmentId"] = json!("A-CHANGED");
