@@ -48,6 +48,30 @@ pub fn private_file(path: &Path) -> std::io::Result<()> {
     make_private(path)
 }
 
+/// `s` made safe as part of a file name: `[A-Za-z0-9._-]`, anything else `_`, no leading dot.
+fn safe_name(s: &str) -> String {
+    let n: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    n.trim_start_matches('.').to_owned()
+}
+
+/// The file of a record's Bundle, for directory destinations and `mhg convert --out`:
+/// `<sourceSystem>~<recordId>.v<version>.json`. The whole identity is in the name (two systems'
+/// `R-1` are two files); `~` never comes out of [`safe_name`], so the parts cannot run into each
+/// other; and when either part had to be rewritten, a digest of the exact identity follows, so
+/// two identities that rewrite alike still get two files. A name never leaves its folder.
+pub fn record_file_name(source_system: &str, record_id: &str, version: i64) -> String {
+    let (src, rid) = (safe_name(source_system), safe_name(record_id));
+    let exact = src == source_system && rid == record_id && !src.is_empty() && !rid.is_empty();
+    let tag = if exact {
+        String::new()
+    } else {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(serde_json::json!([source_system, record_id]).to_string().as_bytes());
+        format!("-{}", d.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    format!("{src}~{rid}{tag}.v{version}.json")
+}
+
 /// Write to a temporary name, fsync, rename into place, fsync the folder: a reader never sees a
 /// half-written Bundle, and a crash leaves either the old file or the new one. The file is
 /// `0600`, the folder (when made here) `0700`.
@@ -78,6 +102,18 @@ mod tests {
 
     fn mode(p: &std::path::Path) -> u32 {
         std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0)
+    }
+
+    #[test]
+    fn file_names_carry_the_whole_identity() {
+        use super::record_file_name as name;
+        assert_eq!(name("emr-ke", "R-1", 2), "emr-ke~R-1.v2.json");
+        assert_ne!(name("emr-ke", "R-1", 2), name("emr-ug", "R-1", 2));
+        // Rewritten parts get a digest of the exact identity.
+        assert_ne!(name("a/b", "R", 1), name("a_b", "R", 1));
+        for n in [name("a/b", "R", 1), name("..", "../x", 1), name("", "", 1)] {
+            assert!(!n.contains('/') && !n.starts_with('.'), "{n}");
+        }
     }
 
     #[test]

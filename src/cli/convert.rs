@@ -7,8 +7,6 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use crate::config::Config;
 use crate::error::{Issue, RejectKind, Rejection, SourceRef};
 
@@ -36,16 +34,6 @@ fn read_input(name: &str) -> std::io::Result<Vec<u8>> {
     } else {
         std::fs::read(name)
     }
-}
-
-fn file_name_for(bundle: &Value) -> String {
-    // Bundle.identifier.value is `<recordId>@<version>`; record ids are [A-Za-z0-9._-] already,
-    // anything else is replaced so a name can never leave the output directory.
-    let id = bundle["identifier"]["value"].as_str().unwrap_or("bundle");
-    let (rid, ver) = id.split_once('@').unwrap_or((id, "0"));
-    let safe: String = rid.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
-    let safe = safe.trim_start_matches('.');
-    format!("{safe}.v{ver}.json")
 }
 
 pub fn run(config: &Config, args: Args) -> i32 {
@@ -99,13 +87,24 @@ pub fn run(config: &Config, args: Args) -> i32 {
             b
         });
         for item in items {
-            match pipeline.convert_item(item, today).result {
+            let outcome = pipeline.convert_item(item, today);
+            match outcome.result {
                 Ok(m) => {
                     converted += 1;
+                    // Possible but unlikely: said on stderr (an OperationOutcome of warnings),
+                    // the record still written and the exit status unchanged.
+                    if let Some(oo) = crate::error::warnings_outcome(&m.warnings, outcome.source.describe().as_deref()) {
+                        let line = oo.to_string();
+                        match &bar {
+                            Some(b) => b.suspend(|| eprintln!("{line}")),
+                            None => eprintln!("{line}"),
+                        }
+                    }
+                    let file = crate::files::record_file_name(&m.meta.source_system, &m.meta.record_id, m.meta.record_version);
                     let res = match &args.out {
                         Some(dir) => serde_json::to_vec_pretty(&m.bundle)
                             .map_err(std::io::Error::other)
-                            .and_then(|b| crate::files::write_atomic(dir, &file_name_for(&m.bundle), &b)),
+                            .and_then(|b| crate::files::write_atomic(dir, &file, &b)),
                         None => {
                             serde_json::to_writer(&mut out, &m.bundle).map_err(std::io::Error::other).and_then(|_| out.write_all(b"\n"))
                         }
@@ -136,15 +135,4 @@ pub fn run(config: &Config, args: Args) -> i32 {
         eprintln!("mhg: {converted} converted, {refused} refused");
     }
     if refused > 0 { 1 } else { 0 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn output_names() {
-        assert_eq!(file_name_for(&json!({"identifier": {"value": "R-0001@2"}})), "R-0001.v2.json");
-    }
 }

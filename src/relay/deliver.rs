@@ -193,7 +193,8 @@ impl Destination {
 
     async fn write_file(&self, claim: &Claim, backoff: Backoff) -> Outcome {
         let dir = self.config.path.clone().unwrap_or_default();
-        let name = file_name(&claim.identity);
+        let id = &claim.identity;
+        let name = crate::files::record_file_name(&id.source_system, &id.record_id, id.record_version);
         let bytes = claim.bundle.clone();
         let res = tokio::task::spawn_blocking(move || crate::files::write_atomic(&dir, &name, &bytes).map(|_| name)).await;
         match res {
@@ -256,48 +257,4 @@ fn classify_failure(status: u16, retry_after: Option<i64>, body: Value, backoff_
 
 fn outcome_or_status(body: Value, status: u16) -> Value {
     if body["resourceType"] == "OperationOutcome" { body } else { json!({"status": status}) }
-}
-
-fn safe_name(s: &str) -> String {
-    let n: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
-    n.trim_start_matches('.').to_owned()
-}
-
-/// A directory destination's file for a record: `<sourceSystem>~<recordId>.v<version>.json`.
-/// The whole identity is in the name (two systems' `R-1` are two files); `~` never comes out of
-/// [`safe_name`], so the two parts cannot run into each other; and when either part had to be
-/// rewritten to be a safe name, a digest of the exact identity follows, so two identities that
-/// rewrite alike still get two files.
-pub fn file_name(id: &crate::queue::Identity) -> String {
-    let (src, rid) = (safe_name(&id.source_system), safe_name(&id.record_id));
-    let exact = src == id.source_system && rid == id.record_id && !src.is_empty();
-    let tag = if exact {
-        String::new()
-    } else {
-        use sha2::Digest;
-        let d = sha2::Sha256::digest(crate::queue::Identity { record_version: 0, ..id.clone() }.key().as_bytes());
-        format!("-{}", d.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>())
-    };
-    format!("{src}~{rid}{tag}.v{}.json", id.record_version)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::queue::Identity;
-
-    fn id(s: &str, r: &str) -> Identity {
-        Identity { source_system: s.into(), record_id: r.into(), record_version: 2 }
-    }
-
-    #[test]
-    fn file_names_carry_the_whole_identity() {
-        assert_eq!(super::file_name(&id("emr-ke", "R-1")), "emr-ke~R-1.v2.json");
-        assert_ne!(super::file_name(&id("emr-ke", "R-1")), super::file_name(&id("emr-ug", "R-1")));
-        // Rewritten parts get a digest of the exact identity.
-        let (a, b) = (super::file_name(&id("a/b", "R")), super::file_name(&id("a_b", "R")));
-        assert_ne!(a, b);
-        assert!(!a.contains('/'));
-        let n = super::file_name(&id("..", "../x"));
-        assert!(!n.contains('/') && !n.starts_with('.'), "{n}");
-    }
 }

@@ -84,8 +84,9 @@ fn writes_one_file_per_record_with_out() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names, vec!["GR-19.v1.json", "GR-19.v2.json"]);
-    let v = read_json(&dir.path().join("GR-19.v2.json"));
+    // `<sourceSystem>~<recordId>.v<version>.json`: the whole identity (issue 11).
+    assert_eq!(names, vec!["emedical-export-hk~GR-19.v1.json", "emedical-export-hk~GR-19.v2.json"]);
+    let v = read_json(&dir.path().join("emedical-export-hk~GR-19.v2.json"));
     assert_eq!(v["resourceType"], "Bundle");
 }
 
