@@ -12,8 +12,8 @@
 //!   ([`validate::profile`]: StructureDefinition snapshots from FHIR packages, bindings,
 //!   slicing, invariants). No I/O after loading, no logging.
 //! - [`pipeline`]: the three stages as one immutable value shared by the interfaces.
-//! - [`http`]: the axum router (`POST /fhir/$convert`, `POST /fhir/$validate`, `GET /health`).
-//!   Only module that knows axum.
+//! - [`http`]: the HTTP interface: routes, the listener, turning refusals into OperationOutcomes.
+//!   The only module that knows the web framework and HTTP routes.
 //! - [`cli`]: `mhg convert`, `mhg serve`, `mhg replay`, `mhg validate`.
 //! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
 //! - [`queue`]: the durable store (SQLite, PostgreSQL) between accepting and delivering.
@@ -21,10 +21,12 @@
 //! - [`auth`]: who may call: API keys, JWT bearer tokens, client certificates, scopes, rate limits.
 //! - [`ops`]: the metrics registry and its Prometheus text.
 //! - [`json_strict`]: duplicate keys in JSON objects, refused by every reader of input.
+//! - [`calendar`]: calendar arithmetic and the one read of the clock; a leaf everyone may use.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`config`]: embedded defaults, TOML file, environment.
 
 pub mod auth;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod error;

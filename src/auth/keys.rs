@@ -95,7 +95,7 @@ impl KeysFile {
             scopes: scopes.to_vec(),
             destinations,
             programmes,
-            created: crate::queue::rfc3339(crate::queue::now_ms()),
+            created: crate::calendar::rfc3339(crate::calendar::now_ms()),
         });
         Ok(())
     }

@@ -65,7 +65,7 @@ fn replay(config: &Config, args: ReplayArgs) -> i32 {
         let mut status = 0;
         for id in &args.ids {
             match store.get(id).await {
-                Ok(Some(_)) => match store.replay(id, crate::queue::now_ms()).await {
+                Ok(Some(_)) => match store.replay(id, crate::calendar::now_ms()).await {
                     Ok(n) => println!("{id}: {n} dead delivery(ies) replayed"),
                     Err(e) => {
                         eprintln!("mhg: {id}: {e}");

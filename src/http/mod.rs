@@ -227,7 +227,7 @@ async fn metadata(State(st): State<AppState>) -> Response {
         &json!({
             "resourceType": "CapabilityStatement",
             "status": "active",
-            "date": crate::queue::rfc3339(crate::queue::now_ms())[..10].to_owned(),
+            "date": crate::calendar::rfc3339(crate::calendar::now_ms())[..10].to_owned(),
             "kind": "instance",
             "software": {"name": "mhg", "version": env!("CARGO_PKG_VERSION")},
             "implementation": {"description": format!(

@@ -304,7 +304,7 @@ pub async fn replay(State(st): State<AppState>, caller: Option<Extension<Caller>
     if let Err(r) = visible_submission(&relay, &caller_of(caller), &id).await {
         return r;
     }
-    match relay.store.replay(&id, crate::queue::now_ms()).await {
+    match relay.store.replay(&id, crate::calendar::now_ms()).await {
         Ok(n) => {
             relay.wake.notify_waiters();
             tracing::info!(stage = "replay", submission_id = %id, replayed = n, "replay requested");

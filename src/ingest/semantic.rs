@@ -105,14 +105,7 @@ pub struct Day(pub i64);
 
 impl Day {
     pub fn from_ymd(y: i64, m: u32, d: u32) -> Day {
-        // Howard Hinnant's days_from_civil.
-        let (m, d) = (i64::from(m), i64::from(d));
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        Day(era * 146_097 + doe - 719_468)
+        Day(crate::calendar::days_from_civil(y, i64::from(m), i64::from(d)))
     }
 
     /// The UTC day of a Unix time.

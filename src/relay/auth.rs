@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::queue::now_ms;
+use crate::calendar::now_ms;
 
 /// Outbound credentials of a destination (`auth = { type = ... }`).
 #[derive(Clone, Deserialize, Default)]
