@@ -32,6 +32,9 @@ pub struct Config {
     /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
     /// empty (see [`Config::home`]).
     pub home: Option<PathBuf>,
+    /// The environment the configuration was read with (`MHG_ADMIN_KEY`, `*_env` secrets).
+    #[serde(skip)]
+    pub env: crate::environment::Env,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,7 +215,14 @@ impl Config {
             table.insert("home".into(), toml::Value::String(h.clone()));
         }
         let name = file.map(|f| f.display().to_string()).unwrap_or_else(|| "environment".into());
-        let cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| cfg_err(&name, e.message().to_owned()))?;
+        let mut cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| cfg_err(&name, e.message().to_owned()))?;
+        // Whatever names a variable looks it up here, never in the process environment.
+        let env = crate::environment::Env::new(env.clone());
+        cfg.auth.env = env.clone();
+        for d in cfg.destinations.iter_mut().flatten() {
+            d.env = env.clone();
+        }
+        cfg.env = env;
         if !matches!(cfg.log.format.as_str(), "text" | "json") {
             return Err(cfg_err(&name, "log.format: expected \"text\" or \"json\""));
         }
@@ -324,5 +334,34 @@ impl Config {
                 p.origin_of(name).is_some_and(|o| !o.starts_with(&shipped))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    /// Secrets named by `*_env` come from the map the configuration was read with, never from
+    /// the process environment (which the test does not set).
+    #[test]
+    fn variables_come_from_the_env_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mhg.toml");
+        std::fs::write(
+            &file,
+            "[[destinations]]\nname = \"moh\"\nkind = \"fhir\"\nbase_url = \"https://fhir.example/r4\"\nauth = { type = \"bearer\", token_env = \"MOH_TOKEN_FOR_TEST\" }\n",
+        )
+        .unwrap();
+        let env: HashMap<String, String> =
+            [("MOH_TOKEN_FOR_TEST", "t0ken"), ("MHG_ADMIN_KEY", "mhg_k")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let cfg = super::Config::load_from(Some(&file), &env).unwrap();
+        assert_eq!(cfg.env.get("MHG_ADMIN_KEY"), Some("mhg_k"));
+        let d = &cfg.destinations.as_ref().unwrap()[0];
+        assert_eq!(d.env.get("MOH_TOKEN_FOR_TEST"), Some("t0ken"));
+        assert!(crate::relay::deliver::Destination::new(d.clone()).is_ok(), "the token resolves from the map");
+        let mut without = d.clone();
+        without.env = Default::default();
+        assert!(crate::relay::deliver::Destination::new(without).is_err(), "and from nowhere else");
+        assert!(!format!("{:?}", cfg.env).contains("t0ken"));
     }
 }

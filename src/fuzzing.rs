@@ -64,7 +64,7 @@ pub fn jwt(data: &[u8]) {
             #[allow(clippy::panic)] // a fuzz harness without its inputs cannot run at all
             Err(e) => panic!("{e}"),
         };
-        crate::auth::jwt::Issuer::new(&cfg).into_iter().collect()
+        crate::auth::jwt::Issuer::new(&cfg, &crate::environment::Env::default()).into_iter().collect()
     });
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = crate::auth::jwt::verify(issuers, s);

@@ -23,12 +23,14 @@
 //! - [`json_strict`]: duplicate keys in JSON objects, refused by every reader of input.
 //! - [`calendar`]: calendar arithmetic and the one read of the clock; a leaf everyone may use.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
+//! - [`environment`]: the process environment, read once by `cli` and passed down as data.
 //! - [`config`]: embedded defaults, TOML file, environment.
 
 pub mod auth;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod environment;
 pub mod error;
 pub mod files;
 #[doc(hidden)]

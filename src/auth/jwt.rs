@@ -113,7 +113,7 @@ fn parse_jwks(v: &Value) -> Result<Vec<Jwk>, String> {
 }
 
 impl Issuer {
-    pub fn new(cfg: &IssuerConfig) -> Result<Issuer, String> {
+    pub fn new(cfg: &IssuerConfig, env: &crate::environment::Env) -> Result<Issuer, String> {
         for a in &cfg.algorithms {
             if !KNOWN_ALGS.contains(&a.as_str()) {
                 return Err(format!("algorithms: '{a}' is not supported (one of {})", KNOWN_ALGS.join(", ")));
@@ -131,7 +131,7 @@ impl Issuer {
             (Some(p), _) => {
                 Some(std::fs::read(p).map_err(|e| format!("secret_file: cannot read {}: {e}", p.display()))?.trim_ascii().to_vec())
             }
-            (None, Some(var)) => Some(std::env::var(var).map_err(|_| format!("secret_env: {var} is not set"))?.into_bytes()),
+            (None, Some(var)) => Some(env.get(var).ok_or_else(|| format!("secret_env: {var} is not set"))?.as_bytes().to_vec()),
             (None, None) => None,
         };
         if secret.as_ref().is_some_and(|s| s.len() < 32) {

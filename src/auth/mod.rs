@@ -185,11 +185,20 @@ pub struct AuthConfig {
     pub clients: Vec<ClientConfig>,
     /// Trusted JWT issuers.
     pub jwt: Vec<jwt::IssuerConfig>,
+    /// Where `secret_env` names are looked up (set by the configuration; not a key).
+    #[serde(skip)]
+    pub env: crate::environment::Env,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { enabled: true, keys_file: PathBuf::from("data/keys.json"), clients: Vec::new(), jwt: Vec::new() }
+        AuthConfig {
+            enabled: true,
+            keys_file: PathBuf::from("data/keys.json"),
+            clients: Vec::new(),
+            jwt: Vec::new(),
+            env: Default::default(),
+        }
     }
 }
 
@@ -311,7 +320,7 @@ impl Auth {
             .jwt
             .iter()
             .enumerate()
-            .map(|(i, j)| jwt::Issuer::new(j).map_err(|e| format!("auth.jwt[{i}]: {e}")))
+            .map(|(i, j)| jwt::Issuer::new(j, &cfg.env).map_err(|e| format!("auth.jwt[{i}]: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let auth = Auth {
             enabled: true,

@@ -87,7 +87,8 @@ fn replay(config: &Config, args: ReplayArgs) -> i32 {
 }
 
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, crate::error::GatewayError> {
-    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MHG_")).collect();
+    // The one read of the process environment: from here on it is data (`crate::environment`).
+    let env: HashMap<String, String> = std::env::vars().collect();
     Config::load_from(path, &env)
 }
 

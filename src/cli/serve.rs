@@ -57,7 +57,7 @@ fn prepare_auth(config: &Config) -> Result<Arc<crate::auth::Auth>, String> {
         }
         return Ok(Arc::new(crate::auth::Auth::disabled()));
     }
-    let given = std::env::var("MHG_ADMIN_KEY").ok();
+    let given = config.env.get("MHG_ADMIN_KEY").map(str::to_owned);
     if let Some(key) = crate::auth::bootstrap_admin(&config.auth, given.as_deref())? {
         if given.is_none() {
             println!(

@@ -56,12 +56,20 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
-fn read_secret(dest: &str, file: &Option<PathBuf>, env: &Option<String>, what: &str) -> Result<String, String> {
-    match (file, env) {
+fn read_secret(
+    dest: &str,
+    file: &Option<PathBuf>,
+    var: &Option<String>,
+    what: &str,
+    env: &crate::environment::Env,
+) -> Result<String, String> {
+    match (file, var) {
         (Some(f), _) => std::fs::read_to_string(f)
             .map(|s| s.trim().to_owned())
             .map_err(|e| format!("destinations[{dest}].auth.{what}_file: cannot read {}: {e}", f.display())),
-        (None, Some(v)) => std::env::var(v).map_err(|_| format!("destinations[{dest}].auth.{what}_env: variable {v} is not set")),
+        (None, Some(v)) => {
+            env.get(v).map(str::to_owned).ok_or_else(|| format!("destinations[{dest}].auth.{what}_env: variable {v} is not set"))
+        }
         (None, None) => Err(format!("destinations[{dest}].auth: give {what}_file or {what}_env")),
     }
 }
@@ -100,14 +108,14 @@ pub struct TokenError {
 }
 
 impl TokenSource {
-    pub fn new(dest: &str, cfg: &AuthConfig) -> Result<TokenSource, String> {
+    pub fn new(dest: &str, cfg: &AuthConfig, env: &crate::environment::Env) -> Result<TokenSource, String> {
         let kind = match cfg {
             AuthConfig::None => Kind::None,
-            AuthConfig::Bearer { token_file, token_env } => Kind::Static(read_secret(dest, token_file, token_env, "token")?),
+            AuthConfig::Bearer { token_file, token_env } => Kind::Static(read_secret(dest, token_file, token_env, "token", env)?),
             AuthConfig::Oauth2 { token_url, client_id, client_secret_file, client_secret_env, scope } => Kind::Oauth2 {
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
-                secret: read_secret(dest, client_secret_file, client_secret_env, "client_secret")?,
+                secret: read_secret(dest, client_secret_file, client_secret_env, "client_secret", env)?,
                 scope: scope.clone(),
             },
             AuthConfig::Smart { token_url, client_id, private_key_file, algorithm, kid, scope } => {

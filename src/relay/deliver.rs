@@ -43,7 +43,7 @@ impl Destination {
     pub fn new(config: DestinationConfig) -> Result<Destination, String> {
         config.check()?;
         super::install_tls();
-        let tokens = TokenSource::new(&config.name, &config.auth)?;
+        let tokens = TokenSource::new(&config.name, &config.auth, &config.env)?;
         let n = &config.name;
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))

@@ -71,6 +71,9 @@ pub struct DestinationConfig {
     /// Private CA and client certificate.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Where `*_env` secret names are looked up (set by the configuration; not a key).
+    #[serde(skip)]
+    pub env: crate::environment::Env,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -124,6 +127,7 @@ impl DestinationConfig {
             max_attempts: 0,
             auth: AuthConfig::None,
             tls: TlsConfig::default(),
+            env: crate::environment::Env::default(),
         }
     }
 
