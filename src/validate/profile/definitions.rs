@@ -162,7 +162,7 @@ fn names_child(prof: &super::model::Profile, at: usize, name: &str) -> bool {
 /// ValueSets, for a resource of type `rt` at `path`.
 pub(super) fn canonical_resource(v: &Validator, rt: &str, r: &Map<String, Value>, path: &str, contained: bool, out: &mut Vec<Finding>) {
     if let Some(url) = r.get("url").and_then(Value::as_str) {
-        if !super::walk::has_scheme(url) {
+        if !super::primitive::has_scheme(url) {
             let text = if contained {
                 "a canonical URL must be absolute, in a contained resource too"
             } else {
@@ -295,7 +295,7 @@ fn value_set(v: &Validator, vs: &Map<String, Value>, path: &str, out: &mut Vec<F
         for (i, inc) in compose.get(part).and_then(Value::as_array).into_iter().flatten().enumerate() {
             let here = format!("{path}.compose.{part}[{i}]");
             let Some(system) = inc.get("system").and_then(Value::as_str) else { continue };
-            if !super::walk::has_scheme(system) {
+            if !super::primitive::has_scheme(system) {
                 out.push(at(
                     here,
                     "invalid",

@@ -15,6 +15,7 @@
 //! findings name element paths (FHIRPath) and codes of definitions only.
 
 mod definitions;
+mod json;
 pub mod load;
 pub mod model;
 mod narrative;

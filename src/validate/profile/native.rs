@@ -382,7 +382,7 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .any(|c| c["code"]["coding"].as_array().into_iter().flatten().any(|x| own.iter().any(|o| super::walk::same(o, x))))
+                .any(|c| c["code"]["coding"].as_array().into_iter().flatten().any(|x| own.iter().any(|o| super::json::same(o, x))))
         }),
         "bdl-4" => obj.map(|m| {
             let want = matches!(s(m, "type"), Some("batch-response" | "transaction-response" | "history"));
@@ -445,7 +445,7 @@ fn instant(v: &str) -> Option<f64> {
     let mut c = clock.splitn(3, ':');
     let (h, mi) = (num(c.next()?)?, num(c.next()?)?);
     let sec: f64 = c.next()?.parse().ok()?;
-    let days = crate::queue::days_from_civil(y, mo, da);
+    let days = crate::calendar::days_from_civil(y, mo, da);
     Some((days * 86_400 + h * 3600 + mi * 60 - offset) as f64 + sec)
 }
 

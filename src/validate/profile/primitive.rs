@@ -117,6 +117,15 @@ pub fn uri(s: &str) -> bool {
     !s.is_empty() && !s.contains(char::is_whitespace)
 }
 
+/// Whether a URI starts with a scheme (`http:`, `urn:`, `mailto:`...), i.e. is absolute.
+pub fn has_scheme(u: &str) -> bool {
+    u.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.as_bytes()[0].is_ascii_alphabetic()
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    })
+}
+
 pub fn base64(s: &str) -> bool {
     let compact: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
     compact.len() % 4 == 0 && {

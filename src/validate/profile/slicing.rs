@@ -7,8 +7,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Severity;
+use super::json::{matches_pattern, same};
 use super::model::{ElemId, Profile, Strength, is_primitive};
-use super::walk::{Host, Scope, Walk, matches_pattern, same};
+use super::walk::{Host, Scope, Walk};
 
 enum Seg<'p> {
     This,

@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::json::{matches_pattern, same};
 use super::model::{Constraint, ElemId, Profile, Rules, Strength, is_primitive};
+use super::primitive::has_scheme;
 use super::{CORE, Finding, Severity, Validator, native, primitive, slicing};
 
 const MAX_DEPTH: usize = 64;
@@ -189,11 +191,6 @@ pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], 
         .collect();
     let scope = Scope { resource, root: resource, bundle: None, full_url: None, container: None, res_ptr: 0, root_ptr: 0 };
     w.resource(resource, &extra, scope);
-}
-
-fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
 }
 
 pub(super) fn is_resource_type(v: &Validator, ty: &str) -> bool {
@@ -1563,7 +1560,7 @@ fn relative_date(d: &Value, sign: i64) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
     // Clamped: a definition may say anything, the arithmetic must not overflow.
     let shift = (n * days_per).clamp(-1e8, 1e8) as i64;
-    let (year, month, day) = crate::queue::civil_from_days(now + sign * shift);
+    let (year, month, day) = crate::calendar::civil_from_days(now + sign * shift);
     Some(format!("{year:04}-{month:02}-{day:02}"))
 }
 
@@ -1628,15 +1625,6 @@ fn contains(container: &Value, r: &Value) -> bool {
     container["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, r)))
 }
 
-/// Whether a URI starts with a scheme (`http:`, `urn:`, `mailto:`...), i.e. is absolute.
-pub(super) fn has_scheme(u: &str) -> bool {
-    u.split_once(':').is_some_and(|(scheme, _)| {
-        !scheme.is_empty()
-            && scheme.as_bytes()[0].is_ascii_alphabetic()
-            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    })
-}
-
 /// `Type/id` or `Type/id/_history/version`, with a resource type and FHIR ids.
 fn is_relative_form(v: &Validator, r: &str) -> bool {
     let id = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
@@ -1693,30 +1681,4 @@ fn refers_to_container(v: &Value) -> bool {
         Value::Object(m) => m.values().any(refers_to_container),
         _ => false,
     }
-}
-
-/// Exact equality of JSON values (decimals compared by value).
-pub(super) fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.to_string().parse::<f64>().ok() == y.to_string().parse::<f64>().ok(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
-        _ => a == b,
-    }
-}
-
-/// `pattern[x]`: every property of the pattern is present with a matching value; every item of
-/// a pattern array matches some item of the instance array.
-pub(super) fn matches_pattern(v: &Value, p: &Value) -> bool {
-    match (v, p) {
-        (Value::Object(x), Value::Object(y)) => y.iter().all(|(k, pv)| x.get(k).is_some_and(|xv| matches_pattern(xv, pv))),
-        (Value::Array(x), Value::Array(y)) => y.iter().all(|pv| x.iter().any(|xv| matches_pattern(xv, pv))),
-        (Value::Array(x), y) => x.iter().any(|xv| matches_pattern(xv, y)),
-        _ => same(v, p),
-    }
-}
-
-#[allow(dead_code)]
-fn upper(s: &str) -> String {
-    upper_first(s)
 }
