@@ -64,11 +64,14 @@ fn decimals_keep_their_precision() {
     assert!(text.contains(r#""value":61,"#), "61 kept as written");
 }
 
-/// Every entry is a conditional update on a business identifier (or a PUT by deterministic id
-/// for Provenance), so re-sending a Bundle is idempotent at the server.
+/// Every entry is a conditional update on its resource's first business identifier (or a PUT by
+/// deterministic id for Provenance), so re-sending a Bundle is idempotent at the server. The URL
+/// is `Type?identifier=system%7Cvalue`, encoded exactly as [`query_encoded`] says, and decodes
+/// back to the resource's own system and value.
 #[test]
 fn requests_are_idempotent() {
     let p = pipeline();
+    let mut conditional = 0;
     for f in fixtures() {
         let b = p.convert_value(&read_json(&f)).expect("converts").bundle;
         for e in b["entry"].as_array().expect("entries") {
@@ -78,13 +81,56 @@ fn requests_are_idempotent() {
             if rt == "Provenance" {
                 assert_eq!(url, format!("Provenance/{}", e["resource"]["id"].as_str().unwrap()));
             } else {
-                assert!(url.starts_with(&format!("{rt}?identifier=")), "{url}");
                 let ident = &e["resource"]["identifier"];
                 let first = if ident.is_array() { &ident[0] } else { ident };
-                assert!(url.ends_with(&first["value"].as_str().unwrap().replace(' ', "%20")) || url.contains("%"), "{url}");
+                let (system, value) = (first["system"].as_str().expect("a system"), first["value"].as_str().expect("a value"));
+                assert!(!system.is_empty() && !value.is_empty(), "{}: {rt} {first}", f.display());
+                let expected = format!("{rt}?identifier={}%7C{}", query_encoded(system), query_encoded(value));
+                assert_eq!(url, expected, "{}: {rt} {first}", f.display());
+                let query = url.strip_prefix(&format!("{rt}?identifier=")).unwrap();
+                assert_eq!(percent_decoded(query).as_deref(), Some(format!("{system}|{value}").as_str()), "{url}");
+                conditional += 1;
             }
             assert!(e["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
         }
+    }
+    assert!(conditional > 100, "the fixtures make conditional requests ({conditional})");
+}
+
+/// A search parameter value as a conditional URL carries it: RFC 3986 unreserved characters and
+/// `:` and `/` as they are, every other byte (UTF-8) as `%XX` in upper-case hex.
+fn query_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `%XX` decoded (strictly: two hex digits after every `%`, UTF-8 as a result), or `None`.
+fn percent_decoded(s: &str) -> Option<String> {
+    let (bytes, mut out, mut i) = (s.as_bytes(), Vec::new(), 0);
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[test]
+fn url_encoding_helpers_are_strict() {
+    assert_eq!(query_encoded("Laboratório Central|x y&z#1"), "Laborat%C3%B3rio%20Central%7Cx%20y%26z%231");
+    assert_eq!(query_encoded("https://w3id.org/a-b_c.d~e"), "https://w3id.org/a-b_c.d~e");
+    assert_eq!(percent_decoded("a%7Cb%20c%C3%AD").as_deref(), Some("a|b cí"));
+    for bad in ["%", "%7", "%G0", "%+1", "%FF"] {
+        assert_eq!(percent_decoded(bad), None, "{bad}");
     }
 }
 
