@@ -26,7 +26,7 @@ fn submissions(n: usize, bundle: &[u8]) -> Vec<NewSubmission> {
                 programme: String::new(),
                 order_key: format!("{i:032x}"),
                 submitter: "bench".into(),
-                bundle: bundle.to_vec(),
+                bundle: mhg::pipeline::ValidatedBundle::for_store_tests(bundle.to_vec()),
                 destinations: vec!["moh".into()],
             }
         })

@@ -245,6 +245,32 @@ pub fn warnings_outcome(warnings: &[Issue], origin: Option<&str>) -> Option<Valu
     Some(json!({"resourceType": "OperationOutcome", "issue": issues}))
 }
 
+impl Rejection {
+    /// One OperationOutcome for every refused record of a request, each issue prefixed with its
+    /// line or record number in a batch. The status is the most telling one (a malformed body
+    /// outranks a schema error).
+    pub fn merge(refused: Vec<Rejection>, batch: bool) -> Rejection {
+        let kind = refused.iter().map(|r| r.kind).min_by_key(|k| k.http_status()).unwrap_or(RejectKind::Schema);
+        let issues = refused
+            .into_iter()
+            .flat_map(|r| {
+                let prefix = match (r.source.record, r.source.line, batch) {
+                    (_, Some(l), true) => format!("line {l}"),
+                    (Some(n), None, true) => format!("record {n}"),
+                    _ => String::new(),
+                };
+                r.issues.into_iter().map(move |mut i| {
+                    if !prefix.is_empty() {
+                        i.origin = Some(prefix.clone());
+                    }
+                    i
+                })
+            })
+            .collect();
+        Rejection::new(kind, issues)
+    }
+}
+
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({} issue(s))", self.kind.label(), self.issues.len())

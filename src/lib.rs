@@ -16,6 +16,8 @@
 //!   The only module that knows the web framework and HTTP routes.
 //! - [`cli`]: `mhg convert`, `mhg serve`, `mhg replay`, `mhg validate`.
 //! - [`error`]: one error model; every refusal becomes an OperationOutcome with paths, no data.
+//! - [`admission`]: converted records -> what the queue stores: authorisation, routing,
+//!   destination profiles, identity and idempotency keys. No HTTP, no I/O.
 //! - [`queue`]: the durable store (SQLite, PostgreSQL) between accepting and delivering.
 //! - [`relay`]: delivery to destinations: retries, dead letters, order, outbound security.
 //! - [`auth`]: who may call: API keys, JWT bearer tokens, client certificates, scopes, rate limits.
@@ -26,6 +28,7 @@
 //! - [`environment`]: the process environment, read once by `cli` and passed down as data.
 //! - [`config`]: embedded defaults, TOML file, environment.
 
+pub mod admission;
 pub mod auth;
 pub mod calendar;
 pub mod cli;

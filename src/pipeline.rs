@@ -118,7 +118,7 @@ impl Pipeline {
 
     /// [`Pipeline::convert_value`], with the caller's today (for the plausibility checks).
     pub fn convert_value_at(&self, value: &Value, today: Day) -> Result<Mapped, Rejection> {
-        let mapped = self.check_and_map_at(value, today)?;
+        let mut mapped = self.check_and_map_at(value, today)?;
         let mut issues = self.r4.check_bundle(&mapped.bundle);
         if issues.is_empty() && self.profile_gate {
             // Each entry against its own meta.profile (and base R4); errors only.
@@ -131,6 +131,7 @@ impl Pipeline {
                 .collect();
         }
         if issues.is_empty() {
+            mapped.gated = true;
             return Ok(mapped);
         }
         // Counted by the profile the failing entry claims (a definition's URL: a closed set).
@@ -191,6 +192,48 @@ impl Pipeline {
 pub fn today_utc() -> Day {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     Day::from_unix_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// A produced Bundle that passed the output gate, as the bytes the queue stores. Only
+/// [`Pipeline::seal`] makes one, from a Bundle the gate passed: the queue takes nothing else, so
+/// an unvalidated Bundle cannot be stored.
+#[derive(Clone)]
+pub struct ValidatedBundle(Vec<u8>);
+
+impl ValidatedBundle {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// For the store's own tests and benchmarks, which store bytes that mean nothing: never for
+    /// records.
+    #[doc(hidden)]
+    pub fn for_store_tests(bytes: Vec<u8>) -> ValidatedBundle {
+        ValidatedBundle(bytes)
+    }
+}
+
+impl std::fmt::Debug for ValidatedBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ValidatedBundle({} bytes)", self.0.len())
+    }
+}
+
+impl Pipeline {
+    /// The Bundle of a record the whole pipeline converted (output gate included), as the bytes
+    /// to store. A Bundle that did not pass the gate is refused: that would be a defect of the
+    /// caller, answered as a refusal of the output, never stored.
+    pub fn seal(&self, mapped: &Mapped) -> Result<ValidatedBundle, Rejection> {
+        if !mapped.gated {
+            return Err(Rejection::one(
+                RejectKind::OutputInvalid,
+                Issue::new("exception", "the Bundle did not pass the output gate"),
+            ));
+        }
+        serde_json::to_vec(&mapped.bundle)
+            .map(ValidatedBundle)
+            .map_err(|_| Rejection::one(RejectKind::OutputInvalid, Issue::new("exception", "the Bundle could not be serialised")))
+    }
 }
 
 fn contains_empty_string(v: &Value) -> bool {

@@ -299,33 +299,9 @@ async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map:
     }
     crate::ops::observe("mhg_stage_seconds", &[("stage", "convert")], started.elapsed().as_secs_f64());
     if !refused.is_empty() {
-        return Err(merge_refusals(refused, batch));
+        return Err(Rejection::merge(refused, batch));
     }
     Ok((mapped, batch, headers))
-}
-
-/// One OperationOutcome for every refused record of a request, each issue prefixed with its
-/// line or record number in a batch. The status is the most telling one (a malformed body
-/// outranks a schema error).
-pub(crate) fn merge_refusals(refused: Vec<Rejection>, batch: bool) -> Rejection {
-    let kind = refused.iter().map(|r| r.kind).min_by_key(|k| k.http_status()).unwrap_or(RejectKind::Schema);
-    let issues = refused
-        .into_iter()
-        .flat_map(|r| {
-            let prefix = match (r.source.record, r.source.line, batch) {
-                (_, Some(l), true) => format!("line {l}"),
-                (Some(n), None, true) => format!("record {n}"),
-                _ => String::new(),
-            };
-            r.issues.into_iter().map(move |mut i| {
-                if !prefix.is_empty() {
-                    i.origin = Some(prefix.clone());
-                }
-                i
-            })
-        })
-        .collect();
-    Rejection::new(kind, issues)
 }
 
 async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {

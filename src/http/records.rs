@@ -12,7 +12,7 @@ use super::{AppState, convert_request, fhir_response};
 use crate::auth::Caller;
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::queue::commit::Committer;
-use crate::queue::{Accepted, Conflict, GroupOutcome, Identity, NewSubmission, Store, SubmissionView};
+use crate::queue::{Accepted, GroupOutcome, Store, SubmissionView};
 use crate::relay::DestinationConfig;
 
 #[derive(Clone)]
@@ -28,26 +28,6 @@ fn unavailable() -> Response {
     let mut r =
         Rejection::one(RejectKind::Unavailable, Issue::new("transient", "the store is not available; retry shortly")).into_response();
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
-}
-
-/// A refusal for a record that contradicts what was accepted before (409). Names the field
-/// (`/recordVersion`) or the header; quotes neither.
-fn conflict(i: usize, c: Conflict) -> Rejection {
-    let issue = match c {
-        Conflict::ContentDiffers => Issue::new(
-            "conflict",
-            "a record with this sourceSystem, recordId and recordVersion was accepted with other content; \
-             send a correction with a higher recordVersion",
-        )
-        .at("/recordVersion"),
-        Conflict::KeyReused => Issue::new(
-            "conflict",
-            "this client already used this Idempotency-Key for another record; use a new key for a new record",
-        ),
-    };
-    let mut r = Rejection::one(RejectKind::Conflict, issue);
-    r.source.record = Some(i + 1);
     r
 }
 
@@ -82,107 +62,25 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
     let caller = req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous);
     let (mapped, batch, headers) = convert_request(&st, req).await?;
     let key = idempotency_key(&headers)?;
-    let mut batch_subs = Vec::with_capacity(mapped.len());
-    // What each record holds that is possible but unlikely: answered beside its submission.
-    let mut warnings: Vec<Vec<Issue>> = Vec::with_capacity(mapped.len());
-    let mut unrouted = Vec::new();
-    let mut forbidden = Vec::new();
-    for (i, mut m) in mapped.into_iter().enumerate() {
-        if !caller.may_submit_programme(&m.meta.programme) {
-            let mut r = Rejection::one(
-                RejectKind::Forbidden,
-                Issue::new("forbidden", "this client may not submit records of this programme").at("/assessment/programme"),
-            );
-            r.source.record = Some(i + 1);
-            forbidden.push(r);
-            continue;
-        }
-        let destinations: Vec<String> =
-            relay.destinations.iter().filter(|d| d.takes(&m.meta.destination_country, &m.meta.programme)).map(|d| d.name.clone()).collect();
-        if destinations.is_empty() {
-            let mut r = Rejection::one(
-                RejectKind::Schema,
-                Issue::new("business-rule", "no destination takes records of this destination country and programme")
-                    .at("/assessment/destinationCountry"),
-            );
-            r.source.record = Some(i + 1);
-            unrouted.push(r);
-            continue;
-        }
-        // Destinations that name profiles get only records meeting them (checked here, so that
-        // nothing is accepted that a destination is known to refuse).
-        let required: Vec<(String, Vec<String>)> = relay
-            .destinations
-            .iter()
-            .filter(|d| !d.profiles.is_empty() && destinations.contains(&d.name))
-            .map(|d| (d.name.clone(), d.profiles.clone()))
-            .collect();
-        if !required.is_empty() {
-            let pipeline = st.pipeline.clone();
-            let (m2, issues) = tokio::task::spawn_blocking(move || {
-                let issues: Vec<Issue> = required.iter().flat_map(|(d, p)| pipeline.check_destination_profiles(&m, d, p)).collect();
-                (m, issues)
-            })
-            .await
-            .map_err(|_| Rejection::one(RejectKind::Malformed, Issue::new("exception", "validation was interrupted")))?;
-            if !issues.is_empty() {
-                crate::ops::inc("mhg_records_rejected_total", &[("reason", "destination-profile")], 1);
-                let mut r = Rejection::new(RejectKind::OutputInvalid, issues);
-                r.source.record = Some(i + 1);
-                unrouted.push(r);
-                continue;
-            }
-            m = m2;
-        }
-        if let Some(d) = destinations.iter().find(|d| !caller.may_submit_to(d)) {
-            let mut r = Rejection::one(
-                RejectKind::Forbidden,
-                Issue::new("forbidden", format!("this client may not submit records for destination '{d}'"))
-                    .at("/assessment/destinationCountry"),
-            );
-            r.source.record = Some(i + 1);
-            forbidden.push(r);
-            continue;
-        }
-        // The caller's Idempotency-Key is its own: scoped by the caller's name, never shared
-        // with another client's identical key. In a batch, each record has its position's key.
-        let client_key = key.as_ref().map(|k| {
-            let k = if batch { format!("{k}#{}", i + 1) } else { k.clone() };
-            crate::queue::client_key(&caller.name, &k)
-        });
-        let bundle = match serde_json::to_vec(&m.bundle) {
-            Ok(b) => b,
-            Err(_) => {
-                tracing::error!(stage = "accept", "a produced Bundle could not be serialised: this is a bug");
-                return Ok(internal_error());
-            }
-        };
-        warnings.push(std::mem::take(&mut m.warnings));
-        batch_subs.push(NewSubmission {
-            id: uuid::Uuid::new_v4().to_string(),
-            identity: Identity { source_system: m.meta.source_system, record_id: m.meta.record_id, record_version: m.meta.record_version },
-            digest: m.meta.digest,
-            client_key,
-            programme: m.meta.programme,
-            order_key: m.meta.person_key,
-            submitter: caller.name.to_string(),
-            bundle,
-            destinations,
-        });
-    }
-    if !forbidden.is_empty() {
-        return Err(super::merge_refusals(forbidden, batch));
-    }
-    if !unrouted.is_empty() {
-        return Err(super::merge_refusals(unrouted, batch));
-    }
+    // Admission (authorisation, routing, destination profiles, identity) is CPU work: off the
+    // I/O threads.
+    let (pipeline, destinations) = (st.pipeline.clone(), relay.destinations.clone());
+    let who = caller.clone();
+    let admitted = tokio::task::spawn_blocking(move || {
+        crate::admission::admit(&pipeline, &who, &destinations, mapped, batch, key.as_deref(), || uuid::Uuid::new_v4().to_string())
+    })
+    .await;
+    let Ok(admitted) = admitted else {
+        tracing::error!(stage = "accept", "admission was interrupted: this is a bug");
+        return Ok(internal_error());
+    };
+    let crate::admission::Admitted { submissions: batch_subs, warnings } = admitted?;
     let started = std::time::Instant::now();
     let accepted = match relay.committer.submit(batch_subs).await {
         Ok(GroupOutcome::Stored(a)) => a,
         Ok(GroupOutcome::Refused(conflicts)) => {
             crate::ops::inc("mhg_records_rejected_total", &[("reason", "conflict")], conflicts.len() as u64);
-            let refusals = conflicts.into_iter().map(|(i, c)| conflict(i, c)).collect();
-            return Err(super::merge_refusals(refusals, batch));
+            return Err(crate::admission::conflicts(conflicts, batch));
         }
         Err(e) => {
             tracing::error!(stage = "accept", error = %e, "store failed: nothing accepted");

@@ -32,6 +32,9 @@ pub struct Mapped {
     pub meta: RecordMeta,
     /// What is possible but unlikely in the record (not refusals): reported beside the Bundle.
     pub warnings: Vec<crate::error::Issue>,
+    /// Set by the pipeline once the Bundle passed the output gate; only then can it be sealed
+    /// for the queue ([`crate::pipeline::Pipeline::seal`]).
+    pub(crate) gated: bool,
 }
 
 /// The Bundle holds patient data: `Debug` shows its size and the record's facts only.
@@ -224,5 +227,5 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
         person_key: person_key(&record.source_system, &record.person.person_id),
         digest: String::new(),
     };
-    Ok(Mapped { bundle, entry_origins: b.origins, meta, warnings: Vec::new() })
+    Ok(Mapped { bundle, entry_origins: b.origins, meta, warnings: Vec::new(), gated: false })
 }

@@ -75,7 +75,8 @@ pub struct NewSubmission {
     pub order_key: String,
     /// Who submitted (a client name, never a person).
     pub submitter: String,
-    pub bundle: Vec<u8>,
+    /// The Bundle, sealed by the pipeline after its output gate.
+    pub bundle: crate::pipeline::ValidatedBundle,
     pub destinations: Vec<String>,
 }
 

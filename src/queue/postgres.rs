@@ -76,7 +76,7 @@ async fn accept_one(tx: &deadpool_postgres::Transaction<'_>, s: NewSubmission, n
         Some(r) => {
             let seq: i64 = r.get(0);
             let pay = tx.prepare_cached(sql::INSERT_PAYLOAD).await?;
-            tx.execute(&pay, &[&seq, &s.bundle]).await?;
+            tx.execute(&pay, &[&seq, &s.bundle.as_bytes()]).await?;
             let del = tx.prepare_cached(sql::INSERT_DELIVERY).await?;
             for d in &s.destinations {
                 tx.execute(

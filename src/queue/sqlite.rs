@@ -51,7 +51,7 @@ fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<S
         .optional()?;
     let step = match seq {
         Some(seq) => {
-            tx.prepare_cached(&q(sql::INSERT_PAYLOAD))?.execute(params![seq, s.bundle])?;
+            tx.prepare_cached(&q(sql::INSERT_PAYLOAD))?.execute(params![seq, s.bundle.as_bytes()])?;
             let mut del = tx.prepare_cached(&q(sql::INSERT_DELIVERY))?;
             for d in &s.destinations {
                 del.execute(params![
