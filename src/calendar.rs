@@ -41,6 +41,7 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch: the wall clock, read here only (durations use `Instant`).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -190,8 +190,7 @@ impl Pipeline {
 
 /// Today in UTC, from the system clock: read once per request or batch, by its entry point.
 pub fn today_utc() -> Day {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Day::from_unix_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+    Day::from_unix_secs(crate::calendar::now_ms().div_euclid(1000))
 }
 
 /// A produced Bundle that passed the output gate, as the bytes the queue stores. Only

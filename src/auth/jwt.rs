@@ -193,7 +193,7 @@ fn part(s: &str) -> Result<Value, Refusal> {
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    crate::calendar::now_ms().div_euclid(1000)
 }
 
 fn as_secs(v: Option<&Value>) -> Option<i64> {

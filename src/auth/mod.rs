@@ -353,7 +353,7 @@ impl Auth {
     /// `mhg keys add` / `revoke` take effect without a restart.
     fn reload_keys(&self, force: bool) -> Result<(), String> {
         use std::sync::atomic::Ordering;
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = u64::try_from(crate::calendar::now_ms().div_euclid(1000)).unwrap_or(0);
         if !force && self.last_check.swap(now, Ordering::Relaxed) == now {
             return Ok(());
         }
