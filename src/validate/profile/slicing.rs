@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Severity;
 use super::json::{matches_pattern, same};
 use super::model::{ElemId, Profile, Strength, is_primitive};
-use super::walk::{Host, Scope, Walk};
+use super::walk::{Host, Item, Scope, Walk};
 
 enum Seg<'p> {
     This,
@@ -346,7 +346,7 @@ fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str,
         sub.resource(val, std::slice::from_ref(prof), scope);
     } else {
         let ty = if ty.is_empty() { prof.type_name.as_str() } else { ty };
-        sub.item(prof, 0, Some(val), None, ty, scope, Host { path: ty, ty });
+        sub.item(&Item::root(prof, val, ty, scope, Host { path: ty, ty }));
     }
     !scratch.iter().any(|f| f.severity == Severity::Error)
 }

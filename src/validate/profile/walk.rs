@@ -54,6 +54,28 @@ pub(super) struct Host<'a> {
     pub ty: &'a str,
 }
 
+/// One value of an element as the walk meets it: the element (`eid` in `prof`), the value and/or
+/// its `_element` shadow, the FHIR type it is read as, where it is ([`Scope`]) and the element
+/// holding it ([`Host`], for extension contexts). Passed by reference down the walk.
+#[derive(Clone, Copy)]
+pub(super) struct Item<'a, 'v> {
+    pub prof: &'a Arc<Profile>,
+    pub eid: ElemId,
+    /// `None` for a primitive given only by its `_element` (or a `null` in an array).
+    pub value: Option<&'v Value>,
+    pub shadow: Option<&'v Value>,
+    pub ty: &'a str,
+    pub scope: Scope<'v>,
+    pub host: Host<'a>,
+}
+
+impl<'a, 'v> Item<'a, 'v> {
+    /// `value` against the root element of `prof` (a resource, a datatype or extension profile).
+    pub fn root(prof: &'a Arc<Profile>, value: &'v Value, ty: &'a str, scope: Scope<'v>, host: Host<'a>) -> Self {
+        Item { prof, eid: 0, value: Some(value), shadow: None, ty, scope, host }
+    }
+}
+
 pub(super) struct Walk<'a> {
     pub v: &'a Validator,
     pub out: &'a mut Vec<Finding>,
@@ -301,7 +323,7 @@ impl<'a> Walk<'a> {
             profiles.push(base);
         }
         for p in &profiles {
-            self.item(p, 0, Some(value), None, rt, scope, Host { path: rt, ty: rt });
+            self.item(&Item::root(p, value, rt, scope, Host { path: rt, ty: rt }));
         }
     }
 
@@ -365,24 +387,15 @@ impl<'a> Walk<'a> {
     }
 
     /// One value of an element (`value` and/or its `_element` shadow).
-    #[allow(clippy::too_many_arguments)]
-    pub fn item<'v>(
-        &mut self,
-        prof: &Arc<Profile>,
-        eid: ElemId,
-        value: Option<&'v Value>,
-        shadow: Option<&'v Value>,
-        ty: &str,
-        scope: Scope<'v>,
-        host: Host<'_>,
-    ) {
+    pub fn item(&mut self, it: &Item<'_, '_>) {
+        let Item { prof, eid, value, ty, scope, host, .. } = *it;
         if self.depth > MAX_DEPTH {
             self.report(Severity::Error, "too-costly", "nested too deeply");
             return;
         }
         self.depth += 1;
         if is_primitive(ty) {
-            self.primitive(prof, eid, value, shadow, ty, scope, host);
+            self.primitive(it);
         } else if let Some(value) = value {
             if eid != 0 && is_resource_type(self.v, ty) {
                 if self.v.contained_skipped() && prof.elem(eid).path.ends_with(".contained") {
@@ -412,17 +425,8 @@ impl<'a> Walk<'a> {
         self.depth -= 1;
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn primitive<'v>(
-        &mut self,
-        prof: &Arc<Profile>,
-        eid: ElemId,
-        value: Option<&'v Value>,
-        shadow: Option<&'v Value>,
-        ty: &str,
-        scope: Scope<'v>,
-        host: Host<'_>,
-    ) {
+    fn primitive(&mut self, it: &Item<'_, '_>) {
+        let Item { prof, eid, value, shadow, ty, scope, .. } = *it;
         let e = prof.elem(eid);
         if let Some(v) = value {
             if let Some(msg) = primitive::check(ty, v) {
@@ -486,7 +490,6 @@ impl<'a> Walk<'a> {
         } else if value.is_none() {
             self.report(Severity::Error, "structure", "null in an array needs an _element with content");
         }
-        let _ = host;
     }
 
     fn min_max(&mut self, min: Option<&Value>, max: Option<&Value>, v: &Value, ty: &str) {
@@ -688,7 +691,7 @@ impl Walk<'_> {
                 }
                 for u in alternatives {
                     match self.v.profile(u) {
-                        Some(p) => self.item(&p, 0, Some(value), None, ty, scope, host),
+                        Some(p) => self.item(&Item::root(&p, value, ty, scope, host)),
                         None if ty == "Extension" => {}
                         None => self.report(Severity::Warning, "not-found", format!("profile {u} is not known: not checked")),
                     }
@@ -714,7 +717,7 @@ impl Walk<'_> {
                 unknown.push(u.as_str());
                 continue;
             };
-            self.item(&p, 0, Some(value), None, ty, scope, host);
+            self.item(&Item::root(&p, value, ty, scope, host));
             let errors = self.out[start..].iter().filter(|f| f.severity == Severity::Error).count();
             if errors == 0 {
                 return;
@@ -1027,7 +1030,7 @@ impl Walk<'_> {
                     self.report(Severity::Error, "structure", format!("extension {url} is not allowed here (context)"));
                     self.path = here;
                 }
-                self.item(&ext, 0, Some(value), None, "Extension", scope, host);
+                self.item(&Item::root(&ext, value, "Extension", scope, host));
             }
             _ => {
                 if e.path.ends_with("modifierExtension") {
@@ -1252,7 +1255,7 @@ impl Walk<'_> {
                 if ce.name == "resource" && host.ty == "BackboneElement" {
                     sc.full_url = obj.get("fullUrl").and_then(Value::as_str);
                 }
-                self.item(cp, target, *m, *sh, ty, sc, host);
+                self.item(&Item { prof: cp, eid: target, value: *m, shadow: *sh, ty, scope: sc, host });
                 self.path.truncate(len);
                 self.ptr.truncate(plen);
             }
