@@ -50,6 +50,10 @@ pub enum RejectKind {
     MethodNotAllowed,
     /// The store does not answer; the same request may succeed later (503, `Retry-After`).
     Unavailable,
+    /// A fault of the gateway itself (a bug): 500, without detail.
+    Internal,
+    /// No such route, or no such submission for this caller (404).
+    NotFound,
 }
 
 impl RejectKind {
@@ -62,6 +66,8 @@ impl RejectKind {
             RejectKind::Conflict => 409,
             RejectKind::MethodNotAllowed => 405,
             RejectKind::Unavailable => 503,
+            RejectKind::Internal => 500,
+            RejectKind::NotFound => 404,
             RejectKind::Unauthenticated => 401,
             RejectKind::Forbidden => 403,
             RejectKind::RateLimited | RejectKind::Overloaded => 429,
@@ -89,6 +95,8 @@ impl RejectKind {
             RejectKind::Implausible => "implausible",
             RejectKind::MethodNotAllowed => "method-not-allowed",
             RejectKind::Unavailable => "unavailable",
+            RejectKind::Internal => "internal",
+            RejectKind::NotFound => "not-found",
         }
     }
 }
@@ -188,7 +196,7 @@ impl Rejection {
                 }
                 text.push_str(&i.text);
                 let mut v = json!({
-                    "severity": "error",
+                    "severity": if self.kind == RejectKind::Internal { "fatal" } else { "error" },
                     "code": i.code,
                     "details": {
                         "coding": [{"system": crate::CANONICAL_CS_REJECTION, "code": self.kind.label()}],
@@ -289,6 +297,10 @@ pub enum GatewayError {
     Mapping { file: String, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The store failed (a database error, never its row values): the request may succeed
+    /// later, so it is answered 503 with `Retry-After`, never as a configuration error.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 #[cfg(test)]
@@ -320,6 +332,8 @@ mod tests {
             Implausible,
             MethodNotAllowed,
             Unavailable,
+            Internal,
+            NotFound,
         ];
         for k in kinds {
             assert!(codes.contains(&k.label()), "{} is not in CodeSystem-rejection.json", k.label());

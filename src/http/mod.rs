@@ -167,17 +167,11 @@ impl IntoResponse for Rejection {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!(stage = "http", "handler panicked: this is a bug");
-    fhir_response(
-        500,
-        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception", "details": {"text": "internal error"}}]}),
-    )
+    Rejection::one(RejectKind::Internal, Issue::new("exception", "internal error")).into_response()
 }
 
 async fn not_found() -> Response {
-    fhir_response(
-        404,
-        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found", "details": {"text": "no such route"}}]}),
-    )
+    Rejection::one(RejectKind::NotFound, Issue::new("not-found", "no such route")).into_response()
 }
 
 async fn health() -> Response {
@@ -284,7 +278,7 @@ async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map:
         Ok(pipeline.convert_items(items))
     })
     .await
-    .map_err(|_| Rejection::one(RejectKind::Malformed, Issue::new("exception", "conversion was interrupted")))??;
+    .map_err(|_| Rejection::one(RejectKind::Internal, Issue::new("exception", "internal error")))??;
     let batch = outcomes.len() > 1 || outcomes.first().is_some_and(|o| o.source.line.is_some());
     let mut refused: Vec<Rejection> = Vec::new();
     let mut mapped = Vec::with_capacity(outcomes.len());

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::{AppState, convert_request, fhir_response};
+use super::{AppState, convert_request};
 use crate::auth::Caller;
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::queue::commit::Committer;
@@ -32,11 +32,7 @@ fn unavailable() -> Response {
 }
 
 fn internal_error() -> Response {
-    fhir_response(
-        500,
-        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception",
-            "details": {"text": "internal error"}}]}),
-    )
+    Rejection::one(RejectKind::Internal, Issue::new("exception", "internal error")).into_response()
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -122,11 +118,7 @@ pub async fn accept(State(st): State<AppState>, req: Request) -> Result<Response
 }
 
 fn not_found() -> Response {
-    fhir_response(
-        404,
-        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found",
-            "details": {"text": "no such submission"}}]}),
-    )
+    Rejection::one(RejectKind::NotFound, Issue::new("not-found", "no such submission")).into_response()
 }
 
 /// The caller of a guarded route (the guard put it there; without authentication, anonymous).

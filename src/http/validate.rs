@@ -86,6 +86,6 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
         validator.validate(&value, &refs)
     })
     .await
-    .map_err(|_| reject(RejectKind::Malformed, "exception", "validation was interrupted"))?;
+    .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
     Ok(fhir_response(200, &outcome(&findings)))
 }

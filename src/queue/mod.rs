@@ -412,7 +412,7 @@ impl Store {
 }
 
 pub(crate) fn store_err(e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Config { file: "store".into(), message: e.to_string() }
+    GatewayError::Store(e.to_string())
 }
 
 /// The delivery state that an overall state implies at least one delivery to be in (a cheap
