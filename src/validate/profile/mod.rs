@@ -152,6 +152,10 @@ pub struct Validator {
     check_references: bool,
     /// LOINC code -> the R4 core vital-signs profile that fixes it (read from the profiles).
     vital_signs: OnceLock<Vec<(String, String)>>,
+    /// The wall clock (milliseconds since 1970, UTC), given at construction: read once per
+    /// validation for "today" (`minValueDuration`, `maxValueDuration`), so the walk has no
+    /// clock of its own and a test can fix the date.
+    clock: fn() -> i64,
 }
 
 /// The R4 core vital-signs profiles (R4 `observation-vitalsigns.html`: an Observation using
@@ -181,7 +185,15 @@ impl Validator {
             skip_contained: false,
             check_references: false,
             vital_signs: OnceLock::new(),
+            clock: crate::calendar::now_ms,
         }
+    }
+
+    /// Replaces the wall clock (milliseconds since 1970, UTC; [`crate::calendar::now_ms`] by
+    /// default) that dates relative to now (`minValueDuration`, `maxValueDuration`) count from.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Adds loose definitions (resources with a `url`); a Bundle contributes its entries.
@@ -419,7 +431,8 @@ impl Validator {
     /// them as usage errors).
     pub fn validate(&self, resource: &Value, profiles: &[&str]) -> Vec<Finding> {
         let mut out = Vec::new();
-        walk::validate_root(self, resource, profiles, &mut out);
+        let today = (self.clock)().div_euclid(86_400_000);
+        walk::validate_root(self, resource, profiles, today, &mut out);
         narrative::links(resource, &mut out);
         narrative::bundle_narrative_links(resource, &mut out);
         dedup(&mut out);

@@ -341,6 +341,7 @@ fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str,
         ptr_ok: located.is_some(),
         ptr: located.unwrap_or_default(),
         prep: w.prep,
+        today: w.today,
     };
     if val.get("resourceType").is_some() {
         sub.resource(val, std::slice::from_ref(prof), scope);

@@ -87,6 +87,9 @@ pub(super) struct Walk<'a> {
     /// engine then converts the nodes per call.
     pub ptr_ok: bool,
     pub prep: &'a Prep<'a>,
+    /// Today, in days since 1970-01-01 (UTC), from the caller: `minValueDuration` and
+    /// `maxValueDuration` are relative to it. The walk never reads the clock.
+    pub today: i64,
 }
 
 /// What one validation prepares lazily for the FHIRPath engine: the root converted once, and
@@ -196,10 +199,11 @@ fn find(v: &Value, target: &Value, ptr: &mut String, depth: usize) -> bool {
     false
 }
 
-pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], out: &mut Vec<Finding>) {
+pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, out: &mut Vec<Finding>) {
     let rt = resource["resourceType"].as_str().unwrap_or("Resource");
     let prep = Prep::new(resource);
-    let mut w = Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep };
+    let mut w =
+        Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep, today };
     w.path.push_str(rt);
     let extra: Vec<Arc<Profile>> = profiles
         .iter()
@@ -507,7 +511,8 @@ impl<'a> Walk<'a> {
             }
         } else if let (Some(s), true) = (v.as_str(), matches!(ty, "date" | "dateTime" | "instant" | "time")) {
             // `minValueDuration` / `maxValueDuration`: relative to now (now - min, now + max).
-            let relative = |d: Option<&Value>, sign: i64| d.filter(|d| d.is_object()).and_then(|d| relative_date(d, sign));
+            let today = self.today;
+            let relative = |d: Option<&Value>, sign: i64| d.filter(|d| d.is_object()).and_then(|d| relative_date(d, sign, today));
             if let Some(m) = relative(min, -1) {
                 if s.get(..10).unwrap_or(s) < m.as_str() {
                     self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
@@ -1550,8 +1555,9 @@ impl<'v> BundleIndex<'v> {
     }
 }
 
-/// Today shifted by a UCUM duration (`a`, `mo`, `wk`, `d`), as `YYYY-MM-DD`.
-fn relative_date(d: &Value, sign: i64) -> Option<String> {
+/// `today` (days since 1970-01-01) shifted by a UCUM duration (`a`, `mo`, `wk`, `d`), as
+/// `YYYY-MM-DD`.
+fn relative_date(d: &Value, sign: i64, today: i64) -> Option<String> {
     let n: f64 = d.get("value")?.to_string().parse().ok()?;
     let days_per = match d.get("code").and_then(Value::as_str)? {
         "a" => 365.25,
@@ -1560,10 +1566,9 @@ fn relative_date(d: &Value, sign: i64) -> Option<String> {
         "d" => 1.0,
         _ => return None,
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
     // Clamped: a definition may say anything, the arithmetic must not overflow.
     let shift = (n * days_per).clamp(-1e8, 1e8) as i64;
-    let (year, month, day) = crate::calendar::civil_from_days(now + sign * shift);
+    let (year, month, day) = crate::calendar::civil_from_days(today + sign * shift);
     Some(format!("{year:04}-{month:02}-{day:02}"))
 }
 
