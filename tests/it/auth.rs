@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::common::*;
+use crate::support::Serve;
 use mhg::auth::{Auth, AuthConfig, ClientConfig};
 use mhg::http::{AppState, Guard, RelayState, router};
 
@@ -347,54 +348,15 @@ async fn concurrency_limit_and_timeout_have_their_own_answers() {
 
 // ---------- the real binary: first-start admin key, `mhg keys`, --insecure-no-auth ----------
 
-fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .env("MHG_HOME", root())
-        .env_remove("MHG_ADMIN_KEY")
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.join(format!("gateway-{port}.log"))).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_up(base: &str) {
-    for _ in 0..200 {
-        if anonymous_http().get(format!("{base}/health")).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gateway did not start");
-}
-
-fn stop(mut c: std::process::Child) -> String {
-    let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-    let _ = c.wait();
-    let mut out = String::new();
-    use std::io::Read;
-    if let Some(mut s) = c.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_makes_an_admin_key_shown_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let gw = spawn(dir.path(), port, &[]);
-    wait_up(&base).await;
+    let serve = Serve::new(dir.path()).without_admin_key();
+    let base = serve.base();
+    let gw = serve.start().await;
     let anon = anonymous_http();
     assert_eq!(anon.get(format!("{base}/metrics")).send().await.unwrap().status(), 401);
-    let out = stop(gw);
+    let out = gw.stop();
     let key = out.split_whitespace().find(|w| w.starts_with("mhg_")).expect("the admin key is printed").to_owned();
     // Only its hash is stored.
     let keys = std::fs::read_to_string(dir.path().join("data/keys.json")).unwrap();
@@ -406,8 +368,7 @@ async fn first_start_makes_an_admin_key_shown_once() {
         assert_eq!(std::fs::metadata(dir.path().join("data/keys.json")).unwrap().permissions().mode() & 0o777, 0o600);
     }
     // A second start prints nothing, and the key works.
-    let gw = spawn(dir.path(), port, &[]);
-    wait_up(&base).await;
+    let gw = serve.start().await;
     let r = anon.get(format!("{base}/metrics")).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // `mhg keys add` makes a narrower key that the running gateway takes within a second or two.
@@ -457,20 +418,18 @@ async fn first_start_makes_an_admin_key_shown_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, 401, "a revoked key stops working");
-    let out = stop(gw);
+    let out = gw.stop();
     assert!(!out.contains("mhg_"), "the admin key is printed only on the first start");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insecure_no_auth_is_loud() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let gw = spawn(dir.path(), port, &["--insecure-no-auth"]);
-    wait_up(&base).await;
-    assert_eq!(anonymous_http().get(format!("{base}/metrics")).send().await.unwrap().status(), 200);
-    stop(gw);
-    let log = std::fs::read_to_string(dir.path().join(format!("gateway-{port}.log"))).unwrap();
+    let serve = Serve::new(dir.path()).without_admin_key().arg("--insecure-no-auth");
+    let gw = serve.start().await;
+    assert_eq!(anonymous_http().get(format!("{}/metrics", serve.base())).send().await.unwrap().status(), 200);
+    gw.stop();
+    let log = std::fs::read_to_string(serve.log()).unwrap();
     assert!(log.contains("AUTHENTICATION IS OFF"), "{log}");
     assert!(!dir.path().join("data/keys.json").exists(), "no key is made when authentication is off");
 }

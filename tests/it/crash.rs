@@ -2,7 +2,7 @@
 //! delivers every record it answered 202 for to the real FHIR server, once by identifier; and a
 //! destination that is down for a while gets everything once it is back.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,29 +11,8 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::common::*;
-use crate::fhir_server::{Hfs, search_count};
-use crate::relay::{Gateway, fhir_destination, record, sqlite_url, wait_state};
-
-fn spawn_gateway(config: &std::path::Path, dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mhg"))
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .env("MHG_ADMIN_KEY", TEST_ADMIN_KEY)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("gateway.log")).unwrap())
-        .spawn()
-        .expect("gateway starts")
-}
-
-async fn wait_up(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if client.get(format!("{base}/health")).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gateway did not start");
-}
+use crate::relay::{post_records, record, wait_state};
+use crate::support::{Gateway, Hfs, Serve, fhir_destination, search_count, sqlite_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_in_the_middle_of_a_load_loses_nothing() {
@@ -41,24 +20,22 @@ async fn kill_9_in_the_middle_of_a_load_loses_nothing() {
     const KILL_AFTER: usize = 600;
     let hfs = Hfs::start("off").await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("mhg.toml");
     std::fs::write(
         &config,
         format!(
-            "home = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}\"\n\
+            "[store]\nurl = \"sqlite://{}\"\n\
              [relay]\npoll_ms = 50\nlease_secs = 5\nbackoff_base_ms = 200\nbackoff_max_ms = 2000\n\
              [[destinations]]\nname = \"moh\"\nkind = \"fhir\"\nbase_url = \"{}\"\nconcurrency = 8\n",
-            root().display(),
             dir.path().join("mhg.db").display(),
             hfs.base
         ),
     )
     .unwrap();
     let client = http();
-    let gateway = Arc::new(Mutex::new(spawn_gateway(&config, dir.path())));
-    wait_up(&client, &base).await;
+    let serve = Serve::new(dir.path()).config(&config);
+    let base = serve.base();
+    let gateway = serve.start().await;
 
     // A client that retries each record until it gets its 202 (as a careful sender would).
     let accepted: Arc<Mutex<Vec<(usize, String)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -92,16 +69,11 @@ async fn kill_9_in_the_middle_of_a_load_loses_nothing() {
         assert!(Instant::now() < deadline, "load too slow");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    {
-        let mut g = gateway.lock().await;
-        g.kill().expect("SIGKILL");
-        let _ = g.wait();
-    }
+    gateway.kill();
     let at_kill = count.load(Ordering::SeqCst);
     assert!(at_kill < RECORDS, "the kill happened in the middle of the load");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    *gateway.lock().await = spawn_gateway(&config, dir.path());
-    wait_up(&client, &base).await;
+    let gateway = serve.start().await;
     for s in senders {
         s.await.unwrap();
     }
@@ -128,9 +100,7 @@ async fn kill_9_in_the_middle_of_a_load_loses_nothing() {
         let (q, n) = c.await.unwrap();
         assert_eq!(n, 1, "{q}");
     }
-    let mut g = gateway.lock().await;
-    let _ = g.kill();
-    let _ = g.wait();
+    gateway.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +112,7 @@ async fn a_destination_down_for_a_while_gets_everything_when_back() {
     let client = http();
     let mut ids = Vec::new();
     for i in 0..20 {
-        let (s, r) = crate::relay::post_records(&client, &gw.base, record(&format!("OUT-{i}"), &format!("OUTP-{i}"), 1).to_string()).await;
+        let (s, r) = post_records(&client, &gw.base, record(&format!("OUT-{i}"), &format!("OUTP-{i}"), 1).to_string()).await;
         assert_eq!(s, 202);
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
@@ -186,33 +156,30 @@ async fn sigterm_finishes_in_flight_deliveries_then_exits() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
     let db = dir.path().join("mhg.db");
     let config = dir.path().join("mhg.toml");
     std::fs::write(
         &config,
         format!(
-            "home = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}\"\n[relay]\npoll_ms = 50\n\
+            "[store]\nurl = \"sqlite://{}\"\n[relay]\npoll_ms = 50\n\
              [[destinations]]\nname = \"slow\"\nkind = \"fhir\"\nbase_url = \"{fake}\"\n",
-            root().display(),
             db.display()
         ),
     )
     .unwrap();
     let client = http();
-    let mut gw = spawn_gateway(&config, dir.path());
-    wait_up(&client, &base).await;
-    let (s, r) = crate::relay::post_records(&client, &base, record("TERM-1", "TERMP-1", 1).to_string()).await;
+    let serve = Serve::new(dir.path()).config(&config);
+    let base = serve.base();
+    let gw = serve.start().await;
+    let (s, r) = post_records(&client, &base, record("TERM-1", "TERMP-1", 1).to_string()).await;
     assert_eq!(s, 202);
     let id = r["id"].as_str().unwrap().to_owned();
     while seen.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let t0 = Instant::now();
-    let term = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().unwrap();
-    assert!(term.success());
-    let status = tokio::task::spawn_blocking(move || gw.wait().unwrap()).await.unwrap();
+    gw.terminate();
+    let status = tokio::task::spawn_blocking(move || gw.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0), "clean exit");
     assert!(t0.elapsed() >= Duration::from_millis(1500), "it waited for the delivery in flight");
     // The outcome was recorded before exiting.
@@ -236,7 +203,7 @@ async fn retention_prunes_delivered_payloads_and_keeps_the_audit() {
         programme: String::new(),
         order_key: format!("person-{i}"),
         submitter: "test".into(),
-        bundle: b"{}".to_vec(),
+        bundle: mhg::pipeline::ValidatedBundle::for_store_tests(b"{}".to_vec()),
         destinations: vec!["moh".into()],
     };
     store.accept(vec![sub(1), sub(2)], now_ms()).await.unwrap();
@@ -270,7 +237,7 @@ async fn mhg_replay_requeues_dead_letters() {
         programme: String::new(),
         order_key: "person".into(),
         submitter: "test".into(),
-        bundle: b"{}".to_vec(),
+        bundle: mhg::pipeline::ValidatedBundle::for_store_tests(b"{}".to_vec()),
         destinations: vec!["moh".into()],
     };
     store.accept(vec![sub], now_ms()).await.unwrap();

@@ -4,94 +4,15 @@
 //! word); a newer record version updates; and the server's own `$validate` finds no error in any
 //! produced resource beyond a server defect that HL7's own examples hit too.
 
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 
 use crate::common::*;
-
-/// A running server, killed when dropped.
-pub struct Hfs {
-    child: Option<Child>,
-    pub base: String,
-    bin: String,
-    port: u16,
-    mode: String,
-    dir: tempfile::TempDir,
-}
-
-impl Hfs {
-    /// Starts a fresh server (its own database) in `mode` (`enforce` or `off`).
-    pub async fn start(mode: &str) -> Hfs {
-        let script = root().join("tests/peers/hfs.sh");
-        let out = Command::new("bash").arg(&script).arg("install").output().expect("bash runs");
-        assert!(out.status.success(), "hfs.sh install failed: {}", String::from_utf8_lossy(&out.stderr));
-        let bin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let dir = tempfile::tempdir().unwrap();
-        for f in std::fs::read_dir(root().join("tests/peers/hfs-data")).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut hfs = Hfs { child: None, base: format!("http://127.0.0.1:{port}"), bin, port, mode: mode.to_owned(), dir };
-        hfs.restart().await;
-        hfs
-    }
-
-    /// Stops the server (its data stays).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts it again on the same port with the same data, and waits until it answers.
-    pub async fn restart(&mut self) {
-        self.stop();
-        let dir = self.dir.path();
-        let child = Command::new(&self.bin)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--database-url", dir.join("hfs.db").to_str().unwrap()])
-            .args(["--data-dir", dir.to_str().unwrap(), "--base-url", &self.base])
-            .args(["--seed-conformance", "--enable-versioning"])
-            .env("HFS_VALIDATION_MODE", &self.mode)
-            .env("HFS_NL_SEARCH_ENABLED", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("hfs starts");
-        self.child = Some(child);
-        let client = http();
-        for _ in 0..240 {
-            if let Ok(r) = client.get(format!("{}/metadata", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-        panic!("HFS did not become ready in 120 s");
-    }
-}
-
-impl Drop for Hfs {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use crate::support::{Hfs, search_count};
 
 pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = client.post(url).header("content-type", "application/fhir+json").body(body.to_string()).send().await.expect("sent");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-pub async fn search_count(client: &reqwest::Client, base: &str, query: &str) -> usize {
-    let r = client.get(format!("{base}/{query}")).send().await.expect("searched");
-    assert!(r.status().is_success(), "search {query}: {}", r.status());
-    let b: Value = r.json().await.expect("bundle");
-    b["entry"].as_array().map(|e| e.iter().filter(|x| x["search"]["mode"] != "include").count()).unwrap_or(0)
 }
 
 pub fn golden_bundles() -> Vec<(String, Value)> {

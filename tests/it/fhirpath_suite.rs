@@ -20,22 +20,14 @@ use mhg::validate::packages::Packages;
 use serde_json::Value;
 
 use crate::common::*;
-
-fn package_cache() -> PathBuf {
-    let setup = std::process::Command::new("bash").arg(root().join("tests/peers/setup.sh")).status().unwrap();
-    assert!(setup.success());
-    std::env::var("MHG_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mhg"))
-        .join("packages")
-}
+use crate::support::peer_packages;
 
 /// The R4 core type model, from `hl7.fhir.r4.examples` 4.0.1 in the package cache (built once).
 pub fn r4_model() -> Arc<TypeModel> {
     static M: OnceLock<Arc<TypeModel>> = OnceLock::new();
     M.get_or_init(|| {
         let mut p = Packages::new();
-        p.add(&package_cache().join("hl7.fhir.r4.examples#4.0.1")).unwrap();
+        p.add(&peer_packages().join("hl7.fhir.r4.examples#4.0.1")).unwrap();
         let started = std::time::Instant::now();
         let model = TypeModel::from_packages(&p);
         eprintln!("TypeModel from R4 core: {} types in {:?} (debug build)", model.len(), started.elapsed());
@@ -52,7 +44,7 @@ pub fn r4_engine() -> Arc<FhirPath> {
 /// The expression of an invariant of the IPS Patient profile, as the package states it.
 pub fn ips_patient_constraint(key: &str) -> String {
     let mut p = Packages::new();
-    p.add(&package_cache().join("hl7.fhir.uv.ips#2.0.0")).unwrap();
+    p.add(&peer_packages().join("hl7.fhir.uv.ips#2.0.0")).unwrap();
     let sd = p.resolve("http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips").unwrap();
     sd["snapshot"]["element"]
         .as_array()

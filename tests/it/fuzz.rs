@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`) and the entry point each one calls.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target (`fuzz/fuzz_targets/<name>.rs`) and the entry point it calls.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: &[Target] = &[
     ("record_reader", mhg::fuzzing::record_reader),
     ("mapping", mhg::fuzzing::mapping),
     ("package_loader", mhg::fuzzing::package_loader),

@@ -10,35 +10,29 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::relay::{postgres_url, record};
-use mhg::http::{AppState, Guard, RelayState, router};
-use mhg::queue::{Store, commit::Committer};
-use mhg::relay::deliver::Destination;
-use mhg::relay::worker::RelayConfig;
-use mhg::relay::{DestinationConfig, DestinationKind, Relay};
+use crate::relay::record;
+use crate::support::{Gateway, directory_destination, postgres_url, sqlite_url};
+use mhg::http::Guard;
+use mhg::relay::DestinationConfig;
 
 const KEY_A: &str = "mhg_test-client-a-0123456789abcdef0123456789";
 const KEY_B: &str = "mhg_test-client-b-0123456789abcdef0123456789";
 const KEY_READER: &str = "mhg_test-reader-0123456789abcdef0123456789ab";
 
-struct Gateway {
-    base: String,
-    relay: Option<Relay>,
-    server: tokio::task::JoinHandle<()>,
+/// A gateway with two directory destinations in `outbox`: `qat` takes records for Qatar, `can`
+/// those for Canada. Clients: the admin; `a` and `b` (write and read, any destination);
+/// `qat-only` (write and read, `qat` only); `reader` (submissions:read only, any destination).
+struct Scoped {
+    gw: Gateway,
     outbox: tempfile::TempDir,
 }
 
-/// Two directory destinations: `qat` takes records for Qatar, `can` those for Canada. Clients:
-/// the admin; `a` and `b` (write and read, any destination); `qat-only` (write and read, `qat`
-/// only); `reader` (submissions:read only, any destination).
-async fn start(store_url: &str) -> Gateway {
+async fn start(store_url: &str) -> Scoped {
     let outbox = tempfile::tempdir().unwrap();
     let dest = |name: &str, country: &str| DestinationConfig {
-        path: Some(outbox.path().join(name)),
         countries: vec![country.into()],
-        ..DestinationConfig::new(name, DestinationKind::Directory)
+        ..directory_destination(name, &outbox.path().join(name))
     };
-    let destinations = vec![dest("qat", "QAT"), dest("can", "CAN")];
     let rw = ["records:write", "submissions:read"];
     let mut qat_only = test_client("qat-only", "mhg_test-qat-only-0123456789abcdef0123456789", &rw);
     qat_only.destinations = Some(vec!["qat".into()]);
@@ -54,47 +48,17 @@ async fn start(store_url: &str) -> Gateway {
         ..Default::default()
     };
     let guard = Arc::new(Guard::new(Arc::new(mhg::auth::Auth::from_config(&cfg).unwrap()), 0, 0, 0, Duration::ZERO));
-    let store = Store::open(store_url).await.expect("store opens");
-    let dests = destinations.iter().map(|d| Arc::new(Destination::new(d.clone()).unwrap())).collect();
-    let fast = RelayConfig {
-        poll_ms: 50,
-        lease_secs: 10,
-        backoff_base_ms: 200,
-        backoff_max_ms: 2_000,
-        breaker_threshold: 1_000,
-        retention_days: 30,
-    };
-    let relay = Relay::start(store.clone(), dests, fast);
-    let state = AppState {
-        pipeline: pipeline(),
-        max_body_bytes: 64 * 1024 * 1024,
-        max_records: 10_000,
-        relay: Some(RelayState {
-            store: store.clone(),
-            committer: Committer::start(store.clone()),
-            destinations: Arc::new(destinations),
-            wake: relay.wake.clone(),
-        }),
-        guard,
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router(state)).await;
-    });
-    Gateway { base, relay: Some(relay), server, outbox }
+    let gw = Gateway::builder(store_url).destinations(vec![dest("qat", "QAT"), dest("can", "CAN")]).guard(guard).start().await;
+    Scoped { gw, outbox }
 }
 
-impl Gateway {
-    async fn stop(mut self) {
-        self.server.abort();
-        if let Some(r) = self.relay.take() {
-            r.shutdown().await;
-        }
+impl Scoped {
+    async fn stop(self) {
+        self.gw.stop().await;
     }
 
     async fn post(&self, key: &str, idem: Option<&str>, body: String) -> (u16, Value) {
-        let mut r = client(key).post(format!("{}/records", self.base)).header("content-type", "application/json").body(body);
+        let mut r = client(key).post(format!("{}/records", self.gw.base)).header("content-type", "application/json").body(body);
         if let Some(k) = idem {
             r = r.header("idempotency-key", k);
         }
@@ -104,7 +68,7 @@ impl Gateway {
     }
 
     async fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let r = client(key).get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = client(key).get(format!("{}{path}", self.gw.base)).send().await.unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -157,7 +121,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    f(format!("sqlite://{}", dir.path().join("mhg.db").display())).await;
+    f(sqlite_url(&dir).await).await;
     f(postgres_url().await).await;
 }
 
@@ -253,7 +217,7 @@ async fn the_same_identity_with_other_content_is_a_conflict() {
         let fresh = from("emr", "ID-C-NEW", "P-9");
         let body = format!("{fresh}\n{conflicting}\n");
         let r = client(KEY_A)
-            .post(format!("{}/records", g.base))
+            .post(format!("{}/records", g.gw.base))
             .header("content-type", "application/x-ndjson")
             .body(body)
             .send()
@@ -311,7 +275,7 @@ async fn reads_are_scoped_as_writes_are() {
 #[tokio::test]
 async fn dead_letters_need_admin_however_the_query_is_encoded() {
     let dir = tempfile::tempdir().unwrap();
-    let g = start(&format!("sqlite://{}", dir.path().join("mhg.db").display())).await;
+    let g = start(&sqlite_url(&dir).await).await;
     for q in [
         "state=dead-letter",
         "state=dead%2Dletter",

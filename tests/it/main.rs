@@ -26,4 +26,5 @@ mod privacy;
 mod profile;
 mod property;
 mod relay;
+mod support;
 mod validator_suite;

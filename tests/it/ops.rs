@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::relay::{Gateway, fhir_destination, post_records, record, sqlite_url, wait_state};
+use crate::relay::{post_records, record, wait_state};
+use crate::support::{Gateway, fhir_destination, sqlite_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_metrics_and_metadata() {

@@ -12,7 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::relay::{Gateway, fhir_destination, post_records, record, sqlite_url, wait_state};
+use crate::relay::{post_records, record, wait_state};
+use crate::support::{Gateway, fhir_destination, sqlite_url};
 use mhg::relay::{AuthConfig, TlsConfig};
 
 fn tx_response() -> String {

@@ -1,20 +1,9 @@
 //! FHIR packages: loaded from a folder and from a .tgz, indexed when they ship no index (IPS
 //! 2.0.0 does not), resolved by canonical URL, dependencies served by the nearest version.
 
-use std::path::PathBuf;
-
 use mhg::validate::packages::Packages;
 
-use crate::common::*;
-
-fn cache() -> PathBuf {
-    let setup = std::process::Command::new("bash").arg(root().join("tests/peers/setup.sh")).status().unwrap();
-    assert!(setup.success());
-    std::env::var("MHG_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mhg"))
-        .join("packages")
-}
+use crate::support::peer_packages;
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -33,7 +22,7 @@ const IPS_PATIENT: &str = "http://hl7.org/fhir/uv/ips/StructureDefinition/Patien
 
 #[test]
 fn folder_and_tgz_are_indexed_and_resolved() {
-    let ips = cache().join("hl7.fhir.uv.ips#2.0.0");
+    let ips = peer_packages().join("hl7.fhir.uv.ips#2.0.0");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("ips");
     copy_dir(&ips, &copy);
@@ -65,7 +54,7 @@ fn folder_and_tgz_are_indexed_and_resolved() {
 
 #[test]
 fn dependencies_are_served_by_the_nearest_version() {
-    let c = cache();
+    let c = peer_packages();
     let mut p = Packages::new();
     for name in
         ["hl7.fhir.uv.ips#2.0.0", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1", "hl7.fhir.r4.examples#4.0.1"]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::support::Serve;
 
 const TOKENS: &[&str] = &[
     "Zyxwarblequint",
@@ -57,38 +58,23 @@ async fn no_patient_data_in_logs_metrics_or_errors() {
     tokio::spawn(async move { axum::serve(fl, fake).await });
 
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("mhg.toml");
     std::fs::write(
         &config,
         format!(
-            "home = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n\
+            "[log]\nformat = \"json\"\nlevel = \"debug\"\n\
              [store]\nurl = \"sqlite://{}\"\n[relay]\npoll_ms = 50\n\
              [[destinations]]\nname = \"moh\"\nkind = \"fhir\"\nbase_url = \"{fake_url}\"\n\
              [[destinations]]\nname = \"clinic\"\nkind = \"directory\"\npath = \"{}\"\n",
-            root().display(),
             dir.path().join("mhg.db").display(),
             dir.path().join("outbox").display(),
         ),
     )
     .unwrap();
-    let log = dir.path().join("gateway.log");
-    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_mhg"))
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .env("MHG_ADMIN_KEY", TEST_ADMIN_KEY)
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let serve = Serve::new(dir.path()).config(&config);
+    let (base, log) = (serve.base(), serve.log());
+    let gw = serve.start().await;
     let client = http();
-    for _ in 0..200 {
-        if client.get(format!("{base}/health")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let good = distinctive();
     let mut answers: Vec<(String, String)> = Vec::new(); // (what, body) of every answer that must not leak
@@ -184,8 +170,8 @@ async fn no_patient_data_in_logs_metrics_or_errors() {
     let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     answers.push(("metrics".into(), metrics));
 
-    let _ = std::process::Command::new("kill").args(["-TERM", &gw.id().to_string()]).status();
-    let _ = gw.wait();
+    let stdout = gw.stop();
+    answers.push(("the gateway's standard output".into(), stdout));
 
     // The CLI's refusals on stderr.
     let bad_file = dir.path().join("bad.json");

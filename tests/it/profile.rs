@@ -414,10 +414,7 @@ async fn destination_profiles_are_enforced_on_accept() {
 /// A national base the gateway does not ship, fetched from the npm registry into the test
 /// cache (`<cache>/national`, apart from the peers' packages), as a receiver would add it.
 fn au_base() -> PathBuf {
-    let cache = std::env::var("MHG_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mhg"))
-        .join("national");
+    let cache = crate::support::cache().join("national");
     let out = std::process::Command::new("bash")
         .arg(root().join("tests/peers/fetch-packages.sh"))
         .arg("hl7.fhir.au.base@6.0.0")

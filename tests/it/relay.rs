@@ -11,78 +11,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::fhir_server::{Hfs, search_count};
-use mhg::http::{AppState, RelayState, router};
-use mhg::queue::{Store, commit::Committer};
-use mhg::relay::deliver::Destination;
-use mhg::relay::worker::RelayConfig;
-use mhg::relay::{DestinationConfig, DestinationKind, Relay};
-
-// ---------- the gateway, in process ----------
-
-pub struct Gateway {
-    pub base: String,
-    relay: Option<Relay>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-fn fast() -> RelayConfig {
-    RelayConfig { poll_ms: 50, lease_secs: 10, backoff_base_ms: 200, backoff_max_ms: 2_000, breaker_threshold: 1_000, retention_days: 30 }
-}
-
-impl Gateway {
-    pub async fn start(store_url: &str, destinations: Vec<DestinationConfig>) -> Gateway {
-        let store = Store::open(store_url).await.expect("store opens");
-        let dests = destinations.iter().map(|d| Arc::new(Destination::new(d.clone()).expect("destination"))).collect();
-        let relay = Relay::start(store.clone(), dests, fast());
-        let state = AppState {
-            pipeline: pipeline(),
-            max_body_bytes: 64 * 1024 * 1024,
-            max_records: 10_000,
-            relay: Some(RelayState {
-                store: store.clone(),
-                committer: Committer::start(store.clone()),
-                destinations: Arc::new(destinations),
-                wake: relay.wake.clone(),
-            }),
-            guard: test_guard(),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router(state)).await;
-        });
-        Gateway { base, relay: Some(relay), server }
-    }
-
-    pub async fn stop(mut self) {
-        self.server.abort();
-        if let Some(r) = self.relay.take() {
-            r.shutdown().await;
-        }
-    }
-}
-
-pub fn fhir_destination(name: &str, base_url: &str) -> DestinationConfig {
-    DestinationConfig { base_url: Some(base_url.into()), ..DestinationConfig::new(name, DestinationKind::Fhir) }
-}
-
-pub async fn sqlite_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("mhg.db").display())
-}
-
-/// A fresh schema in the PostgreSQL of the machine (`MHG_TEST_PG`, default the local `test`
-/// database): each test has its own queue.
-pub async fn postgres_url() -> String {
-    let base = std::env::var("MHG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL for the store tests (scripts/test starts one when missing)");
-    tokio::spawn(conn);
-    let schema = format!("mhg_t_{}", uuid::Uuid::new_v4().simple());
-    client.execute(&format!("CREATE SCHEMA {schema}"), &[]).await.expect("schema");
-    format!("{base}?options=-csearch_path%3D{schema}")
-}
+use crate::support::{Gateway, Hfs, directory_destination, fhir_destination, postgres_url, search_count, sqlite_url};
 
 // ---------- records ----------
 
@@ -192,11 +121,7 @@ impl Fake {
 
 async fn accepts_durably_and_resends_are_idempotent(store_url: String) {
     let out = tempfile::tempdir().unwrap();
-    let mut dest = fhir_destination("clinic-files", "http://unused");
-    dest.kind = DestinationKind::Directory;
-    dest.base_url = None;
-    dest.path = Some(out.path().to_path_buf());
-    let gw = Gateway::start(&store_url, vec![dest]).await;
+    let gw = Gateway::start(&store_url, vec![directory_destination("clinic-files", out.path())]).await;
     let client = http();
     let records: Vec<Value> = (0..5).map(|i| record(&format!("D-{i}"), &format!("DP-{i}"), 1)).collect();
     let (s, first) = post_records(&client, &gw.base, ndjson(&records)).await;
