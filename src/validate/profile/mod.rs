@@ -5,7 +5,7 @@
 //! memoised, ValueSets are expanded locally ([`terminology`]) and memoised. It checks a
 //! resource against base R4 (the definition of its `resourceType`), its `meta.profile`s and the
 //! profiles the caller names: the JSON layer, primitive formats ([`primitive`]), cardinality,
-//! choice types, reference targets, `fixed[x]`/`pattern[x]`, slicing ([`slicing`]),
+//! choice types, reference targets, `fixed[x]`/`pattern[x]`, slicing,
 //! extensions, bindings, Bundle rules and invariants (natively for the hot ones, otherwise
 //! through an [`InvariantEngine`] when one is plugged in). Profiles that ship only a
 //! differential get a snapshot generated ([`snapshot`]).
@@ -21,7 +21,6 @@ pub mod model;
 mod narrative;
 pub mod native;
 pub mod primitive;
-pub mod slicing;
 pub mod snapshot;
 pub mod terminology;
 mod walk;

@@ -1,15 +1,19 @@
 //! Slice matching: evaluates a slice's discriminators (value, pattern, type, profile, exists)
 //! on one item, with a small native walker for discriminator paths (`code`, `coding.system`,
-//! `url`, `extension('url')`, `$this`, `resolve()`, `ofType(X)`).
+//! `url`, `extension('url')`, `$this`, `resolve()`, `ofType(X)`). A `profile` discriminator
+//! validates the item against the slice's profile in a sub-walk into a scratch list.
+//!
+//! It is part of the walk, not beside it: matching a slice walks, and walking a sliced element
+//! matches slices. No I/O, no clock (the sub-walk inherits the caller's today).
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::Severity;
-use super::json::{matches_pattern, same};
-use super::model::{ElemId, Profile, Strength, is_primitive};
-use super::walk::{Host, Item, Scope, Walk};
+use super::{Host, Item, Scope, Walk};
+use crate::validate::profile::Severity;
+use crate::validate::profile::json::{matches_pattern, same};
+use crate::validate::profile::model::{Discriminator, ElemId, Profile, Strength, is_primitive};
 
 enum Seg<'p> {
     This,
@@ -211,7 +215,7 @@ pub(super) fn matches<'v>(
     let discs: &[_] = match &be.slicing {
         Some(s) if !s.discriminators.is_empty() => &s.discriminators,
         _ if ty == "Extension" => {
-            default_url = [super::model::Discriminator { kind: "value".into(), path: "url".into() }];
+            default_url = [Discriminator { kind: "value".into(), path: "url".into() }];
             &default_url
         }
         _ => return false,

@@ -1,0 +1,152 @@
+//! Bundle rules that need the whole Bundle: the form of fullUrls (absolute; a RESTful one ends
+//! with the resource's type and id), their uniqueness (bdl-7), `request` in transactions,
+//! batches and histories (bdl-3); and the index of entries references resolve against
+//! ([`BundleIndex`], built in one linear pass).
+//!
+//! No I/O, no clock; findings name the entry by index, never its content.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::{Walk, is_resource_type};
+use crate::validate::profile::Severity;
+
+/// Entries of the Bundle being validated, for references that resolve inside it.
+pub(super) struct BundleIndex<'v> {
+    /// Bundle.type: references that do not resolve are errors only where the Bundle must be
+    /// self-contained (document, message, transaction, batch).
+    pub(super) kind: &'v str,
+    by_full_url: HashMap<&'v str, &'v Value>,
+    by_type_id: HashMap<(&'v str, &'v str), &'v Value>,
+}
+
+impl<'v> BundleIndex<'v> {
+    pub fn resolve(&self, r: &str, base: Option<&str>) -> Option<&'v Value> {
+        let r = r.split("/_history/").next().unwrap_or(r);
+        if let Some(v) = self.by_full_url.get(r) {
+            return Some(v);
+        }
+        if r.contains(':') {
+            // Absolute: `http://x/fhir/Patient/1` also matches an entry `Patient/1` of that server.
+            return None;
+        }
+        if let Some(b) = base.filter(|b| b.starts_with("http")) {
+            let mut parts: Vec<&str> = b.trim_end_matches('/').rsplitn(3, '/').collect();
+            if parts.len() == 3 {
+                let server = parts.pop().unwrap_or_default();
+                if let Some(v) = self.by_full_url.get(format!("{server}/{r}").as_str()) {
+                    return Some(v);
+                }
+            }
+        }
+        let (t, id) = r.split_once('/')?;
+        self.by_type_id.get(&(t, id)).copied()
+    }
+}
+
+impl Walk<'_> {
+    /// Bundle rules that need the whole Bundle: fullUrl form and uniqueness, `request` for
+    /// transactions and batches. Builds the index references resolve against (linear).
+    pub(super) fn bundle_rules<'v>(&mut self, obj: &'v Map<String, Value>) -> BundleIndex<'v> {
+        let ty = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), by_type_id: HashMap::new() };
+        let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
+            return idx;
+        };
+        idx.by_full_url.reserve(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let res = e.get("resource");
+            let full = e.get("fullUrl").and_then(Value::as_str);
+            let len = self.push("entry", Some(i));
+            if let Some(f) = full {
+                // The form of a fullUrl is reported at the first entry, as the HL7 validator
+                // does; the text names the entry.
+                if !f.contains(':') {
+                    self.at_first_entry(len, format!("entry {i}: the fullUrl must be an absolute URL"));
+                } else if let Some(r) = res {
+                    let rt = r.get("resourceType").and_then(Value::as_str);
+                    if rt.is_some() && restful_url(f).is_some_and(|t| is_resource_type(self.v, t)) {
+                        match r.get("id").and_then(Value::as_str) {
+                            None => self.at_first_entry(
+                                len,
+                                format!("entry {i}: the fullUrl looks like a RESTful server URL, so the resource must have an id"),
+                            ),
+                            Some(id) => {
+                                let tail = f
+                                    .strip_suffix(id)
+                                    .and_then(|x| x.strip_suffix('/'))
+                                    .and_then(|x| x.strip_suffix(rt.unwrap_or_default()));
+                                if !tail.is_some_and(|x| x.ends_with('/')) {
+                                    self.at_first_entry(
+                                        len,
+                                        format!("entry {i}: the fullUrl looks like a RESTful server URL, so it must end with the resource's type and id"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(r) = res {
+                    let dup = idx.by_full_url.insert(f, r);
+                    if let Some(prev) = dup {
+                        let same_version =
+                            prev.get("meta").and_then(|m| m.get("versionId")) == r.get("meta").and_then(|m| m.get("versionId"));
+                        if same_version && !matches!(ty, "history" | "searchset") {
+                            self.report(Severity::Error, "invariant", "constraint bdl-7 failed: FullUrl must be unique in a bundle, or else entries with the same fullUrl must have different meta.versionId");
+                        }
+                    }
+                }
+            } else if res.is_some()
+                && matches!(ty, "document" | "message" | "transaction" | "batch")
+                && !matches!(e.get("request").and_then(|r| r.get("method")).and_then(Value::as_str), Some("PUT" | "DELETE"))
+                && ty != "transaction"
+                && ty != "batch"
+            {
+                self.report(Severity::Error, "required", "entry.fullUrl is required in a document or message");
+            }
+            if let Some(r) = res {
+                if let (Some(t), Some(id)) = (r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str)) {
+                    idx.by_type_id.entry((t, id)).or_insert(r);
+                }
+            }
+            if matches!(ty, "transaction" | "batch" | "history") && e.get("request").is_none() {
+                self.report(
+                    Severity::Error,
+                    "invariant",
+                    "constraint bdl-3 failed: entry.request mandatory for batch/transaction/history, otherwise prohibited",
+                );
+            }
+            self.path.truncate(len);
+        }
+        idx
+    }
+
+    /// A finding at `<Bundle>.entry[0]`, the path being at some `entry[i]` that starts at `len`.
+    fn at_first_entry(&mut self, len: usize, text: String) {
+        let here = self.path.split_off(len);
+        self.path.push_str(".entry[0]");
+        self.report(Severity::Error, "invalid", text);
+        self.path.truncate(len);
+        self.path.push_str(&here);
+    }
+}
+
+/// The resource type of a RESTful URL (`http(s)://server/path/Type/id`, optionally
+/// `/_history/version`; the HL7 validator's pattern: path segments of letters, digits and
+/// `.:%$\`, ids and versions of letters, digits, `-` and `.`, at most 64).
+fn restful_url(u: &str) -> Option<&str> {
+    let ok_id = |x: &str| (1..=64).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"))?;
+    let rest = match rest.rsplit_once("/_history/") {
+        Some((r, v)) if ok_id(v) => r,
+        _ => rest,
+    };
+    let (rest, id) = rest.rsplit_once('/')?;
+    let (server, ty) = match rest.rsplit_once('/') {
+        Some((s, t)) => (s, t),
+        None => ("", rest),
+    };
+    let server_ok = server.bytes().all(|b| b.is_ascii_alphanumeric() || b"\\.:%$/".contains(&b));
+    (ok_id(id) && server_ok && ty.bytes().next().is_some_and(|b| b.is_ascii_uppercase())).then_some(ty)
+}

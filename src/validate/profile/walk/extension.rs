@@ -1,0 +1,103 @@
+//! Extensions: the definition an extension's `url` names (checked like a profile), the
+//! contexts it may sit in, a version in the URL, unknown extensions (warnings or errors, as the
+//! validator is configured; modifier extensions always errors) and example URLs.
+//!
+//! No I/O, no clock; findings name the extension's URL, a definition's, never instance values.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{Host, Item, Scope, Walk};
+use crate::validate::profile::Severity;
+use crate::validate::profile::model::{ElemId, Profile};
+
+impl Walk<'_> {
+    pub(super) fn extension<'v>(
+        &mut self,
+        prof: &Arc<Profile>,
+        eid: ElemId,
+        value: &'v Value,
+        obj: &Map<String, Value>,
+        scope: Scope<'v>,
+        host: Host<'_>,
+    ) {
+        let Some(url) = obj.get("url").and_then(Value::as_str) else {
+            return;
+        };
+        let e = prof.elem(eid);
+        // Defined here already: an extension definition's root, a slice with a profile, or a
+        // nested extension whose url is fixed.
+        if eid == 0 || e.types.iter().any(|t| !t.profiles.is_empty()) || !url.contains(':') {
+            return;
+        }
+        if prof.type_name == "Extension" && prof.url == url {
+            return;
+        }
+        if url.contains('|') {
+            // Located as the HL7 validator locates it: `extension[1][url='...']`.
+            let len = self.path.len();
+            self.path.push_str("[url='");
+            self.path.push_str(url);
+            self.path.push_str("']");
+            self.report(Severity::Error, "structure", "an extension URL must not carry a version");
+            self.path.truncate(len);
+        }
+        match self.v.profile(url) {
+            Some(ext) if ext.type_name == "Extension" => {
+                if !context_ok(&ext, host, || self.v.is_canonical_resource(host.ty)) {
+                    let here = self.path.clone();
+                    if let Some(i) = here.rfind('.') {
+                        self.path.truncate(i);
+                    }
+                    self.report(Severity::Error, "structure", format!("extension {url} is not allowed here (context)"));
+                    self.path = here;
+                }
+                self.item(&Item::root(&ext, value, "Extension", scope, host));
+            }
+            _ => {
+                if e.path.ends_with("modifierExtension") {
+                    self.report(Severity::Error, "structure", format!("unknown modifier extension {url}"));
+                } else {
+                    let sev = if self.v.unknown_extension_errors() { Severity::Error } else { Severity::Warning };
+                    self.report(sev, "structure", format!("unknown extension {url}: not checked"));
+                    if is_example_url(url) {
+                        let len = self.push("url", None);
+                        self.report(sev, "value", "example URLs (example.org, example.com) are not allowed for extensions");
+                        self.path.truncate(len);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether an extension may sit on `host`. R5's interface types, which the extensions pack
+/// names as contexts (`CanonicalResource`, `MetadataResource`), stand for the R4 resources
+/// with a canonical `url` (`canonical`, asked only then).
+fn context_ok(ext: &Profile, host: Host<'_>, canonical: impl Fn() -> bool) -> bool {
+    if ext.contexts.is_empty() {
+        return true;
+    }
+    ext.contexts.iter().any(|(kind, expr)| {
+        if kind != "element" {
+            return true;
+        }
+        let expr = expr.trim();
+        (matches!(expr, "CanonicalResource" | "MetadataResource") && host.path == host.ty && canonical())
+            || expr == "Element"
+            || expr == host.ty
+            || expr == host.path
+            || expr.replace("[x]", "") == host.path.replace("[x]", "")
+            || (matches!(expr, "Resource" | "DomainResource") && host.path == host.ty)
+            || (expr == "BackboneElement" && host.ty == "BackboneElement")
+            || host.path.starts_with(&format!("{expr}."))
+            || expr.starts_with(&format!("{}.", host.ty)) && host.ty == "Extension"
+    })
+}
+
+/// A URL on a domain reserved for examples (RFC 2606), as the HL7 validator recognises them.
+fn is_example_url(url: &str) -> bool {
+    let host = url.split_once("://").map_or("", |(_, r)| r.split(['/', ':', '?', '#']).next().unwrap_or_default());
+    ["example.org", "example.com", "example.net"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}

@@ -1,0 +1,134 @@
+//! References: `#id` to a contained resource (or `#` to the container), entries of the Bundle
+//! (by fullUrl, or `Type/id` against the entry's server), `urn:` that must resolve in a
+//! self-contained Bundle, the form of a relative reference (`Type/id[/_history/v]`), whether it
+//! resolves in the content validated (when the validator checks references), and whether the
+//! target's type is one the element allows.
+//!
+//! Nothing is fetched: a reference resolves inside the content validated or not at all. No
+//! clock; findings never repeat the reference.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::resource::contains;
+use super::{Scope, Walk, is_resource_type};
+use crate::validate::profile::model::{ElemId, Profile};
+use crate::validate::profile::{CORE, Severity, Validator};
+
+impl Walk<'_> {
+    pub(super) fn reference<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, scope: Scope<'v>) {
+        let Some(r) = obj.get("reference").and_then(Value::as_str) else {
+            return;
+        };
+        let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
+            if id.is_empty() {
+                // `#` is the containing resource (for a contained one), else the resource itself.
+                let contained_in = scope.container.filter(|c| contains(c, scope.resource));
+                Some(contained_in.unwrap_or(scope.resource)["resourceType"].as_str().unwrap_or_default().to_owned())
+            } else {
+                let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
+                let found = find(scope.resource).or_else(|| scope.container.and_then(find));
+                match found {
+                    Some(x) => x["resourceType"].as_str().map(str::to_owned),
+                    None => {
+                        self.report(Severity::Error, "not-found", "the contained resource referenced is not in this resource");
+                        return;
+                    }
+                }
+            }
+        } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
+            found["resourceType"].as_str().map(str::to_owned)
+        } else if r.starts_with("urn:") {
+            if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
+                self.report(Severity::Error, "not-found", "the reference does not resolve to an entry of the Bundle");
+            }
+            None
+        } else {
+            if !r.contains(':') && !r.contains('?') && !is_relative_form(self.v, r) {
+                // The value is not repeated: a reference can carry an identifier.
+                self.report(
+                    Severity::Error,
+                    "value",
+                    "a relative reference must be Type/id (or Type/id/_history/version) with a FHIR resource type, as written (case matters)",
+                );
+                return;
+            }
+            let t = type_of_literal(r).filter(|t| is_resource_type(self.v, t)).map(str::to_owned);
+            if t.is_some() && self.v.references_checked() && !r.contains("://") && !held_in(self.prep.root, r) {
+                self.report(Severity::Error, "not-found", "the reference does not resolve in the content validated");
+                return;
+            }
+            t
+        };
+        let Some(tt) = target_type else { return };
+        let targets: Vec<&String> = prof.elem(eid).types.iter().filter(|t| t.code == "Reference").flat_map(|t| t.targets.iter()).collect();
+        if targets.is_empty() {
+            return;
+        }
+        let ok = targets.iter().any(|t| {
+            let t = t.split('|').next().unwrap_or_default();
+            match t.strip_prefix(CORE) {
+                Some("Resource" | "DomainResource") => true,
+                Some(name)
+                    if !name.contains('/')
+                        && is_resource_type(self.v, name)
+                        && self.v.resolve(t).is_some_and(|sd| sd["derivation"] != "constraint") =>
+                {
+                    name == tt
+                }
+                _ => self.v.profile(t).is_none_or(|p| p.type_name == tt || p.type_name == "Resource"),
+            }
+        });
+        if !ok {
+            self.report(Severity::Error, "structure", format!("a reference to a {tt} is not allowed here"));
+        }
+    }
+}
+
+/// Whether `root` (a resource, a Bundle's entries, a Parameters' resources and parts) holds the
+/// resource a relative reference (`Type/id`, `Type/id/_history/v`) names.
+fn held_in(root: &Value, r: &str) -> bool {
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let Some((ty, id)) = r.rsplit_once('/') else { return false };
+    let ty = ty.rsplit('/').next().unwrap_or(ty);
+    fn holds(v: &Value, ty: &str, id: &str, depth: usize) -> bool {
+        if v["resourceType"] == ty && v["id"] == id {
+            return true;
+        }
+        let slots = match v["resourceType"].as_str() {
+            Some("Bundle") => &v["entry"],
+            Some("Parameters") => &v["parameter"],
+            _ => return false,
+        };
+        in_slots(slots, ty, id, depth)
+    }
+    // A Bundle entry or a parameter (and a parameter's parts) holds its resource in `resource`.
+    fn in_slots(slots: &Value, ty: &str, id: &str, depth: usize) -> bool {
+        depth <= 16
+            && slots
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
+    }
+    holds(root, ty, id, 0)
+}
+
+/// `Type/id` or `Type/id/_history/version`, with a resource type and FHIR ids.
+fn is_relative_form(v: &Validator, r: &str) -> bool {
+    let id = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    match r.split('/').collect::<Vec<_>>().as_slice() {
+        [t, i] => id(i) && is_resource_type(v, t),
+        [t, i, "_history", h] => id(i) && id(h) && is_resource_type(v, t),
+        _ => false,
+    }
+}
+
+fn type_of_literal(r: &str) -> Option<&str> {
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let mut it = r.rsplit('/');
+    let _id = it.next()?;
+    let t = it.next()?;
+    t.as_bytes().first().is_some_and(u8::is_ascii_uppercase).then_some(t)
+}

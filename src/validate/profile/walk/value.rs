@@ -1,0 +1,204 @@
+//! Primitives and values: a primitive's lexical form ([`primitive`]), `fixed[x]` and
+//! `pattern[x]` (reported at the deepest property that differs), `maxLength`, `minValue[x]` and
+//! `maxValue[x]` (dates relative to the caller's today for `minValueDuration` /
+//! `maxValueDuration`), relative canonicals, and a primitive's `_element`.
+//!
+//! No I/O; no clock: "today" is [`Walk::today`], given by the caller. Findings never quote
+//! the value.
+
+use serde_json::Value;
+
+use super::{Host, Item, Walk};
+use crate::validate::profile::Severity;
+use crate::validate::profile::json::{matches_pattern, same};
+use crate::validate::profile::primitive::{self, has_scheme};
+
+impl Walk<'_> {
+    pub(super) fn primitive(&mut self, it: &Item<'_, '_>) {
+        let Item { prof, eid, value, shadow, ty, scope, .. } = *it;
+        let e = prof.elem(eid);
+        if let Some(v) = value {
+            if let Some(msg) = primitive::check(ty, v) {
+                self.report(
+                    Severity::Error,
+                    if v.is_string() || v.is_number() || v.is_boolean() { "value" } else { "structure" },
+                    msg,
+                );
+                return;
+            }
+            if let Some(f) = &e.fixed {
+                if !same(v, f) {
+                    self.report(Severity::Error, "value", "value is not the fixed value of the profile");
+                }
+            }
+            if let Some(p) = &e.pattern {
+                if !same(v, p) {
+                    self.report(Severity::Error, "value", "value does not match the pattern of the profile");
+                }
+            }
+            if let Some(max) = e.max_length {
+                if v.as_str().is_some_and(|s| s.chars().count() > max) {
+                    self.report(Severity::Error, "too-long", format!("value is longer than {max} characters"));
+                }
+            }
+            self.min_max(e.min_value.as_ref(), e.max_value.as_ref(), v, ty);
+            // A warning: the HL7 validator now makes it an error, but R4's own examples use
+            // relative canonicals (`Library/x`, 98 of them), which R4 let pass.
+            if ty == "canonical" && v.as_str().is_some_and(|c| !c.starts_with('#') && !has_scheme(c)) {
+                self.report(
+                    Severity::Warning,
+                    "value",
+                    "a canonical URL should be absolute (a relative one resolves only against an unstated server), unless it names a contained resource (#id)",
+                );
+            }
+            if ty == "code" {
+                if let Some(code) = v.as_str() {
+                    self.binding(prof, eid, None, code, false);
+                }
+            }
+        }
+        if let Some(sh) = shadow {
+            match sh.as_object() {
+                None => self.report(Severity::Error, "structure", "a primitive's _element must be an object"),
+                Some(m) if m.is_empty() => self.report(Severity::Error, "structure", "a primitive's _element must not be empty"),
+                Some(m) => {
+                    if value.is_none() && !m.contains_key("extension") {
+                        self.report(
+                            Severity::Error,
+                            "invariant",
+                            "constraint ele-1 failed: All FHIR elements must have a @value or children",
+                        );
+                    }
+                    let (cp, pid) = self.children(prof, eid, ty);
+                    // The walk's pointer names the value, not its `_element`.
+                    let ptr_ok = std::mem::replace(&mut self.ptr_ok, false);
+                    self.object(&cp, &cp.elem(pid).children, m, scope, Host { path: &e.base_path, ty }, true);
+                    self.ptr_ok = ptr_ok;
+                }
+            }
+        } else if value.is_none() {
+            self.report(Severity::Error, "structure", "null in an array needs an _element with content");
+        }
+    }
+
+    fn min_max(&mut self, min: Option<&Value>, max: Option<&Value>, v: &Value, ty: &str) {
+        let as_f = |x: &Value| -> Option<f64> { x.as_f64().or_else(|| x.to_string().parse().ok()) };
+        if primitive::is_numeric(ty) {
+            if let (Some(m), Some(x)) = (min.and_then(as_f), as_f(v)) {
+                if x < m {
+                    self.report(Severity::Error, "value", "value is below the minimum allowed by the profile");
+                }
+            }
+            if let (Some(m), Some(x)) = (max.and_then(as_f), as_f(v)) {
+                if x > m {
+                    self.report(Severity::Error, "value", "value is above the maximum allowed by the profile");
+                }
+            }
+        } else if let (Some(s), true) = (v.as_str(), matches!(ty, "date" | "dateTime" | "instant" | "time")) {
+            // `minValueDuration` / `maxValueDuration`: relative to now (now - min, now + max).
+            let today = self.today;
+            let relative = |d: Option<&Value>, sign: i64| d.filter(|d| d.is_object()).and_then(|d| relative_date(d, sign, today));
+            if let Some(m) = relative(min, -1) {
+                if s.get(..10).unwrap_or(s) < m.as_str() {
+                    self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
+                }
+            }
+            if let Some(m) = relative(max, 1) {
+                if s.get(..10).unwrap_or(s) > m.as_str() {
+                    self.report(Severity::Error, "value", "value is after the maximum allowed by the profile");
+                }
+            }
+            if min.and_then(Value::as_str).is_some_and(|m| s < m) {
+                self.report(Severity::Error, "value", "value is before the minimum allowed by the profile");
+            }
+            if max.and_then(Value::as_str).is_some_and(|m| s > m) {
+                self.report(Severity::Error, "value", "value is after the maximum allowed by the profile");
+            }
+        }
+    }
+
+    /// Reports where a value departs from a `fixed[x]`: extra properties and differing ones
+    /// at their own paths.
+    pub(super) fn fixed_mismatch(&mut self, v: &Value, f: &Value) {
+        match (v, f) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, xv) in x {
+                    match y.get(k) {
+                        None => {
+                            let len = self.push(k, None);
+                            self.report(
+                                Severity::Error,
+                                "value",
+                                format!("{k} is present but not allowed by the fixed value of the profile"),
+                            );
+                            self.path.truncate(len);
+                        }
+                        Some(fv) if !same(xv, fv) => {
+                            let len = self.push(k, None);
+                            if xv.is_object() {
+                                self.fixed_mismatch(xv, fv)
+                            } else {
+                                self.report(Severity::Error, "value", "value is not the fixed value of the profile")
+                            }
+                            self.path.truncate(len);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                    self.report(Severity::Error, "value", format!("{k} of the fixed value of the profile is missing"));
+                }
+            }
+            _ => self.report(Severity::Error, "value", "value is not the fixed value of the profile"),
+        }
+    }
+
+    /// Reports where a value departs from a `pattern[x]`: at the deepest property that differs,
+    /// as the HL7 validator does (`telecom[0].system`, not `telecom[0]`).
+    pub(super) fn pattern_mismatch(&mut self, v: &Value, p: &Value) {
+        match (v, p) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, pv) in y {
+                    match x.get(k) {
+                        Some(xv) if matches_pattern(xv, pv) => {}
+                        Some(xv) => {
+                            let many = xv.as_array().filter(|a| a.len() == 1);
+                            let len = self.push(k, many.map(|_| 0));
+                            match (many, pv.as_array().filter(|a| a.len() == 1)) {
+                                (Some(a), Some(b)) => self.pattern_mismatch(&a[0], &b[0]),
+                                (None, _) if !xv.is_array() => self.pattern_mismatch(xv, pv),
+                                _ => self.report(Severity::Error, "value", "value does not match the pattern of the profile"),
+                            }
+                            self.path.truncate(len);
+                        }
+                        None => {
+                            self.report(
+                                Severity::Error,
+                                "value",
+                                format!("value does not match the pattern of the profile: {k} is missing"),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => self.report(Severity::Error, "value", "value does not match the pattern of the profile"),
+        }
+    }
+}
+
+/// `today` (days since 1970-01-01) shifted by a UCUM duration (`a`, `mo`, `wk`, `d`), as
+/// `YYYY-MM-DD`.
+fn relative_date(d: &Value, sign: i64, today: i64) -> Option<String> {
+    let n: f64 = d.get("value")?.to_string().parse().ok()?;
+    let days_per = match d.get("code").and_then(Value::as_str)? {
+        "a" => 365.25,
+        "mo" => 30.4375,
+        "wk" => 7.0,
+        "d" => 1.0,
+        _ => return None,
+    };
+    // Clamped: a definition may say anything, the arithmetic must not overflow.
+    let shift = (n * days_per).clamp(-1e8, 1e8) as i64;
+    let (year, month, day) = crate::calendar::civil_from_days(today + sign * shift);
+    Some(format!("{year:04}-{month:02}-{day:02}"))
+}
