@@ -150,3 +150,59 @@ fn restful_url(u: &str) -> Option<&str> {
     let server_ok = server.bytes().all(|b| b.is_ascii_alphanumeric() || b"\\.:%$/".contains(&b));
     (ok_id(id) && server_ok && ty.bytes().next().is_some_and(|b| b.is_ascii_uppercase())).then_some(ty)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::findings;
+    use super::*;
+
+    #[test]
+    fn a_restful_url_names_its_type() {
+        assert_eq!(restful_url("http://server/fhir/Patient/1"), Some("Patient"));
+        assert_eq!(restful_url("https://server/Patient/1/_history/2"), Some("Patient"));
+        assert_eq!(restful_url("http://server/fhir/patient/1"), None);
+        assert_eq!(restful_url(&format!("http://server/Patient/{}", "1".repeat(65))), None);
+        assert_eq!(restful_url("urn:uuid:9d5b3d0f-9c3e-4e5a-9d3a-1b2c3d4e5f60"), None);
+        assert_eq!(restful_url("http://server/fhir/Patient/a b"), None);
+    }
+
+    /// Every fullUrl finding is reported at the first entry, naming the entry it is about.
+    #[test]
+    fn full_url_findings_are_at_the_first_entry() {
+        let patient = |id: &str| json!({"resourceType": "Patient", "id": id});
+        let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"fullUrl": "urn:uuid:9d5b3d0f-9c3e-4e5a-9d3a-1b2c3d4e5f60", "resource": patient("a")},
+            {"fullUrl": "Patient/b", "resource": patient("b")},
+            {"fullUrl": "http://server/fhir/Patient/c", "resource": patient("d")},
+            {"fullUrl": "http://server/fhir/Patient/e", "resource": {"resourceType": "Patient"}},
+            {"fullUrl": "http://server/fhir/Patient/f", "resource": patient("f")}
+        ]});
+        let f = findings(bundle);
+        let at_first: Vec<&String> = f.iter().filter(|f| f.starts_with("error Bundle.entry[0]: entry ")).collect();
+        assert_eq!(
+            at_first,
+            [
+                "error Bundle.entry[0]: entry 1: the fullUrl must be an absolute URL",
+                "error Bundle.entry[0]: entry 2: the fullUrl looks like a RESTful server URL, so it must end with the resource's type and id",
+                "error Bundle.entry[0]: entry 3: the fullUrl looks like a RESTful server URL, so the resource must have an id",
+            ],
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn entries_resolve_by_full_url_and_by_type_and_id_on_the_same_server() {
+        let (a, b) = (json!({"resourceType": "Patient", "id": "1"}), json!({"resourceType": "Patient", "id": "2"}));
+        let mut idx = BundleIndex { kind: "collection", by_full_url: HashMap::new(), by_type_id: HashMap::new() };
+        idx.by_full_url.insert("http://server/fhir/Patient/1", &a);
+        idx.by_type_id.insert(("Patient", "2"), &b);
+        assert!(idx.resolve("http://server/fhir/Patient/1/_history/4", None).is_some_and(|r| std::ptr::eq(r, &a)));
+        // Relative to the entry's fullUrl: its server's base.
+        assert!(idx.resolve("Patient/1", Some("http://server/fhir/Observation/9")).is_some_and(|r| std::ptr::eq(r, &a)));
+        assert!(idx.resolve("Patient/1", Some("http://other/fhir/Observation/9")).is_none());
+        assert!(idx.resolve("Patient/2", None).is_some_and(|r| std::ptr::eq(r, &b)));
+        assert!(idx.resolve("http://other/fhir/Patient/2", None).is_none());
+    }
+}

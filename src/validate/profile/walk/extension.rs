@@ -101,3 +101,62 @@ fn is_example_url(url: &str) -> bool {
     let host = url.split_once("://").map_or("", |(_, r)| r.split(['/', ':', '?', '#']).next().unwrap_or_default());
     ["example.org", "example.com", "example.net"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// An extension definition with these contexts (nothing else of it matters here).
+    fn ext(contexts: Value) -> Profile {
+        let sd = json!({"url": "https://example.org/ext", "type": "Extension", "kind": "complex-type", "context": contexts});
+        Profile::compile(&sd, &[json!({"path": "Extension"})]).unwrap()
+    }
+
+    fn on<'a>(path: &'a str, ty: &'a str) -> Host<'a> {
+        Host { path, ty }
+    }
+
+    #[test]
+    fn an_extension_sits_only_in_its_contexts() {
+        // The gateway's date-estimated: on any date or dateTime, nowhere else.
+        let e = ext(json!([{"type": "element", "expression": "date"}, {"type": "element", "expression": "dateTime"}]));
+        assert!(context_ok(&e, on("Patient.birthDate", "date"), || false));
+        assert!(context_ok(&e, on("Observation.effective[x]", "dateTime"), || false));
+        assert!(!context_ok(&e, on("Patient", "Patient"), || false));
+        assert!(!context_ok(&e, on("Patient.name", "HumanName"), || false));
+        // An element path covers the element and what is below it, not its siblings.
+        let e = ext(json!([{"type": "element", "expression": "Patient.contact"}]));
+        assert!(context_ok(&e, on("Patient.contact", "BackboneElement"), || false));
+        assert!(context_ok(&e, on("Patient.contact.name", "HumanName"), || false));
+        assert!(!context_ok(&e, on("Patient.name", "HumanName"), || false));
+        // Only element contexts are judged; no context at all allows anywhere.
+        assert!(context_ok(
+            &ext(json!([{"type": "fhirpath", "expression": "Patient.name.exists()"}])),
+            on("Patient", "Patient"),
+            || false
+        ));
+        assert!(context_ok(&ext(json!(null)), on("Patient", "Patient"), || false));
+    }
+
+    #[test]
+    fn r5_interface_contexts_stand_for_canonical_resources_at_their_root() {
+        for interface in ["CanonicalResource", "MetadataResource"] {
+            let e = ext(json!([{"type": "element", "expression": interface}]));
+            assert!(context_ok(&e, on("ValueSet", "ValueSet"), || true));
+            assert!(!context_ok(&e, on("Patient", "Patient"), || false));
+            assert!(!context_ok(&e, on("ValueSet.compose", "BackboneElement"), || true));
+        }
+    }
+
+    #[test]
+    fn example_domains_are_those_of_rfc_2606() {
+        assert!(is_example_url("http://example.org/fhir/StructureDefinition/x"));
+        assert!(is_example_url("https://fhir.example.com:8080/x"));
+        assert!(is_example_url("http://example.net"));
+        assert!(!is_example_url("http://notexample.org/x"));
+        assert!(!is_example_url("http://example.org.evil.com/x"));
+        assert!(!is_example_url("urn:example.org"));
+    }
+}

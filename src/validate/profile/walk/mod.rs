@@ -155,3 +155,27 @@ impl<'a> Walk<'a> {
         len
     }
 }
+
+/// What the walk's unit tests share: the validator on the shipped packages
+/// (`conformance/packages`), loaded once, and the findings of one validation as text.
+#[cfg(test)]
+mod testing {
+    use std::sync::OnceLock;
+
+    use serde_json::Value;
+
+    use crate::validate::profile::{Validator, load};
+
+    pub fn shipped() -> &'static Validator {
+        static V: OnceLock<Validator> = OnceLock::new();
+        V.get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/packages");
+            load::load(&dir, &[], &[]).unwrap()
+        })
+    }
+
+    /// `severity expression: text` of every finding of `resource` against base R4.
+    pub fn findings(resource: Value) -> Vec<String> {
+        shipped().validate(&resource, &[]).iter().map(|f| format!("{} {}: {}", f.severity.as_str(), f.expression, f.text)).collect()
+    }
+}

@@ -132,3 +132,57 @@ fn type_of_literal(r: &str) -> Option<&str> {
     let t = it.next()?;
     t.as_bytes().first().is_some_and(u8::is_ascii_uppercase).then_some(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::findings;
+    use super::*;
+
+    const FORM: &str =
+        "a relative reference must be Type/id (or Type/id/_history/version) with a FHIR resource type, as written (case matters)";
+
+    fn observation(subject: &str) -> Value {
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": subject}})
+    }
+
+    #[test]
+    fn a_relative_reference_is_type_slash_id_as_written() {
+        for ok in ["Patient/1", "Patient/a-b.c", "Patient/1/_history/2", "http://server/fhir/patient/1", "Patient?identifier=x"] {
+            assert!(!findings(observation(ok)).iter().any(|f| f.ends_with(FORM)), "{ok}");
+        }
+        for bad in ["patient/1", "Patient", "Patient/", "Patient/1/_history", "Patient/a_b", "NoSuchType/1"] {
+            assert!(findings(observation(bad)).contains(&format!("error Observation.subject: {FORM}")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_relative_reference_is_looked_for_in_entries_parameters_and_parts() {
+        let bundle = json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1"}},
+            {"resource": {"resourceType": "Parameters", "parameter": [
+                {"name": "x", "part": [{"name": "y", "resource": {"resourceType": "Practitioner", "id": "d1"}}]}
+            ]}}
+        ]});
+        assert!(held_in(&bundle, "Patient/p1"));
+        assert!(held_in(&bundle, "Patient/p1/_history/2"));
+        assert!(held_in(&bundle, "Practitioner/d1"));
+        assert!(!held_in(&bundle, "Patient/p2"));
+        assert!(!held_in(&bundle, "Practitioner/p1"));
+        assert!(held_in(&json!({"resourceType": "Patient", "id": "p1"}), "Patient/p1"));
+        // Only Bundles and Parameters hold resources: not any object with a `resource`.
+        assert!(!held_in(
+            &json!({"resourceType": "Basic", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}),
+            "Patient/p1"
+        ));
+    }
+
+    #[test]
+    fn the_type_of_a_literal_reference() {
+        assert_eq!(type_of_literal("Patient/1"), Some("Patient"));
+        assert_eq!(type_of_literal("http://server/fhir/Observation/2/_history/3"), Some("Observation"));
+        assert_eq!(type_of_literal("patient/1"), None);
+        assert_eq!(type_of_literal("1"), None);
+    }
+}

@@ -202,3 +202,28 @@ fn relative_date(d: &Value, sign: i64, today: i64) -> Option<String> {
     let (year, month, day) = crate::calendar::civil_from_days(today + sign * shift);
     Some(format!("{year:04}-{month:02}-{day:02}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::calendar::days_from_civil;
+
+    #[test]
+    fn durations_count_from_the_given_today() {
+        let today = days_from_civil(2024, 3, 1);
+        // A year is 365.25 days, truncated: 365 days before 2024-03-01 (after 29 February).
+        assert_eq!(relative_date(&json!({"value": 1, "code": "a"}), -1, today).as_deref(), Some("2023-03-02"));
+        // 18 years are 6574 days, one short of the calendar's 18 years here (five leap days).
+        assert_eq!(relative_date(&json!({"value": 18, "code": "a"}), -1, today).as_deref(), Some("2006-03-02"));
+        assert_eq!(relative_date(&json!({"value": 2, "code": "wk"}), 1, today).as_deref(), Some("2024-03-15"));
+        assert_eq!(relative_date(&json!({"value": 1.5, "code": "mo"}), 1, today).as_deref(), Some("2024-04-15"));
+        assert_eq!(relative_date(&json!({"value": 0, "code": "d"}), 1, today).as_deref(), Some("2024-03-01"));
+        // Units other than a, mo, wk, d (and values that are not numbers) are not understood.
+        assert_eq!(relative_date(&json!({"value": 3, "code": "h"}), 1, today), None);
+        assert_eq!(relative_date(&json!({"value": "3", "code": "d"}), 1, today), None);
+        // Any size is clamped, never an overflow.
+        assert!(relative_date(&json!({"value": 1e300, "code": "a"}), 1, today).is_some());
+    }
+}
