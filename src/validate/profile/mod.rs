@@ -11,8 +11,14 @@
 //! differential get a snapshot generated ([`snapshot`]).
 //!
 //! Invariants (as absences): no I/O after the definitions are loaded (packages read files
-//! lazily on first use of a definition), no logging, and no finding quotes an instance value:
-//! findings name element paths (FHIRPath) and codes of definitions only.
+//! lazily on first use of a definition), no logging, no clock of its own (the clock is given at
+//! construction, [`Validator::with_clock`], and read once per validation for "today"), and no
+//! finding quotes an instance value: findings name element paths (FHIRPath) and codes of
+//! definitions only.
+//!
+//! Layout: `walk/` is the instance walk (one concern a file, slicing included); `json.rs` the
+//! leaf of JSON comparisons the walk, [`native`] and `definitions.rs` share; nothing below
+//! imports the walk.
 
 mod definitions;
 mod json;
