@@ -12,7 +12,7 @@
 //!   (`[[auth.clients]] cert_sha256`).
 //!
 //! Each caller has scopes ([`Scope`]) and, optionally, the destinations and programmes it may
-//! submit for. Routes name the scope they need in [`required_scope`]; `GET /health`,
+//! submit for. Routes name the scope they need where they are defined (`crate::http`); `GET /health`,
 //! `GET /ready` and `GET /fhir/metadata` need none.
 //!
 //! Invariants: no key, token or secret is ever logged or put into an answer; a refusal says what
@@ -77,34 +77,6 @@ impl Scope {
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
-}
-
-/// The scope a route needs; `None` for the public routes. Unknown routes need an authenticated
-/// caller with any scope (so that routes cannot be probed anonymously), then answer 404.
-pub fn required_scope(method: &http::Method, path: &str, query: Option<&str>) -> Option<Scope> {
-    use http::Method;
-    let get = method == Method::GET || method == Method::HEAD;
-    match path {
-        "/health" | "/ready" | "/fhir/metadata" | "/openapi.json" if get => return None,
-        "/fhir/$convert" => return Some(Scope::Convert),
-        "/records" => return Some(Scope::RecordsWrite),
-        "/metrics" => return Some(Scope::Metrics),
-        "/fhir/$validate" => return Some(Scope::Validate),
-        "/submissions" => {
-            // Decoded as the handler decodes it (`dead%2Dletter` is `dead-letter`): any `state`
-            // that names dead letters needs admin.
-            let dead = query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "state" && v == "dead-letter"));
-            return Some(if dead { Scope::Admin } else { Scope::SubmissionsRead });
-        }
-        _ => {}
-    }
-    if let Some(rest) = path.strip_prefix("/submissions/") {
-        return Some(if rest.ends_with("/$replay") { Scope::Admin } else { Scope::SubmissionsRead });
-    }
-    if path.starts_with("/fhir/") && path.ends_with("/$validate") {
-        return Some(Scope::Validate);
-    }
-    Some(Scope::Admin)
 }
 
 /// An authenticated caller, as handlers see it (a request extension).

@@ -1,5 +1,6 @@
-//! The gate in front of every route: concurrency limit, authentication, scope, per-client rate
-//! limit and request timeout, in that order. Each refusal is its own 4xx / 429 OperationOutcome
+//! The gate in front of every guarded route: concurrency limit, authentication, per-client rate
+//! limit and request timeout, in that order; then the scope the route declares where it is
+//! defined ([`needs`], 403 naming the scope). Each refusal is its own 4xx / 429 OperationOutcome
 //! (with `WWW-Authenticate` or `Retry-After` where HTTP expects one). Public routes
 //! (`GET /health`, `GET /ready`, `GET /fhir/metadata`, `GET /openapi.json`) pass without
 //! credentials or limits, so that probes keep answering under load. Connections themselves are
@@ -16,7 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::AppState;
 use crate::auth::limits::RateLimiter;
-use crate::auth::{Auth, Caller, Credentials, Refusal, required_scope};
+use crate::auth::{Auth, Caller, Credentials, Refusal, Scope};
 use crate::error::{Issue, RejectKind, Rejection};
 
 /// The SHA-256 fingerprint of the client certificate of a TLS connection (set by the TLS
@@ -73,9 +74,6 @@ fn credentials(req: &Request) -> Result<Credentials<'_>, ()> {
 
 pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let g = st.guard.clone();
-    let Some(scope) = required_scope(req.method(), req.uri().path(), req.uri().query()) else {
-        return next.run(req).await;
-    };
     let Ok(_permit) = g.in_flight.clone().try_acquire_owned() else {
         tracing::warn!(stage = "http", limit = g.max_in_flight, "too many requests in progress: refused");
         return with_header(
@@ -101,7 +99,7 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
                 Refusal::Expired => ("expired", "the token has expired"),
                 Refusal::Invalid(t) => ("security", t),
             };
-            tracing::info!(stage = "auth", reason = code, scope = scope.as_str(), "call refused: not authenticated");
+            tracing::info!(stage = "auth", reason = code, "call refused: not authenticated");
             return with_header(
                 refuse(RejectKind::Unauthenticated, code, text),
                 header::WWW_AUTHENTICATE,
@@ -109,10 +107,6 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
             );
         }
     };
-    if !caller.has(scope) {
-        tracing::info!(stage = "auth", client = %caller.name, scope = scope.as_str(), "call refused: scope missing");
-        return refuse(RejectKind::Forbidden, "forbidden", format!("this client lacks the scope '{}'", scope.as_str()));
-    }
     if let Err(wait) = g.rate.check(&caller.name) {
         tracing::info!(stage = "auth", client = %caller.name, "call refused: rate limit");
         return with_header(
@@ -136,4 +130,48 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
             refuse(RejectKind::Timeout, "timeout", format!("the request took longer than {} ms", g.timeout.as_millis()))
         }
     }
+}
+
+/// The scope a route needs, as the route declares it (`needs` in the router).
+#[derive(Clone, Copy, Debug)]
+pub enum ScopeRule {
+    Is(Scope),
+    /// `GET /submissions`: `submissions:read`, but `admin` when the query asks for dead letters,
+    /// decoded as the handler decodes it (`state=dead%2Dletter` is `state=dead-letter`).
+    DeadLettersAreAdmin,
+}
+
+impl ScopeRule {
+    fn scope(self, query: Option<&str>) -> Scope {
+        match self {
+            ScopeRule::Is(s) => s,
+            ScopeRule::DeadLettersAreAdmin => {
+                let dead = query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "state" && v == "dead-letter"));
+                if dead { Scope::Admin } else { Scope::SubmissionsRead }
+            }
+        }
+    }
+}
+
+type ScopeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+type ScopeCheck = fn(State<ScopeRule>, Request, Next) -> ScopeFuture;
+
+/// The layer a route puts on itself to need a scope: after the guard authenticated the caller,
+/// a caller without it gets 403 naming the scope.
+pub fn needs(rule: ScopeRule) -> axum::middleware::FromFnLayer<ScopeCheck, ScopeRule, (State<ScopeRule>, Request)> {
+    let check: ScopeCheck = |State(rule), req, next| Box::pin(check_scope(rule, req, next));
+    axum::middleware::from_fn_with_state(rule, check)
+}
+
+async fn check_scope(rule: ScopeRule, req: Request, next: Next) -> Response {
+    let scope = rule.scope(req.uri().query());
+    // The guard in front put the caller there; without one, nothing passes (fail closed).
+    let Some(caller) = req.extensions().get::<Caller>() else {
+        return refuse(RejectKind::Forbidden, "forbidden", format!("this call needs the scope '{}'", scope.as_str()));
+    };
+    if !caller.has(scope) {
+        tracing::info!(stage = "auth", client = %caller.name, scope = scope.as_str(), "call refused: scope missing");
+        return refuse(RejectKind::Forbidden, "forbidden", format!("this client lacks the scope '{}'", scope.as_str()));
+    }
+    next.run(req).await
 }

@@ -16,8 +16,8 @@
 //!   API as OpenAPI ([`OPENAPI`], `conformance/openapi.json`).
 //!
 //! Every route but `GET /health`, `GET /ready`, `GET /fhir/metadata` and `GET /openapi.json`
-//! passes the [`guard`] first: authentication, scope, rate limit, concurrency and timeout (see
-//! `crate::auth`). Connections are accepted and timed by [`serve`] (plain HTTP and, with
+//! passes the [`guard`] first: concurrency, authentication, rate limit and timeout (see
+//! `crate::auth`), then the scope the route names beside its path (`needs`). Connections are accepted and timed by [`serve`] (plain HTTP and, with
 //! [`tls`], HTTPS): the only place that names hyper's server types.
 //!
 //! Every refusal is an OperationOutcome with a 4xx status, axum's own rejections included
@@ -35,8 +35,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::auth::Scope;
 use crate::error::{Issue, RejectKind, Rejection};
 use crate::pipeline::Pipeline;
+use guard::ScopeRule;
 
 pub mod guard;
 mod records;
@@ -72,23 +74,47 @@ pub const OPENAPI: &str = include_str!("../../conformance/openapi.json");
 
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
+    use guard::needs;
     let reads = |types: &'static [&'static str]| from_fn_with_state(types, media_type);
-    Router::new()
-        .route("/fhir/$convert", post(convert).layer(reads(RECORD_TYPES)))
-        .route("/fhir/$validate", post(validate::any).layer(reads(RESOURCE_TYPES)))
-        .route("/fhir/{type}/$validate", post(validate::typed).layer(reads(RESOURCE_TYPES)))
-        .route("/records", post(records::accept).layer(reads(RECORD_TYPES)))
-        .route("/submissions", get(records::list))
-        .route("/submissions/{id}", get(records::status))
-        .route("/submissions/{id}/audit", get(records::audit))
-        .route("/submissions/{id}/$replay", post(records::replay))
+    // Each route names the scope it needs where it is defined (`needs`); the guard in front of
+    // them authenticates, limits and times every request, unknown routes included (which then
+    // answer 404 to any known caller, so routes cannot be probed anonymously).
+    let guarded = Router::new()
+        .route(
+            "/fhir/$convert",
+            post(convert).layer(reads(RECORD_TYPES)).route_layer(needs(ScopeRule::Is(Scope::Convert))),
+        )
+        .route(
+            "/fhir/$validate",
+            post(validate::any).layer(reads(RESOURCE_TYPES)).route_layer(needs(ScopeRule::Is(Scope::Validate))),
+        )
+        .route(
+            "/fhir/{type}/$validate",
+            post(validate::typed).layer(reads(RESOURCE_TYPES)).route_layer(needs(ScopeRule::Is(Scope::Validate))),
+        )
+        .route(
+            "/records",
+            post(records::accept).layer(reads(RECORD_TYPES)).route_layer(needs(ScopeRule::Is(Scope::RecordsWrite))),
+        )
+        .route("/submissions", get(records::list).route_layer(needs(ScopeRule::DeadLettersAreAdmin)))
+        .route("/submissions/{id}", get(records::status).route_layer(needs(ScopeRule::Is(Scope::SubmissionsRead))))
+        .route(
+            "/submissions/{id}/audit",
+            get(records::audit).route_layer(needs(ScopeRule::Is(Scope::SubmissionsRead))),
+        )
+        .route("/submissions/{id}/$replay", post(records::replay).route_layer(needs(ScopeRule::Is(Scope::Admin))))
+        .route("/metrics", get(metrics).route_layer(needs(ScopeRule::Is(Scope::Metrics))))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard));
+    // Public: probes and the descriptions of the API, without credentials or limits, so that
+    // they keep answering under load.
+    let public = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
         .route("/fhir/metadata", get(metadata))
-        .route("/openapi.json", get(openapi))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .route("/openapi.json", get(openapi));
+    public
+        .merge(guarded)
         .layer(from_fn(outcome_for_bare_errors))
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
