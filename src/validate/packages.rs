@@ -59,10 +59,10 @@ struct Head {
     version: Option<String>,
 }
 
+/// A package's resource files, by file name, read when the package is loaded (from a `.tgz`
+/// under `package/`, or from a folder): the validator reads no file while validating.
 enum Source {
-    Dir(PathBuf),
-    /// Members of a `.tgz` under `package/`, by file name.
-    Tgz(HashMap<String, Vec<u8>>),
+    Members(HashMap<String, Vec<u8>>),
 }
 
 pub struct Package {
@@ -166,7 +166,15 @@ impl Packages {
                 index
             }
         };
-        Ok(Package { name, version, canonical, dependencies, index, source: Source::Dir(dir), origin: path.to_path_buf() })
+        // Every resource is read now, as from an archive: validating reads no file.
+        let mut members = HashMap::new();
+        for e in &index {
+            // A file an older index names but the folder lacks is left out, as it was before.
+            if let Ok(bytes) = std::fs::read(dir.join(&e.filename)) {
+                members.insert(e.filename.clone(), bytes);
+            }
+        }
+        Ok(Package { name, version, canonical, dependencies, index, source: Source::Members(members), origin: path.to_path_buf() })
     }
 
     fn load_tgz(path: &Path) -> Result<Package, GatewayError> {
@@ -194,7 +202,7 @@ impl Packages {
                 names.into_iter().filter_map(|n| index_entry(n, &members[n])).collect()
             }
         };
-        Ok(Package { name, version, canonical, dependencies, index, source: Source::Tgz(members), origin: path.to_path_buf() })
+        Ok(Package { name, version, canonical, dependencies, index, source: Source::Members(members), origin: path.to_path_buf() })
     }
 
     fn parse(&self, pkg: usize, entry: usize) -> Option<Arc<Value>> {
@@ -209,8 +217,7 @@ impl Packages {
         let p = &self.packages[pkg];
         let file = &p.index[entry].filename;
         let v = match &p.source {
-            Source::Dir(d) => serde_json::from_slice::<Value>(&std::fs::read(d.join(file)).ok()?).ok()?,
-            Source::Tgz(m) => serde_json::from_slice::<Value>(m.get(file)?).ok()?,
+            Source::Members(m) => serde_json::from_slice::<Value>(m.get(file)?).ok()?,
         };
         let v = Arc::new(v);
         if keep {
