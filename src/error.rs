@@ -11,8 +11,11 @@
 
 use serde_json::{Value, json};
 
-/// Why a record (or a request) was refused. Decides the HTTP status and whether retrying the
-/// same input could ever help (it cannot, for all of these: they are properties of the input).
+/// Why a record (or a request) was refused: the one table of reasons. Each decides the HTTP
+/// status ([`RejectKind::http_status`]), the rejection code of `CodeSystem-rejection` and the
+/// metric label ([`RejectKind::label`]), and whether sending the same request again can help
+/// ([`RejectKind::retryable`]). The OperationOutcome `issue.code` is the FHIR issue type of each
+/// finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectKind {
     /// Not JSON, or JSON of the wrong outer shape.
@@ -73,6 +76,15 @@ impl RejectKind {
             RejectKind::RateLimited | RejectKind::Overloaded => 429,
             RejectKind::Timeout => 408,
         }
+    }
+
+    /// Whether the same request may succeed later: throttling, overload, a timeout, a store that
+    /// does not answer. The others are properties of the input (or a bug) and never change.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            RejectKind::RateLimited | RejectKind::Overloaded | RejectKind::Timeout | RejectKind::Unavailable
+        )
     }
 
     /// A stable, data-free label for logs and metrics.
@@ -338,6 +350,7 @@ mod tests {
         for k in kinds {
             assert!(codes.contains(&k.label()), "{} is not in CodeSystem-rejection.json", k.label());
             assert!((400..600).contains(&k.http_status()));
+            assert_eq!(k.retryable(), matches!(k.http_status(), 408 | 429 | 503), "{}", k.label());
         }
         assert!(codes.contains(&super::WARNING_CODE));
         assert_eq!(codes.len(), kinds.len() + 1, "a code of the CodeSystem that no kind (or the warning) uses");
