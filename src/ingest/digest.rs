@@ -7,40 +7,50 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Hex SHA-256 of the canonical form of `v`.
+/// Hex SHA-256 of the canonical form of `v`. The canonical bytes are written into one buffer
+/// and hashed once (per-key strings and per-leaf hashing cost more than the hash itself).
 pub fn content_digest(v: &Value) -> String {
-    let mut h = Sha256::new();
-    feed(&mut h, v);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let mut buf = Vec::with_capacity(4096);
+    write(&mut buf, v);
+    let d = Sha256::digest(&buf);
+    let mut hex = String::with_capacity(64);
+    for b in d {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    hex
 }
 
-fn feed(h: &mut Sha256, v: &Value) {
+fn write(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_unstable();
-            h.update(b"{");
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, x)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    h.update(b",");
+                    out.push(b',');
                 }
-                h.update(Value::String(k.clone()).to_string().as_bytes());
-                h.update(b":");
-                feed(h, &m[k]);
+                // Writing JSON into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write(out, x);
             }
-            h.update(b"}");
+            out.push(b'}');
         }
         Value::Array(a) => {
-            h.update(b"[");
+            out.push(b'[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    h.update(b",");
+                    out.push(b',');
                 }
-                feed(h, x);
+                write(out, x);
             }
-            h.update(b"]");
+            out.push(b']');
         }
-        other => h.update(other.to_string().as_bytes()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
