@@ -60,6 +60,33 @@ pub enum RejectKind {
 }
 
 impl RejectKind {
+    /// Every kind. The unit test checks each against `CodeSystem-rejection` and that the
+    /// CodeSystem has no code that no kind uses, so a new kind with its code must be listed here.
+    pub const ALL: [RejectKind; 19] = {
+        use RejectKind::*;
+        [
+            Malformed,
+            TooDeep,
+            TooLarge,
+            TooMany,
+            UnsupportedMedia,
+            Schema,
+            UnmappedCode,
+            OutputInvalid,
+            Unauthenticated,
+            Forbidden,
+            RateLimited,
+            Overloaded,
+            Timeout,
+            Conflict,
+            Implausible,
+            MethodNotAllowed,
+            Unavailable,
+            Internal,
+            NotFound,
+        ]
+    };
+
     pub fn http_status(self) -> u16 {
         match self {
             RejectKind::Malformed | RejectKind::TooDeep => 400,
@@ -317,7 +344,6 @@ pub enum GatewayError {
 
 #[cfg(test)]
 mod tests {
-    use super::RejectKind::*;
 
     /// Every rejection label is a code of the published CodeSystem (the OperationOutcomes'
     /// `details.coding` must resolve there).
@@ -326,27 +352,7 @@ mod tests {
         let cs: serde_json::Value =
             serde_json::from_str(include_str!("../conformance/CodeSystem-rejection.json")).expect("the CodeSystem is JSON");
         let codes: Vec<&str> = cs["concept"].as_array().into_iter().flatten().filter_map(|c| c["code"].as_str()).collect();
-        let kinds = [
-            Malformed,
-            TooDeep,
-            TooLarge,
-            TooMany,
-            UnsupportedMedia,
-            Schema,
-            UnmappedCode,
-            OutputInvalid,
-            Unauthenticated,
-            Forbidden,
-            RateLimited,
-            Overloaded,
-            Timeout,
-            Conflict,
-            Implausible,
-            MethodNotAllowed,
-            Unavailable,
-            Internal,
-            NotFound,
-        ];
+        let kinds = super::RejectKind::ALL;
         for k in kinds {
             assert!(codes.contains(&k.label()), "{} is not in CodeSystem-rejection.json", k.label());
             assert!((400..600).contains(&k.http_status()));
