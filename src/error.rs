@@ -220,41 +220,8 @@ impl Rejection {
 
     /// Render as a FHIR R4 `OperationOutcome`.
     pub fn to_operation_outcome(&self) -> Value {
-        let origin = self.source.describe();
-        let issues: Vec<Value> = self
-            .issues
-            .iter()
-            .map(|i| {
-                let mut text = String::new();
-                if let Some(o) = &i.origin {
-                    text.push_str(o);
-                    text.push_str(": ");
-                }
-                if let Some(p) = &i.input_path {
-                    text.push_str(&format!("input {p}: "));
-                }
-                text.push_str(&i.text);
-                let mut v = json!({
-                    "severity": if self.kind == RejectKind::Internal { "fatal" } else { "error" },
-                    "code": i.code,
-                    "details": {
-                        "coding": [{"system": crate::CANONICAL_CS_REJECTION, "code": self.kind.label()}],
-                        "text": text
-                    }
-                });
-                if let Some(o) = &origin {
-                    v["diagnostics"] = json!(o);
-                }
-                if let Some(p) = &i.input_path {
-                    v["location"] = json!([p]);
-                }
-                if let Some(e) = &i.expression {
-                    v["expression"] = json!([e]);
-                }
-                v
-            })
-            .collect();
-        json!({"resourceType": "OperationOutcome", "issue": issues})
+        let severity = if self.kind == RejectKind::Internal { "fatal" } else { "error" };
+        outcome(&self.issues, severity, self.kind.label(), self.source.describe().as_deref())
     }
 }
 
@@ -264,21 +231,30 @@ pub const WARNING_CODE: &str = "unlikely";
 /// Warnings about an accepted record as an OperationOutcome (severity `warning`, each issue at
 /// its input path), or `None` when there are none. Same rule as refusals: no record values.
 pub fn warnings_outcome(warnings: &[Issue], origin: Option<&str>) -> Option<Value> {
-    if warnings.is_empty() {
-        return None;
-    }
-    let issues: Vec<Value> = warnings
+    (!warnings.is_empty()).then(|| outcome(warnings, "warning", WARNING_CODE, origin))
+}
+
+/// An OperationOutcome of `issues`, each with `severity`, its FHIR issue type, the reason
+/// `reason` of CodeSystem-rejection, its text (prefixed with the record of a batch and the input
+/// path), `diagnostics` (where it came from), `location` and `expression`. Refusals and warnings
+/// are rendered alike by this one function.
+fn outcome(issues: &[Issue], severity: &str, reason: &str, origin: Option<&str>) -> Value {
+    let issues: Vec<Value> = issues
         .iter()
         .map(|i| {
             let mut text = String::new();
+            if let Some(o) = &i.origin {
+                text.push_str(o);
+                text.push_str(": ");
+            }
             if let Some(p) = &i.input_path {
                 text.push_str(&format!("input {p}: "));
             }
             text.push_str(&i.text);
             let mut v = json!({
-                "severity": "warning",
+                "severity": severity,
                 "code": i.code,
-                "details": {"coding": [{"system": crate::CANONICAL_CS_REJECTION, "code": WARNING_CODE}], "text": text}
+                "details": {"coding": [{"system": crate::CANONICAL_CS_REJECTION, "code": reason}], "text": text}
             });
             if let Some(o) = origin {
                 v["diagnostics"] = json!(o);
@@ -286,10 +262,13 @@ pub fn warnings_outcome(warnings: &[Issue], origin: Option<&str>) -> Option<Valu
             if let Some(p) = &i.input_path {
                 v["location"] = json!([p]);
             }
+            if let Some(e) = &i.expression {
+                v["expression"] = json!([e]);
+            }
             v
         })
         .collect();
-    Some(json!({"resourceType": "OperationOutcome", "issue": issues}))
+    json!({"resourceType": "OperationOutcome", "issue": issues})
 }
 
 impl Rejection {
