@@ -19,10 +19,6 @@ impl Env {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
-
-    pub fn vars(&self) -> &HashMap<String, String> {
-        &self.0
-    }
 }
 
 impl std::fmt::Debug for Env {

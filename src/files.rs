@@ -35,16 +35,21 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates `path` empty as `0600` if it does not exist; makes it `0600` if it does.
-pub fn private_file(path: &Path) -> std::io::Result<()> {
+/// Options that create a file as `0600` (the umask can only take more away), for writing.
+fn private_options(truncate: bool) -> std::fs::OpenOptions {
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(false);
+    o.write(true).create(true).truncate(truncate);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path)?;
+    o
+}
+
+/// Creates `path` empty as `0600` if it does not exist; makes it `0600` if it does.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    private_options(false).open(path)?;
     make_private(path)
 }
 
@@ -80,14 +85,7 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()>
     private_dir(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&tmp)?;
+        let mut f = private_options(true).open(&tmp)?;
         make_private(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;

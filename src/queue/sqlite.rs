@@ -21,12 +21,13 @@ pub struct SqliteStore {
 
 /// One submission inside the accept transaction: by the client's key first, then by identity.
 fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<Step> {
-    if let Some(ck) = &s.client_key {
-        let found = tx
-            .prepare_cached(&q(sql::FIND_CLIENT_KEY))?
+    let find_key = |ck: &str| {
+        tx.prepare_cached(&q(sql::FIND_CLIENT_KEY))?
             .query_row(params![ck], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .optional()?;
-        if let Some(step) = super::by_client_key(found, &s.digest) {
+            .optional()
+    };
+    if let Some(ck) = &s.client_key {
+        if let Some(step) = super::by_client_key(find_key(ck)?, &s.digest) {
             return Ok(step);
         }
     }
@@ -78,11 +79,7 @@ fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<S
     if let (Step::Stored(a), Some(ck)) = (&step, &s.client_key) {
         if tx.prepare_cached(&q(sql::INSERT_CLIENT_KEY))?.execute(params![ck, a.id(), s.digest])? == 0 {
             // Another request took the same key meanwhile (it committed first): decide by it.
-            let found = tx
-                .prepare_cached(&q(sql::FIND_CLIENT_KEY))?
-                .query_row(params![ck], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .optional()?;
-            if let Some(other) = super::by_client_key(found, &s.digest) {
+            if let Some(other) = super::by_client_key(find_key(ck)?, &s.digest) {
                 return Ok(other);
             }
         }
