@@ -253,12 +253,7 @@ impl Walk<'_> {
                     self.report(Severity::Error, "structure", format!("the extension {url} does not allow a value of type {t}"));
                 } else if let Some(ce) = choice {
                     let t = fhir_type_of_suffix(&key[ce.name.len()..]);
-                    let len = self.path.len();
-                    self.path.push('.');
-                    self.path.push_str(&ce.name);
-                    self.path.push_str(".ofType(");
-                    self.path.push_str(&t);
-                    self.path.push(')');
+                    let len = self.push_element(&ce.name, Some(&t), None);
                     self.report(Severity::Error, "structure", format!("type {t} is not allowed for {}[x] here", ce.name));
                     self.path.truncate(len);
                 } else if key == "fhir_comments" {
@@ -333,14 +328,7 @@ impl Walk<'_> {
             // and no type is one.
             let ty = if ce.types.is_empty() { if ce.path.contains('.') { "BackboneElement" } else { &cp.type_name } } else { ty };
             let mut items: Vec<(Option<&'v Value>, Option<&'v Value>)> = Vec::new();
-            let len = self.path.len();
-            self.path.push('.');
-            self.path.push_str(if ce.choice { &ce.name } else { key });
-            if ce.choice {
-                self.path.push_str(".ofType(");
-                self.path.push_str(ty);
-                self.path.push(')');
-            }
+            let len = self.push_element(if ce.choice { &ce.name } else { key }, ce.choice.then_some(ty), None);
             let main = if main.is_null() { None } else { Some(main) };
             let json_array = matches!(main, Some(Value::Array(_)));
             match (main, shadow) {
@@ -399,16 +387,7 @@ impl Walk<'_> {
             }
             let assigned = if ce.slicing.is_some() || !ce.slices.is_empty() { self.slices(cp, c, &items, ty, scope) } else { Vec::new() };
             for (i, (m, sh)) in items.iter().enumerate() {
-                let len = self.path.len();
-                self.path.push('.');
-                self.path.push_str(if ce.choice { &ce.name } else { key });
-                if ce.choice {
-                    self.path.push_str(".ofType(");
-                    self.path.push_str(ty);
-                    self.path.push(')');
-                } else if ce.base_many {
-                    let _ = write!(self.path, "[{i}]");
-                }
+                let len = self.push_element(if ce.choice { &ce.name } else { key }, ce.choice.then_some(ty), ce.base_many.then_some(i));
                 let plen = self.ptr.len();
                 push_key(&mut self.ptr, key);
                 if json_array {

@@ -146,10 +146,21 @@ impl<'a> Walk<'a> {
     }
 
     fn push(&mut self, seg: &str, index: Option<usize>) -> usize {
+        self.push_element(seg, None, index)
+    }
+
+    /// Appends an element's step to the FHIRPath: `.name`, then `.ofType(T)` for a choice
+    /// element's type, else `[i]` for an item of a repeating element. Returns the length to
+    /// truncate back to.
+    fn push_element(&mut self, name: &str, choice_type: Option<&str>, index: Option<usize>) -> usize {
         let len = self.path.len();
         self.path.push('.');
-        self.path.push_str(seg);
-        if let Some(i) = index {
+        self.path.push_str(name);
+        if let Some(t) = choice_type {
+            self.path.push_str(".ofType(");
+            self.path.push_str(t);
+            self.path.push(')');
+        } else if let Some(i) = index {
             let _ = write!(self.path, "[{i}]");
         }
         len

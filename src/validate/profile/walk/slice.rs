@@ -50,17 +50,7 @@ impl Walk<'_> {
                     }
                 }
             }
-            let len = self.path.len();
-            self.path.push('.');
-            self.path.push_str(&ce.name);
-            if ce.choice {
-                self.path.push_str(".ofType(");
-                self.path.push_str(ty);
-                self.path.push(')');
-            } else if ce.base_many {
-                use std::fmt::Write;
-                let _ = write!(self.path, "[{i}]");
-            }
+            let len = self.push_element(&ce.name, ce.choice.then_some(ty), ce.base_many.then_some(i));
             if let (Some(first), false) = (hit, also.is_empty()) {
                 let names: Vec<&str> =
                     std::iter::once(first).chain(also).filter_map(|si| cp.elem(ce.slices[si]).slice_name.as_deref()).collect();
