@@ -235,7 +235,7 @@ impl Config {
                 }
             }
         }
-        crate::auth::check_config(&cfg.auth).map_err(|m| cfg_err(&name, m))?;
+        crate::auth::check_config(&cfg.auth).map_err(|m| cfg_err(&name, m.to_string()))?;
         if let Some(t) = &cfg.server.tls {
             crate::http::tls::server_config(t).map_err(|m| cfg_err(&name, m))?;
         }

@@ -140,6 +140,18 @@ impl RejectKind {
     }
 }
 
+/// A destination's answer read through the same table: whether sending the same delivery again
+/// may succeed. The statuses [`RejectKind::retryable`] gives for the gateway's own answers (408,
+/// 429, 503) and two more that mean something else when another server sends them: 401 (the
+/// relay renews its token before the next attempt) and every other 5xx (a fault of the
+/// destination, which may pass, where the gateway's own 500 is a bug of its own that will not).
+/// Any other status is final: the delivery becomes a dead letter with the destination's
+/// OperationOutcome, until an operator replays it.
+pub fn destination_may_recover(status: u16) -> bool {
+    let ours = RejectKind::ALL.iter().any(|k| k.retryable() && k.http_status() == status);
+    ours || status == 401 || (500..=599).contains(&status)
+}
+
 /// One finding. `text` never holds record data (see the module invariant).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {
@@ -338,6 +350,8 @@ mod tests {
             assert_eq!(k.retryable(), matches!(k.http_status(), 408 | 429 | 503), "{}", k.label());
         }
         assert!(codes.contains(&super::WARNING_CODE));
+        let recoverable: Vec<u16> = (100..600).filter(|s| super::destination_may_recover(*s)).collect();
+        assert_eq!(recoverable, [401, 408, 429].into_iter().chain(500..600).collect::<Vec<_>>());
         assert_eq!(codes.len(), kinds.len() + 1, "a code of the CodeSystem that no kind (or the warning) uses");
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, parse_scopes, sha256_hex};
+use super::{AuthError, Caller, parse_scopes, sha256_hex};
 
 /// A new API key: `mhg_` and 256 random bits, base64url.
 pub fn generate() -> String {
@@ -49,19 +49,23 @@ pub struct KeysFile {
 
 impl KeysFile {
     /// The file's keys; an absent file has none.
-    pub fn read(path: &Path) -> Result<KeysFile, String> {
+    pub fn read(path: &Path) -> Result<KeysFile, AuthError> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: not a keys file: {e}", path.display())),
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| AuthError::NotKeysFile { path: path.to_owned(), source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
-            Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+            Err(source) => Err(AuthError::Read { path: path.to_owned(), source }),
         }
     }
 
-    pub fn write(&self, path: &Path) -> Result<(), String> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+    pub fn write(&self, path: &Path) -> Result<(), AuthError> {
+        let write_err = |source| AuthError::Write { path: path.to_owned(), source };
+        let text = serde_json::to_vec_pretty(self).map_err(|e| write_err(e.into()))?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a file name", path.display()))?;
-        crate::files::write_atomic(dir, name, &text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| write_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?;
+        crate::files::write_atomic(dir, name, &text).map_err(write_err)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -78,15 +82,15 @@ impl KeysFile {
         scopes: &[String],
         destinations: Option<Vec<String>>,
         programmes: Option<Vec<String>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AuthError> {
         if name.is_empty() || name.len() > 100 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
-            return Err("a client name is 1 to 100 letters, digits, '-', '_', '.' or '@'".into());
+            return Err(AuthError::Refused("a client name is 1 to 100 letters, digits, '-', '_', '.' or '@'".into()));
         }
         if self.keys.iter().any(|k| k.name == name) {
-            return Err(format!("a key named '{name}' exists already (revoke it first)"));
+            return Err(AuthError::Refused(format!("a key named '{name}' exists already (revoke it first)")));
         }
         if scopes.is_empty() {
-            return Err("give at least one scope".into());
+            return Err(AuthError::Refused("give at least one scope".into()));
         }
         parse_scopes(scopes, "scopes")?;
         self.keys.push(KeyEntry {
@@ -107,7 +111,7 @@ impl KeysFile {
         self.keys.len() != before
     }
 
-    pub(super) fn callers(&self) -> Result<HashMap<String, Caller>, String> {
+    pub(super) fn callers(&self) -> Result<HashMap<String, Caller>, AuthError> {
         let mut out = HashMap::new();
         for (i, k) in self.keys.iter().enumerate() {
             let ctx = format!("keys[{i}]");

@@ -19,9 +19,12 @@
 //! is missing (credentials, a scope), never which part of a presented credential was wrong
 //! beyond "expired" / "not valid".
 
+mod error;
 pub mod jwt;
 pub mod keys;
 pub mod limits;
+
+pub use error::AuthError;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -138,10 +141,13 @@ impl Caller {
     }
 }
 
-fn parse_scopes(names: &[String], ctx: &str) -> Result<Vec<Scope>, String> {
+fn parse_scopes(names: &[String], ctx: &str) -> Result<Vec<Scope>, AuthError> {
     names
         .iter()
-        .map(|n| Scope::parse(n).ok_or_else(|| format!("{ctx}: unknown scope '{n}' (expected one of {})", ALL_SCOPES.join(", "))))
+        .map(|n| {
+            Scope::parse(n)
+                .ok_or_else(|| AuthError::config(ctx, format!("unknown scope '{n}' (expected one of {})", ALL_SCOPES.join(", "))))
+        })
         .collect()
 }
 
@@ -205,12 +211,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     s
 }
 
-fn check_hex64(v: &str, ctx: &str) -> Result<String, String> {
+fn check_hex64(v: &str, ctx: &str) -> Result<String, AuthError> {
     let v = v.trim().to_ascii_lowercase().replace(':', "");
     if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(v)
     } else {
-        Err(format!("{ctx}: expected 64 hexadecimal digits (a SHA-256)"))
+        Err(AuthError::config(ctx, "expected 64 hexadecimal digits (a SHA-256)"))
     }
 }
 
@@ -263,11 +269,11 @@ impl Auth {
         }
     }
 
-    pub fn from_config(cfg: &AuthConfig) -> Result<Auth, String> {
+    pub fn from_config(cfg: &AuthConfig) -> Result<Auth, AuthError> {
         Self::build(cfg, true)
     }
 
-    fn build(cfg: &AuthConfig, read_keys: bool) -> Result<Auth, String> {
+    fn build(cfg: &AuthConfig, read_keys: bool) -> Result<Auth, AuthError> {
         if !cfg.enabled {
             return Ok(Auth::disabled());
         }
@@ -279,7 +285,7 @@ impl Auth {
             caller.destinations = c.destinations.clone().map(Into::into);
             caller.programmes = c.programmes.clone().map(Into::into);
             if c.key_sha256.is_none() && c.cert_sha256.is_none() {
-                return Err(format!("{ctx}: give key_sha256 (an API key) or cert_sha256 (a client certificate)"));
+                return Err(AuthError::config(&ctx, "give key_sha256 (an API key) or cert_sha256 (a client certificate)"));
             }
             if let Some(h) = &c.key_sha256 {
                 configured.insert(check_hex64(h, &format!("{ctx}.key_sha256"))?, caller.clone());
@@ -292,7 +298,7 @@ impl Auth {
             .jwt
             .iter()
             .enumerate()
-            .map(|(i, j)| jwt::Issuer::new(j, &cfg.env).map_err(|e| format!("auth.jwt[{i}]: {e}")))
+            .map(|(i, j)| jwt::Issuer::new(j, &cfg.env).map_err(|e| AuthError::config(&format!("auth.jwt[{i}]"), e)))
             .collect::<Result<Vec<_>, _>>()?;
         let auth = Auth {
             enabled: true,
@@ -323,7 +329,7 @@ impl Auth {
 
     /// Re-reads the keys file when it changed (checked at most once a second), so that
     /// `mhg keys add` / `revoke` take effect without a restart.
-    fn reload_keys(&self, force: bool) -> Result<(), String> {
+    fn reload_keys(&self, force: bool) -> Result<(), AuthError> {
         use std::sync::atomic::Ordering;
         let now = u64::try_from(crate::calendar::now_ms().div_euclid(1000)).unwrap_or(0);
         if !force && self.last_check.swap(now, Ordering::Relaxed) == now {
@@ -375,21 +381,21 @@ impl Auth {
 
 /// Checks `[auth]` as configuration (scopes, hashes, issuers and their key files), without
 /// reading the keys file.
-pub fn check_config(cfg: &AuthConfig) -> Result<(), String> {
+pub fn check_config(cfg: &AuthConfig) -> Result<(), AuthError> {
     Auth::build(cfg, false).map(|_| ())
 }
 
 /// First start on the embedded defaults: nobody could call, so make an admin key, store its
 /// hash, and hand the key back (to be printed once). `MHG_ADMIN_KEY`, when set, is used instead
 /// of a random key (for automated set-ups).
-pub fn bootstrap_admin(cfg: &AuthConfig, given: Option<&str>) -> Result<Option<String>, String> {
+pub fn bootstrap_admin(cfg: &AuthConfig, given: Option<&str>) -> Result<Option<String>, AuthError> {
     let auth = Auth::from_config(cfg)?;
     if !auth.enabled() || !auth.has_no_clients() {
         return Ok(None);
     }
     let key = match given {
         Some(k) if k.len() >= 32 => k.to_owned(),
-        Some(_) => return Err("MHG_ADMIN_KEY: an API key needs at least 32 characters".into()),
+        Some(_) => return Err(AuthError::config("MHG_ADMIN_KEY", "an API key needs at least 32 characters")),
         None => keys::generate(),
     };
     let mut file = keys::KeysFile::read(&cfg.keys_file)?;

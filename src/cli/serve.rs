@@ -47,7 +47,7 @@ async fn shutdown_signal() {
 
 /// The authenticator; on the very first start with nobody able to call, an admin key is made,
 /// its hash stored, and the key printed once on standard output (never into the log).
-fn prepare_auth(config: &Config) -> Result<Arc<crate::auth::Auth>, String> {
+fn prepare_auth(config: &Config) -> Result<Arc<crate::auth::Auth>, crate::auth::AuthError> {
     if !config.auth.enabled {
         for _ in 0..3 {
             tracing::warn!(

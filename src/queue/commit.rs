@@ -7,7 +7,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::{GroupOutcome, NewSubmission, Store, now_ms};
 use crate::error::GatewayError;
 
-type Request = (Vec<NewSubmission>, oneshot::Sender<Result<GroupOutcome, String>>);
+type Request = (Vec<NewSubmission>, oneshot::Sender<Result<GroupOutcome, CommitFailed>>);
+
+/// The group's transaction did not commit (the cause is logged once, for the whole group).
+#[derive(Debug, thiserror::Error)]
+#[error("the store could not commit")]
+struct CommitFailed;
 
 #[derive(Clone)]
 pub struct Committer {
@@ -43,7 +48,7 @@ impl Committer {
                     Err(e) => {
                         tracing::error!(stage = "queue", error = %e, records = n, "commit failed");
                         for reply in replies {
-                            let _ = reply.send(Err("the store could not commit".to_owned()));
+                            let _ = reply.send(Err(CommitFailed));
                         }
                     }
                 }

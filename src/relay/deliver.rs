@@ -242,16 +242,19 @@ fn retry_after_ms(h: &reqwest::header::HeaderMap) -> Option<i64> {
     h.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).map(|s| s.clamp(0, 86_400) * 1000)
 }
 
-/// A non-2xx answer: 401, 408, 429 and 5xx are worth another try (at `Retry-After`, else at
-/// `backoff_at`); any other status is final, keeping the destination's OperationOutcome.
+/// A non-2xx answer: where the error table says the destination may recover
+/// ([`crate::error::destination_may_recover`]: 401, 408, 429, 5xx) another try (at
+/// `Retry-After`, else at `backoff_at`); any other status is final, keeping the destination's
+/// OperationOutcome.
 fn classify_failure(status: u16, retry_after: Option<i64>, body: Value, backoff_at: i64) -> Outcome {
-    match status {
-        401 | 408 | 429 | 500..=599 => Outcome::Retry {
+    if crate::error::destination_may_recover(status) {
+        Outcome::Retry {
             status: Some(status),
             at: retry_after.map(|r| now_ms() + r).unwrap_or(backoff_at),
             detail: outcome_or_status(body, status),
-        },
-        _ => Outcome::Dead { status: Some(status), detail: outcome_or_status(body, status) },
+        }
+    } else {
+        Outcome::Dead { status: Some(status), detail: outcome_or_status(body, status) }
     }
 }
 

@@ -3,7 +3,8 @@
 //! One worker per destination leases due deliveries from the store, sends them (a FHIR
 //! transaction, or a file), and records the outcome:
 //! - success (2xx): the destination's resource ids and versions are kept;
-//! - retryable (network error, timeout, 408, 429, 5xx): tried again after exponential backoff
+//! - retryable (network error, timeout, and the statuses `error::destination_may_recover`
+//!   names: 401, 408, 429, 5xx): tried again after exponential backoff
 //!   with jitter, or after the destination's `Retry-After`; a destination that keeps failing
 //!   trips its breaker and is left alone for a while;
 //! - permanent (any other 4xx): dead letter, keeping the destination's OperationOutcome, until
