@@ -245,31 +245,10 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Where `mappings/` and `conformance/` live: `home` if set, else the current directory if it
-    /// holds them, else the folder above the executable's `target/` (a source checkout), else the
-    /// source tree this binary was built from.
+    /// Where `mappings/` and `conformance/` live: `home` as configured, or as `cli` found it at
+    /// start-up (`cli::find_home`), else the source tree this binary was built from.
     pub fn home(&self) -> PathBuf {
-        if let Some(h) = &self.home {
-            return h.clone();
-        }
-        let has = |p: &Path| p.join("mappings").join("mappings.json").is_file();
-        if let Ok(cwd) = std::env::current_dir() {
-            if has(&cwd) {
-                return cwd;
-            }
-        }
-        if let Ok(exe) = std::env::current_exe() {
-            for anc in exe.ancestors().skip(1) {
-                if has(anc) {
-                    return anc.to_path_buf();
-                }
-                let share = anc.join("share").join("mhg");
-                if has(&share) {
-                    return share;
-                }
-            }
-        }
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        self.home.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
     }
 
     pub fn mappings_dir(&self) -> PathBuf {

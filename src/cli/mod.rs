@@ -89,7 +89,34 @@ fn replay(config: &Config, args: ReplayArgs) -> i32 {
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, crate::error::GatewayError> {
     // The one read of the process environment: from here on it is data (`crate::environment`).
     let env: HashMap<String, String> = std::env::vars().collect();
-    Config::load_from(path, &env)
+    let mut config = Config::load_from(path, &env)?;
+    if config.home.is_none() {
+        config.home = find_home();
+    }
+    Ok(config)
+}
+
+/// Where `mappings/` and `conformance/` are when the configuration does not say: the current
+/// directory if it holds them, else the folder above the executable's `target/` (a source
+/// checkout) or its `share/mhg` (an installed tree). None: the source tree it was built from.
+fn find_home() -> Option<std::path::PathBuf> {
+    let has = |p: &std::path::Path| p.join("mappings").join("mappings.json").is_file();
+    if let Ok(cwd) = std::env::current_dir() {
+        if has(&cwd) {
+            return Some(cwd);
+        }
+    }
+    let exe = std::env::current_exe().ok()?;
+    for anc in exe.ancestors().skip(1) {
+        if has(anc) {
+            return Some(anc.to_path_buf());
+        }
+        let share = anc.join("share").join("mhg");
+        if has(&share) {
+            return Some(share);
+        }
+    }
+    None
 }
 
 /// Runs the command line; returns the process exit status.
