@@ -320,6 +320,19 @@ impl Browser {
         self.call(reqwest::Method::GET, "/source", Value::Null).await.as_str().unwrap().to_owned()
     }
 
+    /// Waits (10 s at most) until the page holds `needle`: a click's navigation may still run.
+    async fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.source().await;
+            if page.contains(needle) {
+                return page;
+            }
+            assert!(Instant::now() < deadline, "{needle} never appeared in {page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn current(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null).await.as_str().unwrap().to_owned()
     }
@@ -382,8 +395,8 @@ async fn a_real_browser_signs_in_and_replays_a_dead_letter() {
     assert!(b.current().await.ends_with("/console/sign-in"), "sent to sign in");
     b.type_in("#key", TEST_ADMIN_KEY).await;
     b.click("form.sign-in button[type=submit]").await;
-    assert!(b.current().await.ends_with("/console"), "signed in: {}", b.source().await);
-    let page = b.source().await;
+    let page = b.wait_for("Submissions by state").await;
+    assert!(b.current().await.ends_with("/console"), "signed in");
     assert!(
         page.contains("data-state=\"delivered\">3<") && page.contains("data-state=\"dead-letter\">1<"),
         "{page}"
@@ -395,15 +408,14 @@ async fn a_real_browser_signs_in_and_replays_a_dead_letter() {
     b.go(&format!("{base}/console/submissions")).await;
     b.click("#state option[value=\"dead-letter\"]").await;
     b.click("form.filters button[type=submit]").await;
+    let list = b.wait_for("Submissions, newest first").await;
     assert!(b.current().await.contains("state=dead-letter"));
-    let list = b.source().await;
     assert!(
         list.contains(&dead_id) && !delivered.iter().any(|d| list.contains(d.as_str())),
         "only the dead letter"
     );
     b.click(&format!("a[href=\"/console/submissions/{dead_id}\"]")).await;
-    let page = b.source().await;
-    assert!(page.contains("rejected by the fake for the test"));
+    let page = b.wait_for("rejected by the fake for the test").await;
     no_markers("a submission", &page);
     b.screenshot(dir.path(), "console-submission.png").await;
 
@@ -411,10 +423,10 @@ async fn a_real_browser_signs_in_and_replays_a_dead_letter() {
     b.go(&format!("{base}/console/dead-letters")).await;
     b.screenshot(dir.path(), "console-dead-letters.png").await;
     b.click(&format!("button[name=one][value=\"{dead_id}\"]")).await;
-    assert!(b.source().await.contains("Replayed 1 dead delivery(ies) of 1 submission(s)"));
+    b.wait_for("Replayed 1 dead delivery(ies) of 1 submission(s)").await;
     wait_state(&api, &base, &dead_id, "delivered", 20).await;
     b.go(&format!("{base}/console/submissions/{dead_id}")).await;
-    assert!(b.source().await.contains("state-delivered"), "the page shows it delivered");
+    b.wait_for("state state-delivered").await;
     b.go(&format!("{base}/console")).await;
     assert!(b.source().await.contains("data-state=\"delivered\">4<"));
 }
