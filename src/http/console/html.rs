@@ -173,3 +173,33 @@ pub fn outcome_table(caption: &str, oo: &Value) -> String {
 pub fn notice(kind: &str, text: &str) -> String {
     format!("<p class=\"notice notice-{}\" role=\"status\">{}</p>", esc(kind), esc(text))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn escaping_leaves_no_markup() {
+        assert_eq!(esc("<script>\"a\" & 'b'</script>"), "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;");
+        let t = table("c", &["h"], &[vec![esc("<img src=x onerror=alert(1)>")]]);
+        assert!(!t.contains("<img"));
+    }
+
+    #[test]
+    fn a_dead_letters_cause_is_its_outcomes_first_code_or_the_status() {
+        let oo =
+            json!({"gaveUpAfter": 1, "last": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing"}]}});
+        assert_eq!(cause(Some(&oo), Some(422)), "processing");
+        assert_eq!(cause(Some(&json!({"status": 500})), Some(500)), "http-500");
+        assert_eq!(cause(None, None), "unknown");
+    }
+
+    #[test]
+    fn an_outcome_table_escapes_every_cell() {
+        let oo = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid",
+            "expression": ["Bundle.entry[0]"], "diagnostics": "<b>bad</b>"}]});
+        let t = outcome_table("x", &oo);
+        assert!(t.contains("&lt;b&gt;bad&lt;/b&gt;") && t.contains("Bundle.entry[0]") && !t.contains("<b>"));
+    }
+}
