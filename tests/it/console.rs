@@ -62,6 +62,7 @@ struct Console {
 
 impl Console {
     async fn sign_in(base: &str, key: &str) -> Console {
+        mhg::relay::install_tls();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let r = client.post(format!("{base}/console/sign-in")).form_body(&[("key", key)]).send().await.unwrap();
         assert_eq!(r.status(), 303, "signed in");
@@ -120,6 +121,7 @@ async fn the_console_end_to_end(store_url: String) {
     let base = gw.base.clone();
 
     // No page without a session; a wrong key is refused.
+    mhg::relay::install_tls();
     let bare = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     for p in ["/console", "/console/submissions", "/console/dead-letters", "/console/callers", "/console/submissions/x"] {
         let r = bare.get(format!("{base}{p}")).send().await.unwrap();
@@ -271,6 +273,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver");
+        mhg::relay::install_tls();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -429,4 +432,46 @@ async fn a_real_browser_signs_in_and_replays_a_dead_letter() {
     b.wait_for("state state-delivered").await;
     b.go(&format!("{base}/console")).await;
     assert!(b.source().await.contains("data-state=\"delivered\">4<"));
+}
+
+/// A JWT from a configured issuer signs in as the API accepts it; the session ends no later
+/// than the token; an expired token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_signs_in_until_it_expires() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-shared-secret-of-at-least-32-bytes-long";
+    std::fs::write(dir.path().join("secret"), secret).unwrap();
+    let issuer: mhg::auth::jwt::IssuerConfig = toml::from_str(&format!(
+        "issuer = \"https://hs.example\"\naudience = \"mhg\"\nsecret_file = \"{}\"\nalgorithms = [\"HS256\"]\n",
+        dir.path().join("secret").display()
+    ))
+    .unwrap();
+    let cfg = mhg::auth::AuthConfig { keys_file: "/nonexistent/keys.json".into(), jwt: vec![issuer], ..Default::default() };
+    let auth = mhg::auth::Auth::from_config(&cfg).unwrap();
+    let guard = Arc::new(mhg::http::Guard::new(Arc::new(auth), 0, 0, 0, Duration::ZERO));
+    let db = tempfile::tempdir().unwrap();
+    let gw = Gateway::builder(&sqlite_url(&db).await).guard(guard).start().await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let jwt = |exp: i64| {
+        let claims = json!({"iss": "https://hs.example", "aud": "mhg", "exp": exp, "sub": "ops-desk", "scope": "submissions:read"});
+        let msg = format!("{}.{}", b64.encode(json!({"alg": "HS256"}).to_string()), b64.encode(claims.to_string()));
+        let sig = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()), msg.as_bytes());
+        format!("{msg}.{}", b64.encode(sig.as_ref()))
+    };
+    mhg::relay::install_tls();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client.post(format!("{}/console/sign-in", gw.base)).form_body(&[("token", &jwt(now + 120))]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let max_age: i64 = set.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    assert!(max_age <= 120, "the session ends with the token: {set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = client.get(format!("{}/console", gw.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("ops-desk"));
+    let r = client.post(format!("{}/console/sign-in", gw.base)).form_body(&[("token", &jwt(now - 3600))]).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    gw.stop().await;
 }
