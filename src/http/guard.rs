@@ -25,6 +25,11 @@ use crate::error::{Issue, RejectKind, Rejection};
 #[derive(Clone, Debug)]
 pub struct PeerCertificate(pub Arc<str>);
 
+/// Set by the listener on each request that came over TLS (the console marks its cookie
+/// `Secure` then).
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
 pub struct Guard {
     pub auth: Arc<Auth>,
     pub rate: RateLimiter,

@@ -40,6 +40,7 @@ use crate::error::{Issue, RejectKind, Rejection};
 use crate::pipeline::Pipeline;
 use guard::ScopeRule;
 
+pub mod console;
 pub mod guard;
 mod records;
 pub mod serve;
@@ -113,9 +114,13 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/fhir/metadata", get(metadata))
         .route("/openapi.json", get(openapi));
+    // The operator console answers in HTML, its refusals included (outside
+    // `outcome_for_bare_errors`), and checks its own sessions (`console::session`).
+    let console = console::router(&state);
     public
         .merge(guarded)
         .layer(from_fn(outcome_for_bare_errors))
+        .merge(console)
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)

@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use super::guard::PeerCertificate;
+use super::guard::{OverTls, PeerCertificate};
 
 /// The connection limits of `[limits]`. A zero duration means no such timeout.
 #[derive(Debug, Clone, Copy)]
@@ -147,7 +147,7 @@ pub async fn serve(
                 tokio::spawn(async move {
                     let _slot = slot;
                     let Some(acceptor) = acceptor else {
-                        drive(tcp, true, None, app, &builder, watcher, limits).await;
+                        drive(tcp, true, None, false, app, &builder, watcher, limits).await;
                         return;
                     };
                     let handshake = if limits.header_read_timeout.is_zero() { Duration::from_secs(10) } else { limits.header_read_timeout };
@@ -170,7 +170,7 @@ pub async fn serve(
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .map(|c| PeerCertificate(crate::auth::sha256_hex(c.as_ref()).into()));
-                    drive(tls, h1, peer, app, &builder, watcher, limits).await;
+                    drive(tls, h1, peer, true, app, &builder, watcher, limits).await;
                 });
             }
             _ = &mut shutdown => break,
@@ -197,10 +197,12 @@ fn over_capacity() -> &'static [u8] {
 }
 
 /// Serves one connection until it ends, the watchdog closes it, or shutdown asks it to finish.
+#[allow(clippy::too_many_arguments)]
 async fn drive<I>(
     io: I,
     h1: bool,
     peer: Option<PeerCertificate>,
+    over_tls: bool,
     app: Router,
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
@@ -213,6 +215,9 @@ async fn drive<I>(
     let svc = hyper::service::service_fn(move |mut req: axum::http::Request<Incoming>| {
         if let Some(p) = &peer {
             req.extensions_mut().insert(p.clone());
+        }
+        if over_tls {
+            req.extensions_mut().insert(OverTls);
         }
         let request = InFlight::start(busy.clone());
         let app = app.clone();

@@ -32,6 +32,7 @@
 //!
 //! Only this module knows SQL. It does not know HTTP or FHIR beyond carrying bytes.
 
+pub mod browse;
 pub mod commit;
 mod postgres;
 pub mod sql;

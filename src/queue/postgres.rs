@@ -16,7 +16,7 @@ fn store_err(e: impl Into<PgError>) -> GatewayError {
     super::store_err(e.0)
 }
 
-pub struct PgError(String);
+pub struct PgError(pub(super) String);
 
 impl From<tokio_postgres::Error> for PgError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -133,7 +133,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, GatewayError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, GatewayError> {
         self.pool.get().await.map_err(store_err)
     }
 

@@ -54,6 +54,11 @@ pub fn schema(postgres: bool) -> String {
             WHERE state IN ('pending', 'leased');
         DROP INDEX IF EXISTS deliveries_person;
         CREATE INDEX IF NOT EXISTS deliveries_record ON deliveries (destination, record_id, state);
+        -- The operator console: unfinished and dead deliveries by submission (state counts),
+        -- and a submission by its record id (search).
+        CREATE INDEX IF NOT EXISTS deliveries_unfinished ON deliveries (submission_seq)
+            WHERE state IN ('pending', 'leased', 'dead');
+        CREATE INDEX IF NOT EXISTS submissions_record ON submissions (record_id);
         CREATE TABLE IF NOT EXISTS audit (
             id {serial},
             submission_seq BIGINT NOT NULL,

@@ -101,7 +101,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// `$1` -> `?1`: the shared SQL is written for PostgreSQL.
-fn q(s: &str) -> String {
+pub(super) fn q(s: &str) -> String {
     s.replace('$', "?")
 }
 
@@ -144,7 +144,7 @@ impl SqliteStore {
         .map_err(store_err)?
     }
 
-    async fn with<T: Send + 'static>(
+    pub(super) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, GatewayError> {

@@ -107,6 +107,7 @@ async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: Stri
     // Whether the last claim found the queue empty (then wait for a wake-up or the poll).
     let mut drained = false;
     tracing::info!(stage = "relay", destination = %name, "worker started");
+    crate::ops::set_gauge("mhg_breaker_open", &[("destination", &name)], 0);
     loop {
         if *stop.borrow() {
             break;
@@ -140,6 +141,7 @@ async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: Stri
                     failing = failing.saturating_add(1);
                     if failing == cfg.breaker_threshold {
                         tracing::warn!(stage = "relay", destination = %name, "breaker open: destination keeps failing");
+                        crate::ops::set_gauge("mhg_breaker_open", &[("destination", &name)], 1);
                     }
                     if failing >= cfg.breaker_threshold && inflight.is_empty() {
                         let pause = backoff.delay_ms(i64::from(failing - cfg.breaker_threshold + 1)).max(0) as u64;
@@ -151,6 +153,7 @@ async fn run(store: Store, dest: Arc<Destination>, cfg: RelayConfig, owner: Stri
                 } else {
                     if failing >= cfg.breaker_threshold {
                         tracing::info!(stage = "relay", destination = %name, "breaker closed");
+                        crate::ops::set_gauge("mhg_breaker_open", &[("destination", &name)], 0);
                     }
                     failing = 0;
                 }

@@ -60,7 +60,7 @@ pub async fn wait_state(client: &reqwest::Client, base: &str, id: &str, state: &
 // ---------- a fake destination with exact fault timing ----------
 
 #[derive(Clone, Default)]
-struct Fake {
+pub(crate) struct Fake {
     /// (Bundle identifier `recordId@version`, when it arrived)
     arrivals: Arc<Mutex<Vec<(String, Instant)>>>,
     /// Answers to give, in order; then 200.
@@ -68,7 +68,7 @@ struct Fake {
 }
 
 impl Fake {
-    async fn start(plan: &[u16]) -> (Fake, String) {
+    pub(crate) async fn start(plan: &[u16]) -> (Fake, String) {
         let fake = Fake::default();
         fake.plan.lock().unwrap().extend(plan.iter().copied());
         let f = fake.clone();
@@ -112,7 +112,7 @@ impl Fake {
         (fake, base)
     }
 
-    fn arrivals(&self) -> Vec<(String, Instant)> {
+    pub(crate) fn arrivals(&self) -> Vec<(String, Instant)> {
         self.arrivals.lock().unwrap().clone()
     }
 }
