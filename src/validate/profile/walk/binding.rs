@@ -60,7 +60,11 @@ impl Walk<'_> {
                     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
                     if norm(given) != norm(display) {
                         let len = self.push("display", None);
-                        self.report(Severity::Error, "invalid", format!("wrong display for the code in the code system {system}"));
+                        self.report(
+                            Severity::Error,
+                            "invalid",
+                            format!("wrong display for the code in the code system {system}: the valid display is '{display}'"),
+                        );
                         self.path.truncate(len);
                     }
                 }
@@ -73,27 +77,38 @@ impl Walk<'_> {
         let Some(b) = &prof.elem(eid).binding else {
             return;
         };
-        if b.strength == Strength::Other {
-            return;
-        }
-        let Some(exp) = self.v.expansion(&b.value_set) else {
-            return;
-        };
         let codings = obj.get("coding").and_then(Value::as_array);
         let Some(codings) = codings.filter(|c| !c.is_empty()) else {
             return;
         };
-        let any = codings
+        let pairs: Vec<(Option<&str>, &str)> = codings
             .iter()
-            .any(|c| c.get("code").and_then(Value::as_str).is_some_and(|code| exp.has(c.get("system").and_then(Value::as_str), code)));
-        if !any {
-            let (sev, word) =
-                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
-            self.report(
-                sev,
-                "code-invalid",
-                format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
-            );
+            .filter_map(|c| Some((c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str)?)))
+            .collect();
+        let in_set = |exp: &crate::validate::profile::terminology::Expansion| pairs.iter().any(|(s, c)| exp.has(*s, c));
+        if b.strength != Strength::Other {
+            if let Some(exp) = self.v.expansion(&b.value_set) {
+                if !in_set(&exp) {
+                    let (sev, word) =
+                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+                    self.report(
+                        sev,
+                        "code-invalid",
+                        format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+                    );
+                }
+            }
+        }
+        for vs in &b.also_required {
+            if self.v.expansion(vs).is_some_and(|exp| !in_set(&exp)) {
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    format!(
+                        "none of the codings is in the value set {vs}, specified in an additional binding, and a coding from it is required"
+                    ),
+                );
+            }
         }
     }
 
@@ -101,16 +116,23 @@ impl Walk<'_> {
         let Some(b) = &prof.elem(eid).binding else {
             return;
         };
-        if b.strength == Strength::Other {
-            return;
+        if b.strength != Strength::Other {
+            if let Some(exp) = self.v.expansion(&b.value_set) {
+                if !exp.has(system, code) {
+                    let (sev, word) =
+                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+                    self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
+                }
+            }
         }
-        let Some(exp) = self.v.expansion(&b.value_set) else {
-            return;
-        };
-        if !exp.has(system, code) {
-            let (sev, word) =
-                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
-            self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
+        for vs in &b.also_required {
+            if self.v.expansion(vs).is_some_and(|exp| !exp.has(system, code)) {
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    format!("the code is not in the value set {vs}, specified in an additional binding, and a code from it is required"),
+                );
+            }
         }
     }
 }
