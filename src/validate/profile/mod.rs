@@ -29,6 +29,7 @@ pub mod native;
 pub mod primitive;
 pub mod snapshot;
 pub mod terminology;
+pub mod ucum;
 mod walk;
 
 use std::collections::HashMap;

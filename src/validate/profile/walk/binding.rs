@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Walk;
-use crate::validate::profile::Severity;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
+use crate::validate::profile::{Severity, ucum};
 
 impl Walk<'_> {
     /// Coding.system is an absolute URI naming a code system (not a value set); a code of a
@@ -70,6 +70,18 @@ impl Walk<'_> {
                 }
             }
             Some(None) => {}
+        }
+    }
+
+    /// A code of UCUM (a Quantity's unit, or a Coding) is a valid UCUM expression, checked
+    /// offline by the grammar ([`ucum`](crate::validate::profile::ucum)).
+    pub(super) fn ucum(&mut self, obj: &Map<String, Value>) {
+        if obj.get("system").and_then(Value::as_str) != Some(ucum::SYSTEM) {
+            return;
+        }
+        let Some(code) = obj.get("code").and_then(Value::as_str) else { return };
+        if let Err(e) = ucum::check(code) {
+            self.report(Severity::Error, "code-invalid", format!("the code is not a valid UCUM expression ({e})"));
         }
     }
 
@@ -134,5 +146,30 @@ impl Walk<'_> {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::findings;
+
+    #[test]
+    fn a_ucum_unit_is_a_valid_ucum_expression() {
+        let obs = |code: &str| {
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueQuantity": {"value": 1, "unit": "u", "system": "http://unitsofmeasure.org", "code": code}})
+        };
+        let ucum = |code: &str| findings(obs(code)).into_iter().filter(|f| f.contains("not a valid UCUM expression")).collect::<Vec<_>>();
+        assert!(ucum("mg/dL").is_empty());
+        assert_eq!(
+            ucum("mg/decilitre"),
+            ["error Observation.value.ofType(Quantity): the code is not a valid UCUM expression (an unknown unit at character 4)"]
+        );
+        // Another system's codes are not UCUM's.
+        let mut other = obs("mg/decilitre");
+        other["valueQuantity"]["system"] = json!("http://example.org/units");
+        assert!(!findings(other).iter().any(|f| f.contains("UCUM")));
     }
 }

@@ -113,10 +113,11 @@ impl Walk<'_> {
         }
         match ty {
             "CodeableConcept" => self.codeable_concept(prof, eid, obj),
-            "Coding" | "Quantity" => {
+            "Coding" | "Quantity" | "Age" | "Distance" | "Duration" | "Count" | "SimpleQuantity" | "MoneyQuantity" => {
                 if ty == "Coding" {
                     self.known_code(obj);
                 }
+                self.ucum(obj);
                 if let Some(code) = obj.get("code").and_then(Value::as_str) {
                     let system = obj.get("system").and_then(Value::as_str);
                     if ty == "Coding" || system.is_some() {
