@@ -65,8 +65,8 @@ pub struct AppState {
 
 /// The media types a route that takes records reads.
 const RECORD_TYPES: &[&str] = &["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
-/// The media types `$validate` reads: one FHIR resource in JSON.
-const RESOURCE_TYPES: &[&str] = &["application/json", FHIR_JSON];
+/// The media types `$validate` reads: one FHIR resource in JSON, or NDJSON (one a line).
+const RESOURCE_TYPES: &[&str] = &["application/json", FHIR_JSON, FHIR_NDJSON];
 
 /// This gateway's HTTP API as OpenAPI 3.0 (`conformance/openapi.json`), built into the binary so
 /// that it always describes the routes it is served by.
@@ -237,7 +237,7 @@ async fn metadata(State(st): State<AppState>) -> Response {
     let mut ops = vec![json!({"name": "convert", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/convert",
         "documentation": "POST a migration health record (JSON, JSON array or NDJSON); returns the FHIR R4 transaction Bundle(s). Relays nothing."})];
     ops.push(json!({"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-        "documentation": "POST /fhir/$validate or /fhir/{type}/$validate: a resource or Parameters (resource, profile); profile also as ?profile=. Validates against base R4, meta.profile and the given profiles with the definitions loaded (shipped: R4 core, hl7.terminology.r4, extensions, IPS 2.0.0). No mode, no terminology server."}));
+        "documentation": "POST /fhir/$validate or /fhir/{type}/$validate: a resource or Parameters (resource, profile, mode); profile and mode also as ?profile= and ?mode= (create, update, delete, profile); application/fhir+ndjson answers one OperationOutcome a line. Validates against base R4, meta.profile and the given profiles with the definitions loaded (shipped: R4 core, hl7.terminology.r4, extensions, IPS 2.0.0); UCUM units by the UCUM grammar."}));
     if relay {
         ops.push(json!({"name": "replay", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/replay",
             "documentation": "POST /submissions/{id}/$replay: replay the dead-lettered deliveries of a submission."}));

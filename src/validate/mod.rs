@@ -8,6 +8,7 @@
 //! Invariant: no I/O after construction, no logging; findings name output paths as FHIRPath
 //! (`Bundle.entry[3].resource.status`) and never quote values.
 
+pub mod document;
 pub mod fhirpath;
 pub mod packages;
 pub mod profile;

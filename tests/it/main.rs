@@ -27,4 +27,5 @@ mod profile;
 mod property;
 mod relay;
 mod support;
+mod validate_ndjson;
 mod validator_suite;
