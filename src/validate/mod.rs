@@ -12,6 +12,7 @@ pub mod document;
 pub mod fhirpath;
 pub mod packages;
 pub mod profile;
+pub mod txops;
 
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;
