@@ -1,7 +1,10 @@
-//! `mhg validate FILE... [--profile URL] [--package PATH]... [--load FILE]...`: validates FHIR
-//! JSON resources with the profile validator and prints one OperationOutcome per file (one JSON
-//! document per line, in the order given, each naming its file with the `operationoutcome-file`
-//! extension). Exit 0 when no file has an error, 1 when any has
+//! `mhg validate FILE... [--profile URL] [--package PATH]... [--load FILE]... [--ndjson]
+//! [--mode M]`: validates FHIR JSON resources with the profile validator and prints one
+//! OperationOutcome per file (one JSON document per line, in the order given, each naming its
+//! file with the `operationoutcome-file` extension). An NDJSON file (`.ndjson`, `.jsonl`, or any
+//! file with `--ndjson`) gets one OperationOutcome per non-blank line, naming the file, each
+//! issue naming its line (`operationoutcome-issue-line`). Exit 0 when no file has an error, 1
+//! when any has
 //! (a file that is not FHIR JSON counts, as does one with a key twice in an object, named by the
 //! object's pointer), 2 for a usage error (unknown profile, unreadable
 //! package or definition file).
@@ -11,7 +14,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::validate::profile::{Validator, has_errors, outcome};
+use crate::validate::document::{Mode, validate_bytes, validate_ndjson};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,6 +30,12 @@ pub struct Args {
     /// Load a definition file (StructureDefinition, ValueSet, CodeSystem); repeatable.
     #[arg(long)]
     pub load: Vec<PathBuf>,
+    /// Read every file as NDJSON (one resource per line); `.ndjson` and `.jsonl` files are.
+    #[arg(long)]
+    pub ndjson: bool,
+    /// `$validate`'s mode: create, update, delete or profile.
+    #[arg(long, value_parser = ["create", "update", "delete", "profile"])]
+    pub mode: Option<String>,
 }
 
 fn failure(text: &str) -> Value {
@@ -46,37 +55,6 @@ fn with_file(oo: Value, file: &std::path::Path) -> Value {
         out.extend(m.into_iter().filter(|(k, _)| k != "resourceType"));
     }
     Value::Object(out)
-}
-
-/// The OperationOutcome for one file's bytes, and whether it holds an error.
-pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], max_depth: usize) -> (Value, bool) {
-    let bytes = crate::ingest::reader::strip_bom(bytes);
-    if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
-        return (failure(&format!("JSON nested deeper than {max_depth} levels")), true);
-    }
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        Err(_) => return (failure("not JSON"), true),
-    };
-    let duplicates = crate::json_strict::duplicate_keys(bytes);
-    if !duplicates.is_empty() {
-        let issues: Vec<Value> = duplicates
-            .into_iter()
-            .map(|p| {
-                let mut i = failure("duplicate property: this object holds a property name twice")["issue"][0].take();
-                if !p.is_empty() {
-                    i["location"] = json!([p]);
-                }
-                i
-            })
-            .collect();
-        return (json!({"resourceType": "OperationOutcome", "issue": issues}), true);
-    }
-    if value.get("resourceType").and_then(Value::as_str).is_none() {
-        return (failure("not a FHIR resource: no resourceType"), true);
-    }
-    let findings = v.validate(&value, profiles);
-    (outcome(&findings), has_errors(&findings))
 }
 
 pub fn run(config: &Config, args: Args) -> i32 {
@@ -104,16 +82,25 @@ pub fn run(config: &Config, args: Args) -> i32 {
         }
     }
     let profiles: Vec<&str> = args.profile.iter().map(String::as_str).collect();
+    let mode = args.mode.as_deref().and_then(Mode::parse);
+    let max_depth = config.limits.max_depth;
     let mut status = 0;
     for f in &args.files {
-        let (oo, bad) = match std::fs::read(f) {
-            Ok(bytes) => validate_bytes(&validator, &bytes, &profiles, config.limits.max_depth),
-            Err(e) => (failure(&format!("cannot read {}: {}", f.display(), e.kind())), true),
+        let ndjson = args.ndjson || f.extension().is_some_and(|e| e == "ndjson" || e == "jsonl");
+        let (outcomes, bad) = match std::fs::read(f) {
+            Ok(bytes) if ndjson => validate_ndjson(&validator, &bytes, &profiles, mode, max_depth),
+            Ok(bytes) => {
+                let (oo, bad) = validate_bytes(&validator, &bytes, &profiles, mode, max_depth);
+                (vec![oo], bad)
+            }
+            Err(e) => (vec![failure(&format!("cannot read {}: {}", f.display(), e.kind()))], true),
         };
         if bad {
             status = 1;
         }
-        println!("{}", with_file(oo, f));
+        for oo in outcomes {
+            println!("{}", with_file(oo, f));
+        }
     }
     status
 }

@@ -45,6 +45,7 @@ pub mod guard;
 mod records;
 pub mod serve;
 pub mod tls;
+mod txops;
 mod validate;
 
 pub use guard::Guard;
@@ -66,8 +67,8 @@ pub struct AppState {
 
 /// The media types a route that takes records reads.
 const RECORD_TYPES: &[&str] = &["application/json", FHIR_JSON, FHIR_NDJSON, "application/x-ndjson", "application/ndjson", "text/plain"];
-/// The media types `$validate` reads: one FHIR resource in JSON.
-const RESOURCE_TYPES: &[&str] = &["application/json", FHIR_JSON];
+/// The media types `$validate` reads: one FHIR resource in JSON, or NDJSON (one a line).
+const RESOURCE_TYPES: &[&str] = &["application/json", FHIR_JSON, FHIR_NDJSON];
 
 /// This gateway's HTTP API as OpenAPI 3.0 (`conformance/openapi.json`), built into the binary so
 /// that it always describes the routes it is served by.
@@ -104,6 +105,21 @@ pub fn router(state: AppState) -> Router {
             get(records::audit).route_layer(needs(ScopeRule::Is(Scope::SubmissionsRead))),
         )
         .route("/submissions/{id}/$replay", post(records::replay).route_layer(needs(ScopeRule::Is(Scope::Admin))))
+        // Terminology operations (`txops.rs`), for testers: the `validate` scope.
+        .route("/fhir/CodeSystem/$lookup", tx(txops::Op::Lookup).route_layer(needs(ScopeRule::Is(Scope::Validate))))
+        .route(
+            "/fhir/CodeSystem/$validate-code",
+            tx(txops::Op::CodeSystemValidate).route_layer(needs(ScopeRule::Is(Scope::Validate))),
+        )
+        .route(
+            "/fhir/ValueSet/$validate-code",
+            tx(txops::Op::ValueSetValidate).route_layer(needs(ScopeRule::Is(Scope::Validate))),
+        )
+        .route("/fhir/ValueSet/$expand", tx(txops::Op::Expand).route_layer(needs(ScopeRule::Is(Scope::Validate))))
+        .route(
+            "/fhir/ConceptMap/$translate",
+            tx(txops::Op::Translate).route_layer(needs(ScopeRule::Is(Scope::Validate))),
+        )
         .route("/metrics", get(metrics).route_layer(needs(ScopeRule::Is(Scope::Metrics))))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard));
@@ -124,6 +140,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// A terminology operation's route: `GET` (query) and `POST` (Parameters, JSON).
+fn tx(op: txops::Op) -> axum::routing::MethodRouter<AppState> {
+    let h = move |State(st): State<AppState>, axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>, req: Request| {
+        txops::run(op, st, q, req)
+    };
+    get(h).post(h).layer(axum::middleware::from_fn_with_state(RESOURCE_TYPES, media_type))
 }
 
 /// Refuses a body whose `Content-Type` the route does not read (415), before the handler runs.
@@ -242,7 +266,7 @@ async fn metadata(State(st): State<AppState>) -> Response {
     let mut ops = vec![json!({"name": "convert", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/convert",
         "documentation": "POST a migration health record (JSON, JSON array or NDJSON); returns the FHIR R4 transaction Bundle(s). Relays nothing."})];
     ops.push(json!({"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-        "documentation": "POST /fhir/$validate or /fhir/{type}/$validate: a resource or Parameters (resource, profile); profile also as ?profile=. Validates against base R4, meta.profile and the given profiles with the definitions loaded (shipped: R4 core, hl7.terminology.r4, extensions, IPS 2.0.0). No mode, no terminology server."}));
+        "documentation": "POST /fhir/$validate or /fhir/{type}/$validate: a resource or Parameters (resource, profile, mode); profile and mode also as ?profile= and ?mode= (create, update, delete, profile); application/fhir+ndjson answers one OperationOutcome a line. Validates against base R4, meta.profile and the given profiles with the definitions loaded (shipped: R4 core, hl7.terminology.r4, extensions, IPS 2.0.0); UCUM units by the UCUM grammar."}));
     if relay {
         ops.push(json!({"name": "replay", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/replay",
             "documentation": "POST /submissions/{id}/$replay: replay the dead-lettered deliveries of a submission."}));
@@ -269,10 +293,28 @@ async fn metadata(State(st): State<AppState>) -> Response {
                     json!({"cors": false, "description": "Authentication is OFF on this instance (--insecure-no-auth): for local trials only."})
                 },
                 "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. $validate checks resources against the loaded profiles.",
-                "operation": ops
+                "operation": ops,
+                // Terminology operations over the loaded packages and the gateway's mappings
+                // (`txops.rs`); no resources are stored or read.
+                "resource": tx_resources()
             }]
         }),
     )
+}
+
+/// `rest.resource` of the CapabilityStatement: the terminology operations, by type.
+fn tx_resources() -> Value {
+    let op = |name: &str, def: &str, doc: &str| json!({"name": name, "definition": format!("http://hl7.org/fhir/OperationDefinition/{def}"), "documentation": doc});
+    json!([
+        {"type": "CodeSystem", "operation": [
+            op("lookup", "CodeSystem-lookup", "GET or POST: system, code (or coding): name, version, display from a loaded complete CodeSystem."),
+            op("validate-code", "CodeSystem-validate-code", "GET or POST: url, code, display (or coding): result, message, display.")]},
+        {"type": "ValueSet", "operation": [
+            op("validate-code", "ValueSet-validate-code", "GET or POST: url, system, code, display (or coding, codeableConcept), against a value set expanded from the loaded packages."),
+            op("expand", "ValueSet-expand", "GET or POST: url, filter (code or display, case-insensitive), count, offset.")]},
+        {"type": "ConceptMap", "operation": [
+            op("translate", "ConceptMap-translate", "GET or POST: url (a gateway ConceptMap, or all), code (or coding), targetsystem: what the gateway sends for a code.")]}
+    ])
 }
 
 /// Reads the body, refusing it as soon as it exceeds the limit (a 413 OperationOutcome, not a

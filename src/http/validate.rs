@@ -1,15 +1,19 @@
 //! `POST /fhir/$validate` and `POST /fhir/{type}/$validate`: a resource, or a `Parameters`
-//! with `resource` and optional `profile` parameters; `?profile=` too. Answers 200 with an
-//! OperationOutcome (one information issue when clean); 400 not JSON, too deep or unknown
-//! profile, or an object with a key twice (named by the object's pointer); 413 too big; 422 not
-//! a resource or of the wrong type for the URL.
+//! with `resource` and optional `profile` and `mode` parameters; `?profile=` and `?mode=` too
+//! (FHIR's `$validate`: `mode` is create, update, delete or profile). Answers 200 with an
+//! OperationOutcome (one information issue when clean); 400 not JSON, too deep, unknown profile
+//! or mode, or an object with a key twice (named by the object's pointer); 413 too big; 422 not
+//! a resource or of the wrong type for the URL. `application/fhir+ndjson` (one resource a line)
+//! answers 200 with NDJSON: one OperationOutcome a non-blank line, each issue naming its line
+//! (`operationoutcome-issue-line`); a line that is not a resource is an error in its outcome.
 
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{AppState, fhir_response, read_body};
+use super::{AppState, FHIR_NDJSON, fhir_response, read_body};
 use crate::error::{Issue, RejectKind, Rejection};
+use crate::validate::document::{Mode, mode_findings, validate_ndjson};
 use crate::validate::profile::outcome;
 
 pub(super) async fn any(State(st): State<AppState>, Query(q): Query<Vec<(String, String)>>, req: Request) -> Response {
@@ -30,8 +34,20 @@ fn reject(kind: RejectKind, code: &'static str, text: impl Into<String>) -> Reje
 }
 
 async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req: Request) -> Result<Response, Rejection> {
-    let (_, body) = read_body(req, st.max_body_bytes).await?;
+    let (headers, body) = read_body(req, st.max_body_bytes).await?;
     let max_depth = st.pipeline.max_depth;
+    let mut mode = None;
+    for (_, m) in query.iter().filter(|(k, _)| k == "mode") {
+        mode = Some(Mode::parse(m).ok_or_else(bad_mode)?);
+    }
+    let ndjson = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(FHIR_NDJSON));
+    if ndjson {
+        let profiles: Vec<String> = query.into_iter().filter(|(k, _)| k == "profile").map(|(_, v)| v).collect();
+        return ndjson_outcomes(st, profiles, mode, body).await;
+    }
     if crate::ingest::reader::nesting_depth(&body, max_depth) > max_depth {
         return Err(reject(RejectKind::TooDeep, "too-costly", format!("JSON nested deeper than {max_depth} levels")));
     }
@@ -60,11 +76,22 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
                         profiles.push(u.to_owned());
                     }
                 }
+                Some("mode") => {
+                    let m = p["valueCode"].as_str().or(p["valueString"].as_str()).unwrap_or_default();
+                    mode = Some(Mode::parse(m).ok_or_else(bad_mode)?);
+                }
                 _ => {}
             }
         }
-        if let Some(r) = resource {
-            value = r;
+        match resource {
+            Some(r) => value = r,
+            // Deleting needs no resource: the gateway stores none, so nothing prevents it.
+            None if mode == Some(Mode::Delete) => {
+                let oo = serde_json::json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational",
+                    "details": {"text": "mode delete: the gateway stores no resources, so no rule of its prevents a deletion"}}]});
+                return Ok(fhir_response(200, &oo));
+            }
+            None => {}
         }
     }
     let Some(rt) = value.get("resourceType").and_then(Value::as_str) else {
@@ -83,9 +110,40 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
     }
     let findings = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = profiles.iter().map(String::as_str).collect();
-        validator.validate(&value, &refs)
+        let mut f = mode_findings(mode, &value);
+        f.extend(validator.validate(&value, &refs));
+        f
     })
     .await
     .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
     Ok(fhir_response(200, &outcome(&findings)))
+}
+
+fn bad_mode() -> Rejection {
+    reject(RejectKind::Malformed, "value", "mode must be create, update, delete or profile")
+}
+
+/// An NDJSON body: one OperationOutcome a non-blank line, as NDJSON.
+async fn ndjson_outcomes(st: AppState, profiles: Vec<String>, mode: Option<Mode>, body: axum::body::Bytes) -> Result<Response, Rejection> {
+    let validator = st.pipeline.validator.clone();
+    for p in &profiles {
+        if !validator.knows_profile(p) {
+            return Err(reject(RejectKind::Malformed, "not-found", format!("unknown profile {p}")));
+        }
+    }
+    let max_depth = st.pipeline.max_depth;
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = profiles.iter().map(String::as_str).collect();
+        validate_ndjson(&validator, &body, &refs, mode, max_depth).0
+    })
+    .await
+    .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
+    let mut text = String::new();
+    for oo in outcomes {
+        text.push_str(&oo.to_string());
+        text.push('\n');
+    }
+    let mut r = Response::new(axum::body::Body::from(text));
+    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(FHIR_NDJSON));
+    Ok(r)
 }

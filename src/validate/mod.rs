@@ -8,9 +8,11 @@
 //! Invariant: no I/O after construction, no logging; findings name output paths as FHIRPath
 //! (`Bundle.entry[3].resource.status`) and never quote values.
 
+pub mod document;
 pub mod fhirpath;
 pub mod packages;
 pub mod profile;
+pub mod txops;
 
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;

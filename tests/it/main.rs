@@ -28,4 +28,6 @@ mod profile;
 mod property;
 mod relay;
 mod support;
+mod txops;
+mod validate_ndjson;
 mod validator_suite;

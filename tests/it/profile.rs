@@ -282,11 +282,18 @@ fn invariants_go_through_the_engine() {
     use mhg::validate::profile::InvariantEngine;
     struct Engine;
     impl InvariantEngine for Engine {
-        fn invariant(&self, expr: &str, _focus: &Value, focus_type: &str, _resource: &Value, _root: &Value) -> Result<bool, String> {
+        fn invariant(
+            &self,
+            expr: &str,
+            _focus: &Value,
+            focus_type: &str,
+            _resource: &Value,
+            _root: &Value,
+        ) -> Result<bool, mhg::validate::profile::InvariantError> {
             match expr {
                 // pat-1 on Patient.contact: "name or telecom or address or organization".
                 e if e.contains("organization") && focus_type == "Patient.contact" => Ok(false),
-                e if e.starts_with("birthDate") => Err("unsupported".into()),
+                e if e.starts_with("birthDate") => Err(mhg::validate::profile::InvariantError::Unsupported),
                 _ => Ok(true),
             }
         }

@@ -46,6 +46,8 @@ use octofhir_fhirpath::core::{Collection, FhirPathValue, ModelProvider};
 use octofhir_fhirpath::{CompiledPlan, EvaluationContext, FhirPathEngine};
 use serde_json::Value;
 
+use crate::validate::profile::InvariantError;
+
 pub use functions::{Conformance, Terminology};
 pub use model::TypeModel;
 
@@ -478,10 +480,10 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
 /// unless the expression needs the whole root (`%rootResource`, `resolve()`): converting a large
 /// Bundle per invariant would make Bundle validation quadratic.
 impl crate::validate::profile::InvariantEngine for FhirPath {
-    fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String> {
+    fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, InvariantError> {
         let needs_root = expr.contains("rootResource") || expr.contains("resolve()");
         let root = if needs_root { root } else { resource };
-        FhirPath::invariant(self, expr, focus, focus_type, resource, root).map_err(|e| e.to_string())
+        FhirPath::invariant(self, expr, focus, focus_type, resource, root).map_err(engine_error)
     }
 
     fn prepare(&self, root: &Value) -> Option<Box<dyn std::any::Any>> {
@@ -496,11 +498,15 @@ impl crate::validate::profile::InvariantEngine for FhirPath {
         focus_type: &str,
         resource: &str,
         root: &str,
-    ) -> Result<Vec<Result<bool, String>>, String> {
-        let prepared = prepared.downcast_ref::<Prepared>().ok_or("not a prepared root of this engine")?;
-        let out = FhirPath::invariants_at(self, exprs, prepared, focus, focus_type, resource, root).map_err(|e| e.to_string())?;
-        Ok(out.into_iter().map(|r| r.map_err(|e| e.to_string())).collect())
+    ) -> Result<Vec<Result<bool, InvariantError>>, InvariantError> {
+        let prepared = prepared.downcast_ref::<Prepared>().ok_or(InvariantError::NotPrepared)?;
+        let out = FhirPath::invariants_at(self, exprs, prepared, focus, focus_type, resource, root).map_err(engine_error)?;
+        Ok(out.into_iter().map(|r| r.map_err(engine_error)).collect())
     }
+}
+
+fn engine_error(e: FhirPathError) -> InvariantError {
+    InvariantError::Engine(Box::new(e))
 }
 
 /// Whether a quantity literal (`5 'mg'`) has a unit with a non-ASCII character.

@@ -29,6 +29,7 @@ pub mod native;
 pub mod primitive;
 pub mod snapshot;
 pub mod terminology;
+pub mod ucum;
 mod walk;
 
 use std::collections::HashMap;
@@ -50,7 +51,7 @@ use terminology::Expansion;
 /// rather than one per invariant. The walk uses the second when the engine offers it.
 pub trait InvariantEngine: Send + Sync {
     /// Ok(true) = satisfied (an empty result counts as satisfied); Err = engine could not evaluate.
-    fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, String>;
+    fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, InvariantError>;
 
     /// The root (a resource or a Bundle), converted once for [`Self::invariants_at`]; `None`
     /// when the engine has no such mode.
@@ -70,9 +71,23 @@ pub trait InvariantEngine: Send + Sync {
         _focus_type: &str,
         _resource: &str,
         _root: &str,
-    ) -> Result<Vec<Result<bool, String>>, String> {
-        Err("not supported".into())
+    ) -> Result<Vec<Result<bool, InvariantError>>, InvariantError> {
+        Err(InvariantError::Unsupported)
     }
+}
+
+/// Why an [`InvariantEngine`] gave no verdict; the walk reports "could not be evaluated".
+#[derive(Debug, thiserror::Error)]
+pub enum InvariantError {
+    /// The engine has no such mode (by pointer), or not this expression.
+    #[error("not supported by the engine")]
+    Unsupported,
+    /// `invariants_at` was handed a root another engine prepared.
+    #[error("not a prepared root of this engine")]
+    NotPrepared,
+    /// The engine's own error (parse, evaluation, a panic caught), kept as its source.
+    #[error(transparent)]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -32,6 +32,35 @@ pub enum Strength {
 pub struct Binding {
     pub strength: Strength,
     pub value_set: String,
+    /// Value sets every value must also be in: additional bindings of purpose `required` (R5's
+    /// `binding.additional`, in R4 by extension) and the `maxValueSet` extension.
+    pub also_required: Vec<String>,
+}
+
+/// Extensions of `ElementDefinition.binding` naming further value sets a value must be in.
+const ADDITIONAL_BINDING: [&str; 2] = [
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition.binding.additional",
+    "http://hl7.org/fhir/tools/StructureDefinition/additional-binding",
+];
+const MAX_VALUE_SET: &str = "http://hl7.org/fhir/StructureDefinition/elementdefinition-maxValueSet";
+
+/// The value sets of a binding's `required` additional bindings and its `maxValueSet`.
+fn also_required(b: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for x in b.get("extension").and_then(Value::as_array).into_iter().flatten() {
+        let url = x["url"].as_str().unwrap_or_default();
+        if url == MAX_VALUE_SET {
+            out.extend(x["valueCanonical"].as_str().or(x["valueUri"].as_str()).map(str::to_owned));
+        } else if ADDITIONAL_BINDING.contains(&url) {
+            let sub = x["extension"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let part = |n: &str| sub.iter().find(|s| s["url"] == n);
+            let purpose = part("purpose").and_then(|p| p["valueCode"].as_str());
+            if matches!(purpose, Some("required" | "maximum")) && part("usage").is_none() {
+                out.extend(part("valueSet").and_then(|v| v["valueCanonical"].as_str()).map(str::to_owned));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +230,7 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
             "extensible" => Strength::Extensible,
             _ => Strength::Other,
         };
-        Some(Binding { strength, value_set: vs.to_owned() })
+        Some(Binding { strength, value_set: vs.to_owned(), also_required: also_required(b) })
     });
     let constraints = e
         .get("constraint")

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Walk;
-use crate::validate::profile::Severity;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
+use crate::validate::profile::{Severity, ucum};
 
 impl Walk<'_> {
     /// Coding.system is an absolute URI naming a code system (not a value set); a code of a
@@ -60,7 +60,11 @@ impl Walk<'_> {
                     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
                     if norm(given) != norm(display) {
                         let len = self.push("display", None);
-                        self.report(Severity::Error, "invalid", format!("wrong display for the code in the code system {system}"));
+                        self.report(
+                            Severity::Error,
+                            "invalid",
+                            format!("wrong display for the code in the code system {system}: the valid display is '{display}'"),
+                        );
                         self.path.truncate(len);
                     }
                 }
@@ -69,31 +73,54 @@ impl Walk<'_> {
         }
     }
 
-    pub(super) fn codeable_concept(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>) {
-        let Some(b) = &prof.elem(eid).binding else {
-            return;
-        };
-        if b.strength == Strength::Other {
+    /// A code of UCUM (a Quantity's unit, or a Coding) is a valid UCUM expression, checked
+    /// offline by the grammar ([`ucum`](crate::validate::profile::ucum)).
+    pub(super) fn ucum(&mut self, obj: &Map<String, Value>) {
+        if obj.get("system").and_then(Value::as_str) != Some(ucum::SYSTEM) {
             return;
         }
-        let Some(exp) = self.v.expansion(&b.value_set) else {
+        let Some(code) = obj.get("code").and_then(Value::as_str) else { return };
+        if let Err(e) = ucum::check(code) {
+            self.report(Severity::Error, "code-invalid", format!("the code is not a valid UCUM expression ({e})"));
+        }
+    }
+
+    pub(super) fn codeable_concept(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>) {
+        let Some(b) = &prof.elem(eid).binding else {
             return;
         };
         let codings = obj.get("coding").and_then(Value::as_array);
         let Some(codings) = codings.filter(|c| !c.is_empty()) else {
             return;
         };
-        let any = codings
+        let pairs: Vec<(Option<&str>, &str)> = codings
             .iter()
-            .any(|c| c.get("code").and_then(Value::as_str).is_some_and(|code| exp.has(c.get("system").and_then(Value::as_str), code)));
-        if !any {
-            let (sev, word) =
-                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
-            self.report(
-                sev,
-                "code-invalid",
-                format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
-            );
+            .filter_map(|c| Some((c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str)?)))
+            .collect();
+        let in_set = |exp: &crate::validate::profile::terminology::Expansion| pairs.iter().any(|(s, c)| exp.has(*s, c));
+        if b.strength != Strength::Other {
+            if let Some(exp) = self.v.expansion(&b.value_set) {
+                if !in_set(&exp) {
+                    let (sev, word) =
+                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+                    self.report(
+                        sev,
+                        "code-invalid",
+                        format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+                    );
+                }
+            }
+        }
+        for vs in &b.also_required {
+            if self.v.expansion(vs).is_some_and(|exp| !in_set(&exp)) {
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    format!(
+                        "none of the codings is in the value set {vs}, specified in an additional binding, and a coding from it is required"
+                    ),
+                );
+            }
         }
     }
 
@@ -101,16 +128,48 @@ impl Walk<'_> {
         let Some(b) = &prof.elem(eid).binding else {
             return;
         };
-        if b.strength == Strength::Other {
-            return;
+        if b.strength != Strength::Other {
+            if let Some(exp) = self.v.expansion(&b.value_set) {
+                if !exp.has(system, code) {
+                    let (sev, word) =
+                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+                    self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
+                }
+            }
         }
-        let Some(exp) = self.v.expansion(&b.value_set) else {
-            return;
+        for vs in &b.also_required {
+            if self.v.expansion(vs).is_some_and(|exp| !exp.has(system, code)) {
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    format!("the code is not in the value set {vs}, specified in an additional binding, and a code from it is required"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::findings;
+
+    #[test]
+    fn a_ucum_unit_is_a_valid_ucum_expression() {
+        let obs = |code: &str| {
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueQuantity": {"value": 1, "unit": "u", "system": "http://unitsofmeasure.org", "code": code}})
         };
-        if !exp.has(system, code) {
-            let (sev, word) =
-                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
-            self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
-        }
+        let ucum = |code: &str| findings(obs(code)).into_iter().filter(|f| f.contains("not a valid UCUM expression")).collect::<Vec<_>>();
+        assert!(ucum("mg/dL").is_empty());
+        assert_eq!(
+            ucum("mg/decilitre"),
+            ["error Observation.value.ofType(Quantity): the code is not a valid UCUM expression (an unknown unit at character 4)"]
+        );
+        // Another system's codes are not UCUM's.
+        let mut other = obs("mg/decilitre");
+        other["valueQuantity"]["system"] = json!("http://example.org/units");
+        assert!(!findings(other).iter().any(|f| f.contains("UCUM")));
     }
 }

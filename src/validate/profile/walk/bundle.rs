@@ -1,5 +1,6 @@
 //! Bundle rules that need the whole Bundle: the form of fullUrls (absolute; a RESTful one ends
-//! with the resource's type and id), their uniqueness (bdl-7), `request` in transactions,
+//! with the resource's type and id), their presence outside transactions and batches, their
+//! uniqueness (bdl-7), `request` in transactions,
 //! batches and histories (bdl-3); and the index of entries references resolve against
 //! ([`BundleIndex`], built in one linear pass).
 //!
@@ -51,6 +52,10 @@ impl Walk<'_> {
     pub(super) fn bundle_rules<'v>(&mut self, obj: &'v Map<String, Value>) -> BundleIndex<'v> {
         let ty = obj.get("type").and_then(Value::as_str).unwrap_or_default();
         let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), by_type_id: HashMap::new() };
+        self.bundle_links(obj, ty);
+        if ty == "searchset" {
+            self.search_set(obj);
+        }
         let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
             return idx;
         };
@@ -97,13 +102,14 @@ impl Walk<'_> {
                         }
                     }
                 }
-            } else if res.is_some()
-                && matches!(ty, "document" | "message" | "transaction" | "batch")
-                && !matches!(e.get("request").and_then(|r| r.get("method")).and_then(Value::as_str), Some("PUT" | "DELETE"))
-                && ty != "transaction"
-                && ty != "batch"
-            {
-                self.report(Severity::Error, "required", "entry.fullUrl is required in a document or message");
+            } else if !matches!(ty, "transaction" | "transaction-response" | "batch" | "batch-response") {
+                // Java: "Except for transactions and batches, each entry in a Bundle must have a
+                // fullUrl which is the identity of the resource in the entry".
+                self.report(
+                    Severity::Error,
+                    "required",
+                    "entry.fullUrl is required: except in transactions and batches, it is the identity of the entry's resource",
+                );
             }
             if let Some(r) = res {
                 if let (Some(t), Some(id)) = (r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str)) {

@@ -33,11 +33,23 @@ impl Walk<'_> {
                     self.depth -= 1;
                     return;
                 }
-                let extra: Vec<Arc<Profile>> =
-                    prof.elem(eid).types.iter().flat_map(|t| t.profiles.iter()).filter_map(|u| self.v.profile(u)).collect();
+                // A type's profiles apply to resources of that type (`Practitioner` with one
+                // profile, `PractitionerRole` with another); when no type names the resource's,
+                // every profile is tried (and names the type it is for).
+                let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+                let types = &prof.elem(eid).types;
+                let own = |t: &&crate::validate::profile::model::TypeRef| {
+                    matches!(t.code.as_str(), "Resource" | "DomainResource") || t.code == rt
+                };
+                let matching = types.iter().any(|t| t.code == rt);
+                let extra: Vec<Arc<Profile>> = types
+                    .iter()
+                    .filter(|t| !matching || own(t))
+                    .flat_map(|t| t.profiles.iter())
+                    .filter_map(|u| self.v.profile(u))
+                    .collect();
                 // The profile requires the resource to meet profiles none of which is loaded:
                 // it cannot be shown to conform (a missing package, or a wrong URL).
-                let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
                 let required: Vec<&String> =
                     prof.elem(eid).types.iter().filter(|t| t.code == rt || t.code == "Resource").flat_map(|t| t.profiles.iter()).collect();
                 if !required.is_empty() && required.iter().all(|u| self.v.profile(u).is_none()) {
@@ -101,10 +113,11 @@ impl Walk<'_> {
         }
         match ty {
             "CodeableConcept" => self.codeable_concept(prof, eid, obj),
-            "Coding" | "Quantity" => {
+            "Coding" | "Quantity" | "Age" | "Distance" | "Duration" | "Count" | "SimpleQuantity" | "MoneyQuantity" => {
                 if ty == "Coding" {
                     self.known_code(obj);
                 }
+                self.ucum(obj);
                 if let Some(code) = obj.get("code").and_then(Value::as_str) {
                     let system = obj.get("system").and_then(Value::as_str);
                     if ty == "Coding" || system.is_some() {

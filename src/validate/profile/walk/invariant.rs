@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::element::children_of;
 use super::{Scope, Walk};
 use crate::validate::profile::model::{Constraint, ElemId, Profile, is_primitive};
-use crate::validate::profile::{Severity, Validator, native};
+use crate::validate::profile::{InvariantError, Severity, Validator, native};
 
 impl Walk<'_> {
     pub(super) fn constraints<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>) {
@@ -20,7 +20,7 @@ impl Walk<'_> {
         if e.constraints.is_empty() {
             return;
         }
-        let mut verdicts: Vec<Option<Result<bool, String>>> =
+        let mut verdicts: Vec<Option<Result<bool, InvariantError>>> =
             e.constraints.iter().map(|c| self.native(prof, eid, ty, c, value, scope.resource).map(Ok)).collect();
         if let Some(engine) = self.v.engine().filter(|_| verdicts.iter().any(Option::is_none)) {
             let focus_type = if matches!(ty, "BackboneElement" | "Element") { e.base_path.as_str() } else { ty };

@@ -16,6 +16,8 @@
 //! | `reference.rs` | references: their form, where they resolve, the target types allowed |
 //! | `extension.rs` | extensions: definitions, contexts, unknown and example URLs |
 //! | `bundle.rs` | Bundle rules (fullUrl, bdl-3, bdl-7) and the index references resolve against |
+//! | `bundle_links.rs` | Bundle rules on links (relations by Bundle type) and search sets |
+//! | `ids.rs` | element ids unique within a resource, contained resource ids unique |
 //! | `slice.rs` | slicing: items assigned to slices, slice cardinality, closed and ordered rules |
 //! | `discriminator.rs` | whether an item matches a slice (its discriminators) |
 //! | `invariant.rs` | invariants: natively where possible, else through the engine |
@@ -30,9 +32,11 @@
 
 mod binding;
 mod bundle;
+mod bundle_links;
 mod discriminator;
 mod element;
 mod extension;
+mod ids;
 mod invariant;
 mod pointer;
 mod reference;

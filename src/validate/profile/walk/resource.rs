@@ -76,10 +76,10 @@ impl Walk<'_> {
         let index;
         let mut scope = Scope { resource: value, container: Some(outer.resource), res_ptr: self.ptr.len(), ..outer };
         // `%rootResource` (FHIRPath): the resource itself unless it is contained. A resource of
-        // a Parameters is a root of its own (as the HL7 validator takes it); a Bundle entry's
-        // stays the Bundle, as the HL7 validator has it.
+        // a Parameters or a Bundle entry is a root of its own (the HL7 validator's `forEntry`:
+        // ref-1 finds an entry's contained resources).
         let is_contained = contains(outer.resource, value);
-        let in_parameters = outer.resource["resourceType"] == "Parameters" && !is_contained;
+        let in_parameters = matches!(outer.resource["resourceType"].as_str(), Some("Parameters" | "Bundle")) && !is_contained;
         if (outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj))) || in_parameters {
             scope.root = value;
             scope.root_ptr = self.ptr.len();
@@ -98,6 +98,7 @@ impl Walk<'_> {
         if let Some(contained) = obj.get("contained").and_then(Value::as_array).filter(|_| !self.v.contained_skipped()) {
             self.orphans(value, contained);
         }
+        self.unique_ids(obj);
         // A derived profile's snapshot holds everything of the base: check against the
         // profiles alone when there are any.
         if profiles.is_empty() {

@@ -51,7 +51,8 @@ impl Walk<'_> {
                     "a canonical URL should be absolute (a relative one resolves only against an unstated server), unless it names a contained resource (#id)",
                 );
             }
-            if ty == "code" {
+            // Java binds strings and URIs too (a value in the value set as a bare code).
+            if matches!(ty, "code" | "string" | "uri") {
                 if let Some(code) = v.as_str() {
                     self.binding(prof, eid, None, code, false);
                 }

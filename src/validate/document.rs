@@ -1,0 +1,154 @@
+//! Validating what a tester hands over, as bytes: one FHIR JSON document, or NDJSON (one
+//! resource per line, as Bulk Data writes them), each answered by an OperationOutcome. Shared
+//! by `mhg validate` and `POST /fhir/$validate`; the `$validate` modes (`create`, `update`,
+//! `delete`, `profile`) are read here too.
+//!
+//! No I/O (the caller reads the file or the body), no clock, no logging; outcomes name paths
+//! and lines, never values.
+
+use serde_json::{Value, json};
+
+use super::profile::{Finding, Severity, Validator, has_errors, outcome};
+
+/// The `operationoutcome-issue-line` extension: the line of the source an issue is about.
+pub const ISSUE_LINE: &str = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line";
+
+/// `$validate`'s `mode` (FHIR R4 `resource-validation-mode`; absent: no mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Update,
+    Delete,
+    Profile,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "create" => Mode::Create,
+            "update" => Mode::Update,
+            "delete" => Mode::Delete,
+            "profile" => Mode::Profile,
+            _ => return None,
+        })
+    }
+}
+
+fn failure(text: &str) -> Value {
+    json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure", "details": {"text": text}}]})
+}
+
+/// Findings the mode adds to a resource's: `update` needs the resource's id (FHIR: the id the
+/// resource will have), `create` has none to keep (a server assigns it; a warning, as the id
+/// is ignored).
+pub fn mode_findings(mode: Option<Mode>, resource: &Value) -> Vec<Finding> {
+    let rt = resource.get("resourceType").and_then(Value::as_str).unwrap_or("Resource").to_owned();
+    let has_id = resource.get("id").and_then(Value::as_str).is_some();
+    let f = |severity, code, text: &str| Finding { severity, code, text: text.to_owned(), expression: rt.clone() };
+    match mode {
+        Some(Mode::Update) if !has_id => {
+            vec![f(Severity::Error, "required", "mode update: the resource needs an id (the id it is updated at)")]
+        }
+        Some(Mode::Create) if has_id => {
+            vec![f(
+                Severity::Warning,
+                "business-rule",
+                "mode create: the resource has an id, which a server ignores and replaces on create",
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The OperationOutcome for one JSON document's bytes, and whether it holds an error: not
+/// JSON, nested deeper than `max_depth`, a key twice in an object (named by the object's
+/// pointer), no `resourceType`, or the validator's findings.
+pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], mode: Option<Mode>, max_depth: usize) -> (Value, bool) {
+    let bytes = crate::ingest::reader::strip_bom(bytes);
+    if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
+        return (failure(&format!("JSON nested deeper than {max_depth} levels")), true);
+    }
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(_) => return (failure("not JSON"), true),
+    };
+    let duplicates = crate::json_strict::duplicate_keys(bytes);
+    if !duplicates.is_empty() {
+        let issues: Vec<Value> = duplicates
+            .into_iter()
+            .map(|p| {
+                let mut i = failure("duplicate property: this object holds a property name twice")["issue"][0].take();
+                if !p.is_empty() {
+                    i["location"] = json!([p]);
+                }
+                i
+            })
+            .collect();
+        return (json!({"resourceType": "OperationOutcome", "issue": issues}), true);
+    }
+    if value.get("resourceType").and_then(Value::as_str).is_none() {
+        return (failure("not a FHIR resource: no resourceType"), true);
+    }
+    let mut findings = mode_findings(mode, &value);
+    findings.extend(v.validate(&value, profiles));
+    (outcome(&findings), has_errors(&findings))
+}
+
+/// The non-blank lines of NDJSON with their 1-based line numbers (a trailing newline, blank
+/// lines and a `\r` before `\n` are allowed).
+pub fn ndjson_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Marks every issue of `oo` with the line it is about (`operationoutcome-issue-line`).
+pub fn at_line(mut oo: Value, line: usize) -> Value {
+    for issue in oo["issue"].as_array_mut().into_iter().flatten() {
+        let ext = json!({"url": ISSUE_LINE, "valueInteger": line});
+        match issue.get_mut("extension").and_then(Value::as_array_mut) {
+            Some(a) => a.push(ext),
+            None => issue["extension"] = json!([ext]),
+        }
+    }
+    oo
+}
+
+/// One OperationOutcome per non-blank NDJSON line (each issue naming its line), and whether
+/// any holds an error. No lines at all is one error.
+pub fn validate_ndjson(v: &Validator, bytes: &[u8], profiles: &[&str], mode: Option<Mode>, max_depth: usize) -> (Vec<Value>, bool) {
+    let mut out = Vec::new();
+    let mut bad = false;
+    for (n, line) in ndjson_lines(crate::ingest::reader::strip_bom(bytes)) {
+        let (oo, b) = validate_bytes(v, line, profiles, mode, max_depth);
+        bad |= b;
+        out.push(at_line(oo, n));
+    }
+    if out.is_empty() {
+        return (vec![failure("no resources: the NDJSON has no non-blank line")], true);
+    }
+    (out, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_lines_are_numbered_from_one_and_blank_ones_skipped() {
+        let lines: Vec<(usize, &[u8])> = ndjson_lines(b"{\"a\":1}\r\n\n  \n{\"b\":2}\n").collect();
+        assert_eq!(lines, vec![(1, &b"{\"a\":1}"[..]), (4, &b"{\"b\":2}"[..])]);
+    }
+
+    #[test]
+    fn modes_ask_for_and_about_ids() {
+        let with = json!({"resourceType": "Patient", "id": "1"});
+        let without = json!({"resourceType": "Patient"});
+        assert!(mode_findings(Some(Mode::Update), &without).iter().any(|f| f.severity == Severity::Error));
+        assert!(mode_findings(Some(Mode::Update), &with).is_empty());
+        assert!(mode_findings(Some(Mode::Create), &with).iter().all(|f| f.severity == Severity::Warning));
+        assert!(mode_findings(None, &without).is_empty() && Mode::parse("patch").is_none());
+    }
+}
