@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod common;
+mod conformance;
 mod crash;
 mod errors;
 mod fhir_server;
