@@ -392,7 +392,9 @@ mod fake {
 async fn kit_fails_a_server_that_breaks_one_rule() {
     use fake::Fault::*;
     use mhg::conformance::check::Verdict;
-    let set = checked_in();
+    // The records each rule needs: an amended pair, entered-in-error entries, and a few others.
+    let mut set = checked_in();
+    set.valid.retain(|v| ["seed-01", "seed-19", "seed-20", "seed-21", "seed-22"].iter().any(|p| v.name.starts_with(p)));
     let p = pipeline();
     let cases = [
         (DuplicatesOnResend, vec!["resend-no-duplicates"]),
