@@ -154,12 +154,13 @@ td,th{{border:1px solid #ccc;padding:4px 6px;font-size:13px;text-align:left;vert
 .pass{{color:#1a7f37}}.fail{{color:#c62828;font-weight:bold}}.skip{{color:#8a6d00}}pre{{background:#f7f7f7;padding:6px;overflow:auto;max-height:20em;font-size:12px}}\
 .box{{display:inline-block;padding:8px 16px;margin-right:8px;border-radius:4px;background:#f4f4f4}}</style></head><body>\
 <h1>mhg conformance {kind}: {verdict}</h1><p>Target <code>{target}</code>, started {started}, {secs:.1} s. Synthetic test vectors only.</p>\
-<div><span class=\"box\">{total} checks</span><span class=\"box pass\">{pass} passed</span><span class=\"box fail\">{fail} failed</span><span class=\"box skip\">{skip} skipped</span></div>",
+<div><span class=\"box\">{total} checks</span><span class=\"box pass\">{pass} passed</span><span class=\"box {fail_class}\">{fail} failed</span><span class=\"box skip\">{skip} skipped</span></div>",
         kind = xml(&run.kind),
         target = xml(&run.target),
         started = xml(&run.started),
         secs = run.millis / 1000.0,
         total = run.checks.len(),
+        fail_class = if fail > 0 { "fail" } else { "pass" },
     );
     o.push_str(
         "<h2>By suite</h2><table><tr><th>Suite</th><th>Checks</th><th>Passed</th><th>Failed</th><th>Skipped</th><th>Time (ms)</th></tr>",
