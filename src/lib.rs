@@ -27,12 +27,14 @@
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`environment`]: the process environment, read once by `cli` and passed down as data.
 //! - [`config`]: embedded defaults, TOML file, environment.
+//! - [`conformance`]: the integration tester's kit: test vectors, `mhg conformance` runs, reports.
 
 pub mod admission;
 pub mod auth;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod environment;
 pub mod error;
 pub mod files;

@@ -107,7 +107,7 @@ impl Pipeline {
             v["recordVersion"] = Value::from(record.record_version);
             ingest::digest::content_digest(&v)
         };
-        mapped.warnings = ingest::semantic::unlikely(value, today);
+        mapped.warnings.extend(ingest::semantic::unlikely(value, today));
         Ok(mapped)
     }
 

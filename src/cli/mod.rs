@@ -2,6 +2,7 @@
 //! hands off to the pipeline or the HTTP server. Exit statuses are part of the contract:
 //! 0 success, 1 some input refused, 2 usage or configuration error.
 
+pub mod conformance;
 pub mod convert;
 pub mod keys;
 pub mod serve;
@@ -37,6 +38,8 @@ pub enum Command {
     Keys(keys::Args),
     /// Validate FHIR resources against base R4, their meta.profile and --profile.
     Validate(validate::Args),
+    /// The integration tester's kit: test vectors, and runs against a gateway or a FHIR server.
+    Conformance(conformance::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -134,5 +137,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Replay(args) => replay(&config, args),
         Command::Keys(args) => keys::run(&config, args),
         Command::Validate(args) => validate::run(&config, args),
+        Command::Conformance(args) => conformance::run(&config, args),
     }
 }

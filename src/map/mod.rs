@@ -75,11 +75,14 @@ pub(crate) struct Builder<'a> {
     entries: Vec<Value>,
     origins: Vec<String>,
     issues: Vec<Issue>,
+    /// What the mapping gave less precisely than the record allows (a code whose context has no
+    /// verified standard code): said beside the Bundle, never silently.
+    warnings: Vec<Issue>,
 }
 
 impl<'a> Builder<'a> {
     fn new(term: &'a Terminology) -> Self {
-        Builder { term, entries: Vec::with_capacity(24), origins: Vec::with_capacity(24), issues: Vec::new() }
+        Builder { term, entries: Vec::with_capacity(24), origins: Vec::with_capacity(24), issues: Vec::new(), warnings: Vec::new() }
     }
 
     /// FHIRPath of the entry that the next [`Builder::add`] will create.
@@ -121,7 +124,8 @@ impl<'a> Builder<'a> {
 
     /// A CodeableConcept for `code` of the gateway's CodeSystem `cs`: the standard codings that
     /// ConceptMap `map` gives (in its group order), then the gateway's own coding. Records an
-    /// issue when the code is unknown to the map or misses a required target system. `at` gives
+    /// issue when the code is unknown to the map, and a warning (with the concept's `text`) when
+    /// the context selects no target in a required system (an `unmatched` target). `at` gives
     /// (input path, output FHIRPath) and is called only then: paths cost allocations.
     pub fn coded(&mut self, map: &str, cs: &str, code: &str, ctx: &[(&str, &str)], at: impl Fn() -> (String, String)) -> Value {
         let t = self.term.translate(map, code, ctx);
@@ -129,17 +133,32 @@ impl<'a> Builder<'a> {
             let (input, output) = at();
             self.issues.push(Issue::new("code-invalid", format!("code has no mapping in ConceptMap '{map}'")).at(input).expr(output));
         }
-        for sys in &t.missing {
+        let mut codings = t.codings;
+        // A code the map knows, in a context (method, specimen) with no verified target in a
+        // required system: the record is schema-valid, so it still converts, with the codes
+        // that were found, the gateway's own code and its text, and a warning naming the field.
+        let fallback = t.known && !t.missing.is_empty();
+        for sys in t.missing.iter().filter(|_| fallback) {
             let (input, output) = at();
-            self.issues.push(
-                Issue::new("code-invalid", format!("code has no mapping to required system {sys} in ConceptMap '{map}'"))
-                    .at(input)
-                    .expr(output),
+            self.warnings.push(
+                Issue::new(
+                    "code-invalid",
+                    format!("no verified code in required system {sys} for this combination in ConceptMap '{map}': the gateway's own code is sent, with text"),
+                )
+                .at(input)
+                .expr(output),
             );
         }
-        let mut codings = t.codings;
-        codings.push(self.term.gateway_coding(cs, code));
-        concept(codings)
+        let own = self.term.gateway_coding(cs, code);
+        let text = own.get("display").cloned();
+        codings.push(own);
+        let mut c = concept(codings);
+        if fallback {
+            if let Some(t) = text {
+                put(&mut c, "text", t);
+            }
+        }
+        c
     }
 
     /// The first standard code a map gives (e.g. administrative gender), with an issue if none.
@@ -227,5 +246,5 @@ pub fn map_record(record: &Record, term: &Terminology) -> Result<Mapped, Rejecti
         person_key: person_key(&record.source_system, &record.person.person_id),
         digest: String::new(),
     };
-    Ok(Mapped { bundle, entry_origins: b.origins, meta, warnings: Vec::new(), gated: false })
+    Ok(Mapped { bundle, entry_origins: b.origins, meta, warnings: b.warnings, gated: false })
 }

@@ -29,8 +29,8 @@ impl Backoff {
 /// A destination ready to send to: configuration plus the HTTP client and the secret.
 pub struct Destination {
     pub config: DestinationConfig,
-    client: reqwest::Client,
-    tokens: TokenSource,
+    pub(super) client: reqwest::Client,
+    pub(super) tokens: TokenSource,
 }
 
 impl std::fmt::Debug for Destination {
@@ -227,7 +227,7 @@ fn receipt(body: &Value) -> Value {
 }
 
 /// What kind of transport failure it was, for the stored outcome (no URL, no body).
-fn transport_kind(e: &reqwest::Error) -> &'static str {
+pub(super) fn transport_kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod deliver;
+pub mod probe;
 pub mod worker;
 
 pub use auth::AuthConfig;

@@ -46,9 +46,8 @@ fn breakages() -> Vec<(&'static str, Value)> {
     b["results"][6]["value"] = json!({"text": CANARIES[3], "coded": "positive"});
     v.push(("value shape", b));
     let mut b = base;
-    b["results"][6]["test"] = json!("syphilis-treponemal");
-    b["results"][6]["method"] = json!("rapid-test");
-    v.push(("no LOINC for this method", b));
+    b["vaccinations"][0]["country"] = json!("QQQ");
+    v.push(("unknown country of a dose", b));
     v
 }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod common;
+mod conformance;
 mod console;
 mod crash;
 mod errors;
