@@ -40,6 +40,7 @@ use crate::error::{Issue, RejectKind, Rejection};
 use crate::pipeline::Pipeline;
 use guard::ScopeRule;
 
+mod formats;
 pub mod guard;
 mod records;
 pub mod serve;
@@ -325,8 +326,12 @@ async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map:
 }
 
 async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
+    let format = formats::requested(&req)?;
     let (mapped, batch, _) = convert_request(&st, req).await?;
     crate::ops::inc("mhg_records_accepted_total", &[("path", "convert")], mapped.len() as u64);
+    if format != crate::pipeline::Format::Transaction {
+        return formats::render(st.pipeline.clone(), mapped, batch, format).await;
+    }
     let warned = mapped.iter().filter(|m| !m.warnings.is_empty()).count();
     let mut bundles: Vec<Value> = mapped.into_iter().map(|m| m.bundle).collect();
     tracing::info!(stage = "convert", records = bundles.len(), warned, "converted");
