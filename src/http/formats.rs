@@ -18,8 +18,7 @@ use crate::pipeline::{Format, Pipeline};
 /// else a transaction. An unknown `format` is refused, naming the parameter.
 pub(super) fn requested(req: &Request) -> Result<Format, Rejection> {
     let query = req.uri().query().unwrap_or_default();
-    let asked: Vec<String> =
-        form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "format" || k == "_format").map(|(_, v)| v.into_owned()).collect();
+    let asked: Vec<String> = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "format").map(|(_, v)| v.into_owned()).collect();
     match asked.as_slice() {
         [] => {}
         [one] => {

@@ -225,3 +225,134 @@ mod http {
         assert!(body.contains("OperationOutcome") && body.contains("format"));
     }
 }
+
+/// Destinations with `format = "ips"`: the real FHIR server gets each record's document at
+/// `[base]/Bundle` (by its identifier: sending it again leaves one), a folder gets the document
+/// as the record's file; both are the documents the gate passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ips_destinations_get_documents() {
+    use crate::relay::{post_records, wait_state};
+    use crate::support::{Gateway, Hfs, directory_destination, fhir_destination, search_count, sqlite_url};
+    use mhg::pipeline::Format;
+    let hfs = Hfs::start("off").await;
+    let store = tempfile::tempdir().unwrap();
+    let outbox = tempfile::tempdir().unwrap();
+    let mut to_server = fhir_destination("clinic", &hfs.base);
+    to_server.format = Format::Ips;
+    let mut to_folder = directory_destination("files", outbox.path());
+    to_folder.format = Format::Ips;
+    let gw = Gateway::start(&sqlite_url(&store).await, vec![to_server, to_folder]).await;
+    let client = http();
+    let names = ["01-us-immigrant-vnm-clear.json", "31-shared-child-tb-class-b1.json"];
+    let records: Vec<Value> = names.iter().map(|n| read_json(&root().join("tests/golden/records").join(n))).collect();
+    let body: String = records.iter().map(|r| r.to_string() + "\n").collect();
+    let (s, r) = post_records(&client, &gw.base, body).await;
+    assert_eq!(s, 202, "{r}");
+    let p = pipeline();
+    for (i, sub) in r["submissions"].as_array().unwrap().iter().enumerate() {
+        let st = wait_state(&client, &gw.base, sub["id"].as_str().unwrap(), "delivered", 120).await;
+        let expected = p.document(&p.convert_value(&records[i]).unwrap()).unwrap().bundle;
+        let ident = &expected["identifier"];
+        let query = format!(
+            "Bundle?identifier={}%7C{}",
+            ident["system"].as_str().unwrap().replace(':', "%3A").replace('/', "%2F"),
+            ident["value"].as_str().unwrap().replace('@', "%40")
+        );
+        assert_eq!(search_count(&client, &hfs.base, &query).await, 1, "{}: {st}", names[i]);
+        // Sending it again (as a retry would) leaves one document.
+        let again = client
+            .put(format!("{}/{query}", hfs.base))
+            .header("content-type", "application/fhir+json")
+            .body(expected.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(again.status().is_success(), "{}", again.status());
+        assert_eq!(search_count(&client, &hfs.base, &query).await, 1, "{}: idempotent by identifier", names[i]);
+        let at_server: Value = client.get(format!("{}/{query}", hfs.base)).send().await.unwrap().json().await.unwrap();
+        let doc = &at_server["entry"][0]["resource"];
+        assert_eq!(doc["type"], "document");
+        assert_eq!(doc["entry"].as_array().map(Vec::len), expected["entry"].as_array().map(Vec::len));
+        let file = mhg::files::record_file_name(
+            records[i]["sourceSystem"].as_str().unwrap(),
+            records[i]["recordId"].as_str().unwrap(),
+            records[i]["recordVersion"].as_i64().unwrap(),
+        );
+        let written: Value = serde_json::from_slice(&std::fs::read(outbox.path().join(&file)).unwrap()).unwrap();
+        assert_eq!(written, expected, "{}: the folder gets the gated document", names[i]);
+    }
+    gw.stop().await;
+}
+
+/// `format` of a destination: `transaction` by default, `ips` taken, `html` refused naming the key.
+#[test]
+fn destination_format_is_checked() {
+    use mhg::relay::{DestinationConfig, DestinationKind};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mhg.toml");
+    std::fs::write(
+        &file,
+        "[[destinations]]\nname = \"clinic\"\nkind = \"directory\"\npath = \"out\"\nformat = \"ips\"\n",
+    )
+    .unwrap();
+    let cfg = mhg::config::Config::load_from(Some(&file), &Default::default()).expect("loads");
+    assert_eq!(cfg.destinations.as_ref().unwrap()[0].format, mhg::pipeline::Format::Ips);
+    let mut d = DestinationConfig { path: Some(dir.path().into()), ..DestinationConfig::new("d", DestinationKind::Directory) };
+    assert_eq!(d.format, mhg::pipeline::Format::Transaction);
+    d.format = mhg::pipeline::Format::Html;
+    assert!(d.check().unwrap_err().contains("destinations[d].format"));
+}
+
+/// The page as a person sees it: Debian's Chromium, headless, opens the page offline (the
+/// page's own policy forbids fetching anything) and what it renders holds the person in each
+/// script (Arabic right to left), the estimated birth date marked, the TB classification, the
+/// vaccinations table with their sources, the results with units and codes, and the provenance.
+/// It also prints to PDF (A4 by the page's print styles). `MHG_BLESS=1` refreshes the
+/// screenshot in `docs/`.
+#[test]
+fn pages_render_in_a_real_browser() {
+    let browser = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("chromium is installed (scripts/test installs Debian's chromium when root)");
+    let p = pipeline();
+    let dir = tempfile::tempdir().unwrap();
+    let page_of = |name: &str| {
+        let m = p.convert_value(&read_json(&root().join("tests/golden/records").join(name))).unwrap();
+        let path = dir.path().join(name.replace(".json", ".html"));
+        std::fs::write(&path, p.page(&m).unwrap()).unwrap();
+        path
+    };
+    let run = |args: &[&str], page: &std::path::Path| {
+        let profile = dir.path().join("profile");
+        let out = std::process::Command::new(browser)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions", "--hide-scrollbars"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(args)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs");
+        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let arabic = page_of("09-eu-phr-syr-arabic-post-arrival.json");
+    let dom = run(&["--dump-dom"], &arabic);
+    for want in
+        ["dir=\"rtl\"", "الخطيب", "Al-Khatib", "Immunizations", "Reported, not verified", "Given here", "TD-8812", "Where this came from"]
+    {
+        assert!(dom.contains(want), "the rendered page shows {want}");
+    }
+    assert!(!dom.contains("<script"), "no script");
+    let tb = page_of("31-shared-child-tb-class-b1.json");
+    let dom = run(&["--dump-dom"], &tb);
+    for want in ["(estimated)", "TB classification", "Class B1 TB, pulmonary", "LOINC 71773-6", "IU/mL", "Copied from: Vaccination card"] {
+        assert!(dom.contains(want), "the rendered page shows {want}");
+    }
+    let pdf = dir.path().join("page.pdf");
+    run(&[&format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer"], &tb);
+    let bytes = std::fs::read(&pdf).expect("a PDF was printed");
+    assert!(bytes.starts_with(b"%PDF") && bytes.len() > 10_000);
+    let shot = if std::env::var("MHG_BLESS").is_ok() { root().join("docs/ips-summary.png") } else { dir.path().join("shot.png") };
+    run(&[&format!("--screenshot={}", shot.display()), "--window-size=1000,2100"], &tb);
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+}
