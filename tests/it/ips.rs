@@ -356,3 +356,25 @@ fn pages_render_in_a_real_browser() {
     run(&[&format!("--screenshot={}", shot.display()), "--window-size=1000,2100"], &tb);
     assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
 }
+
+/// Markup in a record is text on the page and in every narrative, never markup.
+#[test]
+fn markup_in_a_record_is_escaped() {
+    let p = pipeline();
+    let mut rec = read_json(&root().join("tests/golden/records/30-shared-adult-refugee-clear.json"));
+    rec["person"]["names"][0]["family"] = "<script>alert(1)</script>".into();
+    rec["assessment"]["site"]["name"] = "A & B \"<img src=x onerror=y>\"".into();
+    let m = p.convert_value(&rec).expect("converts");
+    let doc = p.document(&m).expect("gated");
+    let page = p.page(&doc).unwrap();
+    assert!(!page.contains("<script") && !page.contains("<img"), "escaped on the page");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && page.contains("A &amp; B &quot;&lt;img"));
+    let composition = &doc.bundle["entry"][0]["resource"];
+    let mut divs: Vec<&str> =
+        doc.bundle["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["text"]["div"].as_str()).collect();
+    divs.extend(composition["section"].as_array().unwrap().iter().filter_map(|s| s["text"]["div"].as_str()));
+    assert!(divs.len() > 10);
+    for d in divs {
+        assert!(!d.contains("<script") && !d.contains("<img"), "escaped in the narratives: {d}");
+    }
+}
