@@ -173,7 +173,8 @@ pub fn document(transaction: &Value) -> Value {
     out.extend(entries);
     crate::obj! {
         "resourceType": "Bundle",
-        "id": uuid_for(&format!("Bundle|ips|{tx_id}")).to_string(),
+        // No `id`: a server that stores the document gives it one, and a conditional update by
+        // the identifier then finds it again (an id in the body would contradict the server's).
         "meta": crate::obj! {"profile": crate::arr![BUNDLE_PROFILE]},
         "identifier": crate::obj! {"system": sid("ips-document"), "value": tx_id},
         "type": "document",
