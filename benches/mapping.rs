@@ -8,6 +8,9 @@
 //! - `parse+map+serialize`: bytes in, bytes out, without the output gate.
 //! - `pipeline`: everything `POST /fhir/$convert` does per record, including the FHIR R4 schema
 //!   gate on the output.
+//! - `ips-document`: the IPS document built from the converted transaction Bundle (no gate);
+//!   `ips-gated`: the same through its output gate against `Bundle-uv-ips`; `html-page`: the
+//!   printable page of that document. Against `pipeline` (the transaction output) of the same run.
 //!
 //! `scripts/bench-report` turns criterion's estimates into records/s and ratios to the floor.
 
@@ -68,6 +71,13 @@ fn bench(c: &mut Criterion) {
                 black_box(serde_json::to_vec(&m.bundle).expect("serialises"))
             })
         });
+        let mapped = p.convert_value(&value).expect("converts");
+        let document = p.document(&mapped).expect("document");
+        g.bench_function("ips-document", |b| {
+            b.iter(|| black_box(serde_json::to_vec(&mhg::map::ips::document(black_box(&mapped.bundle))).expect("serialises")))
+        });
+        g.bench_function("ips-gated", |b| b.iter(|| black_box(p.document(black_box(&mapped)).expect("document"))));
+        g.bench_function("html-page", |b| b.iter(|| black_box(mhg::map::ips::page::render(black_box(&document.bundle)))));
         g.finish();
     }
     c.bench_function("startup/load-mappings-and-schemas", |b| b.iter(|| black_box(pipeline())));

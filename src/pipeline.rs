@@ -306,3 +306,86 @@ impl Record {
         Ok(record)
     }
 }
+
+/// What a converted record is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A transaction Bundle (the default).
+    #[default]
+    Transaction,
+    /// An International Patient Summary document Bundle ([`crate::map::ips`]).
+    Ips,
+    /// The printable page of the IPS document ([`crate::map::ips::page`]); not for destinations.
+    Html,
+}
+
+impl Format {
+    /// `transaction`, `ips` or `html`; None for anything else.
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "transaction" => Some(Format::Transaction),
+            "ips" => Some(Format::Ips),
+            "html" => Some(Format::Html),
+            _ => None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// The IPS document of a record the whole pipeline converted, through the same output gate
+    /// as the transaction: the FHIR R4 schema, then the profile validator with the document held
+    /// to `Bundle-uv-ips` (and every entry to its own profiles). The result is gated, so it can be
+    /// sealed for the queue like a transaction.
+    pub fn document(&self, mapped: &Mapped) -> Result<Mapped, Rejection> {
+        if !mapped.gated {
+            return Err(Rejection::one(
+                RejectKind::OutputInvalid,
+                Issue::new("exception", "the Bundle did not pass the output gate"),
+            ));
+        }
+        let doc = map::ips::document(&mapped.bundle);
+        let mut issues = self.r4.check_bundle(&doc);
+        if issues.is_empty() && self.profile_gate {
+            issues = self
+                .validator
+                .validate(&doc, &[map::ips::BUNDLE_PROFILE])
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| Issue::new(f.code, format!("produced IPS document does not meet its profile: {}", f.text)).expr(f.expression))
+                .collect();
+        }
+        // Each document entry's origin is that of the transaction entry with its full URL.
+        let tx = mapped.bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let origins: Vec<String> = doc["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                tx.iter().position(|t| t["fullUrl"] == e["fullUrl"]).and_then(|i| mapped.entry_origins.get(i)).cloned().unwrap_or_default()
+            })
+            .collect();
+        if !issues.is_empty() {
+            for _ in &issues {
+                crate::ops::inc("mhg_validation_failures_total", &[("profile", map::ips::BUNDLE_PROFILE)], 1);
+            }
+            let issues = issues
+                .into_iter()
+                .map(
+                    |i| match entry_index(i.expression.as_deref()).and_then(|n| origins.get(n)).filter(|o| !o.is_empty()) {
+                        Some(o) => i.at(o.clone()),
+                        None => i,
+                    },
+                )
+                .collect();
+            return Err(Rejection::new(RejectKind::OutputInvalid, issues));
+        }
+        Ok(Mapped { bundle: doc, entry_origins: origins, meta: mapped.meta.clone(), warnings: mapped.warnings.clone(), gated: true })
+    }
+
+    /// The printable page of a record: the HTML of its gated IPS document.
+    pub fn page(&self, mapped: &Mapped) -> Result<String, Rejection> {
+        let doc = if mapped.bundle["type"] == "document" { mapped.clone() } else { self.document(mapped)? };
+        Ok(map::ips::page::render(&doc.bundle))
+    }
+}

@@ -76,6 +76,14 @@ pub fn admit(
             unrouted.push(at(Rejection::new(RejectKind::OutputInvalid, issues)));
             continue;
         }
+        // A destination that takes IPS documents gets only records whose document passes the
+        // gate too (the relay builds the same document again from the stored Bundle).
+        if routed.iter().any(|d| d.format == crate::pipeline::Format::Ips) {
+            if let Err(r) = pipeline.document(&m) {
+                unrouted.push(at(r));
+                continue;
+            }
+        }
         if let Some(d) = routed.iter().find(|d| !caller.may_submit_to(&d.name)) {
             forbidden.push(at(Rejection::one(
                 RejectKind::Forbidden,

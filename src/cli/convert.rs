@@ -1,5 +1,6 @@
-//! `mhg convert [FILE...] [--out DIR]`: records from files (or `-` / nothing for stdin) to
-//! Bundles. NDJSON on stdout, or one file per record under `--out`; one OperationOutcome per
+//! `mhg convert [FILE...] [--out DIR] [--format transaction|ips|html]`: records from files (or
+//! `-` / nothing for stdin) to transaction Bundles, IPS documents or printable pages. NDJSON on
+//! stdout (a page for one record), or one file per record under `--out`; one OperationOutcome per
 //! refused record on stderr (as NDJSON), naming the file and the field. A progress bar on a
 //! terminal for large batches. An input that holds no record (empty, blank lines, `[]`) is
 //! refused like a bad record: an OperationOutcome on stderr, exit status 1.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::error::{Issue, RejectKind, Rejection, SourceRef};
+use crate::pipeline::Format;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,6 +23,32 @@ pub struct Args {
     /// Add a mapping override directory (ConceptMaps that replace shipped groups). Repeatable.
     #[arg(long = "mappings-override")]
     pub overrides: Vec<PathBuf>,
+    /// What each record becomes: `transaction` (a transaction Bundle), `ips` (an International
+    /// Patient Summary document Bundle) or `html` (a printable page of that document).
+    #[arg(long, default_value = "transaction", value_parser = parse_format)]
+    pub format: Format,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| "expected transaction, ips or html".to_owned())
+}
+
+/// A converted record in the chosen format: bytes, and the file extension under `--out`.
+fn render(
+    pipeline: &crate::pipeline::Pipeline,
+    m: &crate::map::Mapped,
+    format: Format,
+    pretty: bool,
+) -> Result<(Vec<u8>, &'static str), Rejection> {
+    let json = |v: &serde_json::Value| {
+        let r = if pretty { serde_json::to_vec_pretty(v) } else { serde_json::to_vec(v) };
+        r.map_err(|_| Rejection::one(RejectKind::Internal, Issue::new("exception", "the Bundle could not be serialised")))
+    };
+    match format {
+        Format::Transaction => Ok((json(&m.bundle)?, "json")),
+        Format::Ips => Ok((json(&pipeline.document(m)?.bundle)?, "json")),
+        Format::Html => Ok((pipeline.page(m)?.into_bytes(), "html")),
+    }
 }
 
 /// Below this many records no progress bar is drawn.
@@ -60,6 +88,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let stderr_tty = std::io::stderr().is_terminal();
     let (mut converted, mut refused) = (0usize, 0usize);
+    let mut pages_on_stdout = 0usize;
     let report = |r: &Rejection, bar: Option<&indicatif::ProgressBar>| {
         let line = r.to_operation_outcome().to_string();
         match bar {
@@ -90,6 +119,14 @@ pub fn run(config: &Config, args: Args) -> i32 {
             let outcome = pipeline.convert_item(item, today);
             match outcome.result {
                 Ok(m) => {
+                    let (bytes, ext) = match render(&pipeline, &m, args.format, args.out.is_some()) {
+                        Ok(b) => b,
+                        Err(r) => {
+                            refused += 1;
+                            report(&r.with_source(outcome.source.clone()), bar.as_ref());
+                            continue;
+                        }
+                    };
                     converted += 1;
                     // Possible but unlikely: said on stderr (an OperationOutcome of warnings),
                     // the record still written and the exit status unchanged.
@@ -101,13 +138,21 @@ pub fn run(config: &Config, args: Args) -> i32 {
                         }
                     }
                     let file = crate::files::record_file_name(&m.meta.source_system, &m.meta.record_id, m.meta.record_version);
+                    let file = match file.strip_suffix(".json") {
+                        Some(stem) if ext != "json" => format!("{stem}.{ext}"),
+                        _ => file,
+                    };
                     let res = match &args.out {
-                        Some(dir) => serde_json::to_vec_pretty(&m.bundle)
-                            .map_err(std::io::Error::other)
-                            .and_then(|b| crate::files::write_atomic(dir, &file, &b)),
-                        None => {
-                            serde_json::to_writer(&mut out, &m.bundle).map_err(std::io::Error::other).and_then(|_| out.write_all(b"\n"))
+                        Some(dir) => crate::files::write_atomic(dir, &file, &bytes),
+                        None if args.format == Format::Html => {
+                            pages_on_stdout += 1;
+                            if pages_on_stdout > 1 {
+                                eprintln!("mhg: --format html writes one page per record: give --out DIR for more than one record");
+                                return 2;
+                            }
+                            out.write_all(&bytes)
                         }
+                        None => out.write_all(&bytes).and_then(|_| out.write_all(b"\n")),
                     };
                     if let Err(e) = res {
                         eprintln!("mhg: cannot write output: {e}");

@@ -41,6 +41,7 @@ use crate::pipeline::Pipeline;
 use guard::ScopeRule;
 
 pub mod console;
+mod formats;
 pub mod guard;
 mod records;
 pub mod serve;
@@ -264,7 +265,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
 async fn metadata(State(st): State<AppState>) -> Response {
     let relay = st.relay.is_some();
     let mut ops = vec![json!({"name": "convert", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/convert",
-        "documentation": "POST a migration health record (JSON, JSON array or NDJSON); returns the FHIR R4 transaction Bundle(s). Relays nothing."})];
+        "documentation": "POST a migration health record (JSON, JSON array or NDJSON); returns the FHIR R4 transaction Bundle(s); ?format=ips the IPS document(s) (Bundle-uv-ips, IPS 2.0.0); ?format=html or Accept: text/html the printable page of one record. Relays nothing."})];
     ops.push(json!({"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
         "documentation": "POST /fhir/$validate or /fhir/{type}/$validate: a resource or Parameters (resource, profile, mode); profile and mode also as ?profile= and ?mode= (create, update, delete, profile); application/fhir+ndjson answers one OperationOutcome a line. Validates against base R4, meta.profile and the given profiles with the definitions loaded (shipped: R4 core, hl7.terminology.r4, extensions, IPS 2.0.0); UCUM units by the UCUM grammar."}));
     if relay {
@@ -372,9 +373,17 @@ async fn convert_request(st: &AppState, req: Request) -> Result<(Vec<crate::map:
 }
 
 async fn convert(State(st): State<AppState>, req: Request) -> Result<Response, Rejection> {
+    let format = formats::requested(&req)?;
     let (mapped, batch, _) = convert_request(&st, req).await?;
     crate::ops::inc("mhg_records_accepted_total", &[("path", "convert")], mapped.len() as u64);
     let warned = mapped.iter().filter(|m| !m.warnings.is_empty()).count();
+    if format != crate::pipeline::Format::Transaction {
+        let mut r = formats::render(st.pipeline.clone(), mapped, batch, format).await?;
+        if let Some(v) = (warned > 0).then(|| HeaderValue::from_str(&warned.to_string()).ok()).flatten() {
+            r.headers_mut().insert("x-mhg-warnings", v);
+        }
+        return Ok(r);
+    }
     let mut bundles: Vec<Value> = mapped.into_iter().map(|m| m.bundle).collect();
     tracing::info!(stage = "convert", records = bundles.len(), warned, "converted");
     let mut r = match (batch, bundles.pop()) {

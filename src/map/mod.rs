@@ -9,6 +9,7 @@
 //! [`parties`] (Organization, Practitioner, Location), [`provenance`] (Provenance, Consent).
 
 mod immunization;
+pub mod ips;
 mod parties;
 mod patient;
 mod provenance;

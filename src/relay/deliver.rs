@@ -7,7 +7,23 @@ use serde_json::{Value, json};
 
 use super::auth::TokenSource;
 use super::{DestinationConfig, DestinationKind};
+use crate::pipeline::Format;
 use crate::queue::{Claim, Outcome, now_ms};
+
+/// The IPS document of a stored transaction Bundle, and the conditional update URL (relative to
+/// the base) that makes it idempotent by the document's identifier. The stored Bundle passed the
+/// output gate, and so did its document when the record was accepted (admission gates it for
+/// every `ips` destination); building it is deterministic, so these are the bytes that passed.
+fn ips_document(stored: &[u8]) -> Result<(Vec<u8>, String), Outcome> {
+    let dead = |e: &str| Outcome::Dead { status: None, detail: json!({"error": e}) };
+    let tx: Value = serde_json::from_slice(stored).map_err(|_| dead("stored payload is not JSON"))?;
+    let doc = crate::map::ips::document(&tx);
+    let id = &doc["identifier"];
+    let url =
+        crate::map::util::identifier_query("Bundle", id["system"].as_str().unwrap_or_default(), id["value"].as_str().unwrap_or_default());
+    let bytes = serde_json::to_vec(&doc).map_err(|_| dead("document could not be serialised"))?;
+    Ok((bytes, url))
+}
 
 /// Backoff of retryable failures.
 #[derive(Debug, Clone, Copy)]
@@ -69,10 +85,15 @@ impl Destination {
 
     /// Sends one claimed delivery and classifies the result.
     pub async fn deliver(&self, claim: &Claim, backoff: Backoff) -> Outcome {
-        let outcome = match self.config.kind {
-            DestinationKind::Fhir if self.config.transactions => self.post_transaction(claim, backoff).await,
-            DestinationKind::Fhir => self.put_each(claim, backoff).await,
-            DestinationKind::Directory => self.write_file(claim, backoff).await,
+        let outcome = match (self.config.kind, self.config.format) {
+            (DestinationKind::Fhir, Format::Ips) => self.put_document(claim, backoff).await,
+            (DestinationKind::Directory, Format::Ips) => match ips_document(&claim.bundle) {
+                Ok((bytes, _)) => self.write_file(claim, bytes, backoff).await,
+                Err(o) => o,
+            },
+            (DestinationKind::Fhir, _) if self.config.transactions => self.post_transaction(claim, backoff).await,
+            (DestinationKind::Fhir, _) => self.put_each(claim, backoff).await,
+            (DestinationKind::Directory, _) => self.write_file(claim, claim.bundle.clone(), backoff).await,
         };
         // A retryable failure past the attempt limit is given up on, keeping what came back.
         match outcome {
@@ -181,6 +202,45 @@ impl Destination {
         Outcome::Delivered { status: Some(200), detail: json!({"entries": receipts}) }
     }
 
+    /// An IPS document, as a conditional update on its identifier at `[base]/Bundle`: created
+    /// the first time, replaced by the same bytes after that.
+    async fn put_document(&self, claim: &Claim, backoff: Backoff) -> Outcome {
+        let (bytes, url) = match ips_document(&claim.bundle) {
+            Ok(d) => d,
+            Err(o) => return o,
+        };
+        let base = self.config.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
+        let mut req = self
+            .client
+            .put(format!("{base}/{url}"))
+            .header("content-type", "application/fhir+json")
+            .header("accept", "application/fhir+json")
+            .body(bytes);
+        match self.bearer(claim, backoff).await {
+            Ok(Some(t)) => req = req.bearer_auth(t),
+            Ok(None) => {}
+            Err(o) => return o,
+        }
+        let retry_at = now_ms() + backoff.delay_ms(claim.attempts);
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry { status: None, at: retry_at, detail: json!({"error": transport_kind(&e)}) },
+        };
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = retry_after_ms(resp.headers());
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            let detail =
+                json!({"entries": [{"status": status, "location": location, "etag": body["meta"]["versionId"], "id": body["id"]}]});
+            return Outcome::Delivered { status: Some(status), detail };
+        }
+        if status == 401 {
+            self.tokens.invalidate().await;
+        }
+        classify_failure(status, retry_after, body, retry_at)
+    }
+
     /// The bearer token to send, if any; without one there is no delivery, and the attempt is
     /// retried (the authorisation server may answer later).
     async fn bearer(&self, claim: &Claim, backoff: Backoff) -> Result<Option<String>, Outcome> {
@@ -191,11 +251,10 @@ impl Destination {
         })
     }
 
-    async fn write_file(&self, claim: &Claim, backoff: Backoff) -> Outcome {
+    async fn write_file(&self, claim: &Claim, bytes: Vec<u8>, backoff: Backoff) -> Outcome {
         let dir = self.config.path.clone().unwrap_or_default();
         let id = &claim.identity;
         let name = crate::files::record_file_name(&id.source_system, &id.record_id, id.record_version);
-        let bytes = claim.bundle.clone();
         let res = tokio::task::spawn_blocking(move || crate::files::write_atomic(&dir, &name, &bytes).map(|_| name)).await;
         match res {
             Ok(Ok(name)) => Outcome::Delivered { status: None, detail: json!({"file": name}) },

@@ -45,6 +45,11 @@ pub struct DestinationConfig {
     /// FHIR version the destination speaks (only 4.0.1 is produced).
     #[serde(default = "default_fhir_version")]
     pub fhir_version: String,
+    /// What the destination gets: `transaction` (the default) or `ips`, the record's IPS
+    /// document (a `fhir` destination PUTs it to `[base]/Bundle?identifier=…`, so sending it again
+    /// changes nothing; a `directory` destination writes it as the record's file).
+    #[serde(default)]
+    pub format: crate::pipeline::Format,
     /// Profiles the destination requires its records to meet.
     #[serde(default)]
     pub profiles: Vec<String>,
@@ -120,6 +125,7 @@ impl DestinationConfig {
             base_url: None,
             path: None,
             fhir_version: default_fhir_version(),
+            format: crate::pipeline::Format::Transaction,
             profiles: Vec::new(),
             countries: Vec::new(),
             programmes: Vec::new(),
@@ -158,6 +164,9 @@ impl DestinationConfig {
         }
         if self.fhir_version != "4.0.1" {
             return Err(format!("destinations[{n}].fhir_version: only 4.0.1 is produced"));
+        }
+        if self.format == crate::pipeline::Format::Html {
+            return Err(format!("destinations[{n}].format: expected \"transaction\" or \"ips\""));
         }
         if self.concurrency == 0 || self.concurrency > 256 {
             return Err(format!("destinations[{n}].concurrency: expected 1 to 256"));

@@ -19,6 +19,7 @@ mod hostile_input;
 mod http;
 mod http_surface;
 mod identity;
+mod ips;
 mod mappings;
 mod ops;
 mod outbound;
