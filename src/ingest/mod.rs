@@ -9,6 +9,7 @@ pub mod reader;
 pub mod record;
 pub mod schema;
 pub mod semantic;
+pub mod stream;
 
 pub use reader::{Item, read_records};
 pub use record::Record;

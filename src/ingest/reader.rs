@@ -130,10 +130,9 @@ pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<I
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
-        .filter(|(_, l)| l.iter().any(|b| !b.is_ascii_whitespace()))
+        .filter(|(_, l)| !is_blank(l))
         .collect();
-    let first_is_whole =
-        lines.first().map(|(_, l)| nesting_depth(l, max_depth) <= max_depth && serde_json::from_slice::<Value>(l).is_ok()).unwrap_or(false);
+    let first_is_whole = lines.first().map(|(_, l)| stands_alone(l, max_depth)).unwrap_or(false);
     if lines.len() < 2 || !first_is_whole {
         // A single (malformed or too deep) document: report it as such.
         if nesting_depth(bytes, max_depth) > max_depth {
@@ -145,20 +144,32 @@ pub fn read_records(bytes: &[u8], file: Option<&str>, max_depth: usize) -> Vec<I
         };
         return vec![Item { source: src(None, None), value: Err(e) }];
     }
-    lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, (line_no, line))| {
-            let value = if nesting_depth(line, max_depth) > max_depth {
-                Err(too_deep(max_depth))
-            } else {
-                serde_json::from_slice::<Value>(line)
-                    .map_err(|e| malformed(&e, line_no - 1))
-                    .and_then(|v| strict(v, crate::json_strict::duplicate_keys(line)))
-            };
-            Item { source: src(Some(i + 1), Some(line_no)), value }
-        })
-        .collect()
+    lines.into_iter().enumerate().map(|(i, (line_no, line))| ndjson_item(line, i + 1, line_no, file, max_depth)).collect()
+}
+
+/// One NDJSON line (without its line end) as an item: the `record`th non-empty line of `file`,
+/// at 1-based line `line_no`. What [`read_records`] makes of each line of NDJSON input; also
+/// used by [`super::stream`], which reads NDJSON a line at a time.
+pub fn ndjson_item(line: &[u8], record: usize, line_no: usize, file: Option<&str>, max_depth: usize) -> Item {
+    let value = if nesting_depth(line, max_depth) > max_depth {
+        Err(too_deep(max_depth))
+    } else {
+        serde_json::from_slice::<Value>(line)
+            .map_err(|e| malformed(&e, line_no - 1))
+            .and_then(|v| strict(v, crate::json_strict::duplicate_keys(line)))
+    };
+    Item { source: SourceRef { file: file.map(str::to_owned), record: Some(record), line: Some(line_no) }, value }
+}
+
+/// Whether an NDJSON line is non-empty (holds something beyond ASCII whitespace).
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// Whether the first non-empty line of input stands alone as a JSON value (within the depth
+/// limit): what makes input NDJSON rather than one document.
+pub fn stands_alone(line: &[u8], max_depth: usize) -> bool {
+    nesting_depth(line, max_depth) <= max_depth && serde_json::from_slice::<Value>(line).is_ok()
 }
 
 /// The refusal of input that holds no record at all.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
 
 mod auth;
+mod batch;
 mod cli;
 mod common;
 mod conformance;

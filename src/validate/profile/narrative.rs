@@ -48,8 +48,10 @@ fn attr_values<'v>(markup: &'v str, name: &'static str) -> impl Iterator<Item = 
 fn find<'v>(v: &'v Value, at: &mut Vec<Seg<'v>>, out: &mut Vec<(String, &'v str)>, root: &str) {
     match v {
         Value::Object(m) => {
-            if m.contains_key("resourceType") {
-                if let Some(div) = m.get("text").and_then(|t| t.get("div")).and_then(Value::as_str).filter(|d| links_to_fragment(d)) {
+            if super::json::get(m, "resourceType").is_some() {
+                if let Some(div) =
+                    super::json::get(m, "text").and_then(|t| t.get("div")).and_then(Value::as_str).filter(|d| links_to_fragment(d))
+                {
                     let mut p = String::from(root);
                     for s in at.iter() {
                         match s {

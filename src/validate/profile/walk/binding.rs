@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Walk;
+use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
 use crate::validate::profile::{Severity, ucum};
 
@@ -18,7 +19,7 @@ impl Walk<'_> {
     /// complete CodeSystem loaded here must exist, and its display (when given) must be the
     /// CodeSystem's display (compared ignoring case and spacing).
     pub(super) fn known_code(&mut self, obj: &Map<String, Value>) {
-        let (Some(system), Some(code)) = (obj.get("system").and_then(Value::as_str), obj.get("code").and_then(Value::as_str)) else {
+        let (Some(system), Some(code)) = (get(obj, "system").and_then(Value::as_str), get(obj, "code").and_then(Value::as_str)) else {
             return;
         };
         if !system.contains(':') {
@@ -56,9 +57,10 @@ impl Walk<'_> {
                 self.path.truncate(len);
             }
             Some(Some(display)) => {
-                if let Some(given) = obj.get("display").and_then(Value::as_str) {
+                if let Some(given) = get(obj, "display").and_then(Value::as_str) {
                     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-                    if norm(given) != norm(display) {
+                    // Equal text is an equal display, without normalising (the common case).
+                    if given != display && norm(given) != norm(display) {
                         let len = self.push("display", None);
                         self.report(
                             Severity::Error,

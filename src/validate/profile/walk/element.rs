@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::pointer::push_key;
 use super::{Host, Item, MAX_DEPTH, Scope, Walk, is_resource_type};
-use crate::validate::profile::json::{matches_pattern, same};
+use crate::validate::profile::json::{get, matches_pattern, same};
 use crate::validate::profile::model::{ElemId, Profile, is_primitive};
 use crate::validate::profile::{Finding, Severity, Validator, primitive};
 
@@ -118,8 +118,8 @@ impl Walk<'_> {
                     self.known_code(obj);
                 }
                 self.ucum(obj);
-                if let Some(code) = obj.get("code").and_then(Value::as_str) {
-                    let system = obj.get("system").and_then(Value::as_str);
+                if let Some(code) = get(obj, "code").and_then(Value::as_str) {
+                    let system = get(obj, "system").and_then(Value::as_str);
                     if ty == "Coding" || system.is_some() {
                         self.binding(prof, eid, system, code, false);
                     }
@@ -293,7 +293,7 @@ impl Walk<'_> {
                         continue;
                     }
                     let Some(pos) = ce.choice_keys.iter().position(|(k, _, _)| k == bare) else { continue };
-                    let shadow_of_main = key.starts_with('_') && obj.contains_key(bare);
+                    let shadow_of_main = key.starts_with('_') && get(obj, bare).is_some();
                     if shadow_of_main {
                         continue;
                     }
@@ -302,13 +302,13 @@ impl Walk<'_> {
                 }
                 if let Some(pos) = first {
                     let (k, s, ti) = &ce.choice_keys[pos];
-                    found = Some((obj.get(k).unwrap_or(&Value::Null), obj.get(s), ce.types[*ti].code.as_str(), k.as_str()));
+                    found = Some((get(obj, k).unwrap_or(&Value::Null), get(obj, s), ce.types[*ti].code.as_str(), k.as_str()));
                 }
                 if n > 1 {
                     self.report(Severity::Error, "structure", format!("more than one type given for {}[x]", ce.name));
                 }
             } else {
-                let (m, sh) = (obj.get(&ce.name), obj.get(&ce.shadow));
+                let (m, sh) = (get(obj, &ce.name), get(obj, &ce.shadow));
                 if m.is_some() || sh.is_some() {
                     let ty = ce.types.first().map(|t| t.code.as_str()).unwrap_or("BackboneElement");
                     found = Some((m.unwrap_or(&Value::Null), sh, ty, ce.name.as_str()));
