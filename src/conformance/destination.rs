@@ -101,7 +101,9 @@ async fn search(dest: &Destination, rtype: &str, query: &str) -> Result<(Vec<Val
     Ok((found, a.millis))
 }
 
-fn capability(run: &mut Run, cs: &Value, types: &[String]) {
+/// `types`: every resource type sent, with whether it is written by conditional update (those
+/// need `conditionalUpdate` and the `identifier` search; the others, written at their id, `update`).
+fn capability(run: &mut Run, cs: &Value, types: &[(String, bool)]) {
     let rest = cs["rest"].as_array().and_then(|r| r.iter().find(|r| r["mode"] == "server")).cloned().unwrap_or(Value::Null);
     let claims = |list: &Value, code: &str| list.as_array().into_iter().flatten().any(|i| i["code"] == code);
     run.expect(
@@ -111,7 +113,7 @@ fn capability(run: &mut Run, cs: &Value, types: &[String]) {
         None,
         0.0,
     );
-    for t in types {
+    for (t, by_identifier) in types {
         let r = rest["resource"].as_array().and_then(|rs| rs.iter().find(|r| r["type"] == t.as_str())).cloned();
         let Some(r) = r else {
             run.fail(
@@ -130,6 +132,9 @@ fn capability(run: &mut Run, cs: &Value, types: &[String]) {
             None,
             0.0,
         );
+        if !by_identifier {
+            continue;
+        }
         run.expect(
             at("capability", &rule_for("conditional-update"), Some(t)),
             r["conditionalUpdate"] == json!(true),
@@ -160,13 +165,14 @@ pub async fn run(
     let started = Instant::now();
     let mut run = Run::new("destination", dest.config.base_url.as_deref().unwrap_or_default());
     let meta = dest.request("GET", "metadata", &[], None).await?;
-    let mut types: Vec<String> = Vec::new();
+    let mut types: Vec<(String, bool)> = Vec::new();
     for v in &set.valid {
         for e in v.bundle["entry"].as_array().into_iter().flatten() {
-            if let Some(t) = e["resource"]["resourceType"].as_str() {
-                if !types.iter().any(|x| x == t) {
-                    types.push(t.to_owned());
-                }
+            let Some(t) = e["resource"]["resourceType"].as_str() else { continue };
+            let conditional = e["request"]["url"].as_str().is_some_and(|u| u.contains('?'));
+            match types.iter_mut().find(|(x, _)| x == t) {
+                Some((_, c)) => *c |= conditional,
+                None => types.push((t.to_owned(), conditional)),
             }
         }
     }
