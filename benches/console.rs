@@ -87,7 +87,7 @@ async fn run(kind: &str, url: &str, n: usize, runs: usize) {
         "overview (state counts + destinations)",
         time(runs, || async {
             store.state_counts().await.unwrap();
-            store.destination_figures().await.unwrap();
+            store.destination_figures(&["moh".to_owned()]).await.unwrap();
         })
         .await,
     ));

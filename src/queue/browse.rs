@@ -64,15 +64,19 @@ const OPEN_STATES: &str = "SELECT st, COUNT(*) FROM (SELECT submission_seq,
             ELSE 'accepted' END AS st
      FROM deliveries WHERE state IN ('pending', 'leased', 'dead') GROUP BY submission_seq) x GROUP BY st";
 const TOTAL: &str = "SELECT COUNT(*) FROM submissions";
-/// Per destination and delivery state: how many, the last change, the last change after a
-/// failed attempt, and the acceptance time of the oldest.
-const DESTINATIONS: &str = "SELECT g.destination, g.state, g.n, g.last_at, g.last_failed_at,
+/// Per destination and unfinished or dead state (a small set, read through the
+/// `deliveries_unfinished` index): how many, the last change after a failed attempt, and the
+/// acceptance time of the oldest. Delivered history is never scanned: see [`LAST_DELIVERED`].
+const DESTINATIONS: &str = "SELECT g.destination, g.state, g.n, g.last_failed_at,
        (SELECT s.created_at FROM submissions s WHERE s.seq = g.first_seq)
-     FROM (SELECT destination, state, COUNT(*) AS n, MAX(updated_at) AS last_at,
-                  MAX(CASE WHEN attempts > 0 AND state <> 'delivered' THEN updated_at END) AS last_failed_at,
+     FROM (SELECT destination, state, COUNT(*) AS n,
+                  MAX(CASE WHEN attempts > 0 THEN updated_at END) AS last_failed_at,
                   MIN(submission_seq) AS first_seq
-           FROM deliveries GROUP BY destination, state) g
+           FROM deliveries WHERE state IN ('pending', 'leased', 'dead') GROUP BY destination, state) g
      ORDER BY g.destination, g.state";
+/// A destination's last delivery: `next_at` is when it finished (`sql::finish_values`), so the
+/// `deliveries_due` index (destination, state, next_at) answers it without a scan.
+const LAST_DELIVERED: &str = "SELECT MAX(next_at) FROM deliveries WHERE destination = $1 AND state = 'delivered'";
 const HEAD: &str = "s.seq, s.id, s.record_id, s.record_version, s.submitter, s.created_at, s.source_system, s.programme";
 /// A page of candidates, newest first, below the cursor.
 const FILTERED: &str = "WHERE s.seq < $1 AND s.created_at >= $2 AND s.created_at < $3
@@ -82,12 +86,15 @@ const FILTERED: &str = "WHERE s.seq < $1 AND s.created_at >= $2 AND s.created_at
        AND (CAST($7 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.submission_seq = s.seq AND d.state = $7))
      ORDER BY s.seq DESC LIMIT $8";
 /// Submissions named by a submission id, a record id or an Idempotency-Key (of any client: the
-/// key is stored as a JSON array `[client, key]`).
-const SEARCH: &str = "WHERE s.id = $1 OR s.record_id = $1
-       OR s.id IN (SELECT i.submission_id FROM idempotency i WHERE i.client_key LIKE $2)
+/// key is stored as a JSON array `[client, key]`). A union, so that each arm uses its index
+/// (`id` unique, `submissions_record`); the key's arm reads the `idempotency` table.
+const SEARCH: &str = "WHERE s.seq IN (SELECT a.seq FROM submissions a WHERE a.id = $1
+       UNION SELECT b.seq FROM submissions b WHERE b.record_id = $1
+       UNION SELECT c.seq FROM submissions c JOIN idempotency i ON i.submission_id = c.id WHERE i.client_key LIKE $2)
      ORDER BY s.seq DESC LIMIT $3";
+/// The `state IN` term lets both databases read the `deliveries_unfinished` partial index.
 const DEAD: &str = "SELECT d.submission_seq, d.destination, d.last_status, d.outcome, d.updated_at
-     FROM deliveries d WHERE d.state = 'dead' ORDER BY d.destination, d.submission_seq DESC LIMIT $1";
+     FROM deliveries d WHERE d.state IN ('pending', 'leased', 'dead') AND d.state = 'dead' ORDER BY d.destination, d.submission_seq DESC LIMIT $1";
 const SUBMITTERS: &str = "SELECT submitter, COUNT(*), MAX(created_at) FROM submissions GROUP BY submitter ORDER BY submitter";
 const BUNDLE: &str = "SELECT p.bundle FROM payloads p JOIN submissions s ON s.seq = p.submission_seq WHERE s.id = $1";
 const REPLAY_AUDIT: &str = "INSERT INTO audit (submission_seq, at, event, destination, detail)
@@ -122,7 +129,7 @@ pub struct Page {
 #[derive(Debug, Default, Clone)]
 pub struct DestinationFigures {
     pub name: String,
-    /// Deliveries by state (`pending`, `leased`, `delivered`, `dead`, `superseded`).
+    /// Unfinished and dead deliveries by state (`pending`, `leased`, `dead`).
     pub by_state: BTreeMap<String, i64>,
     pub last_success_ms: Option<i64>,
     pub last_failure_ms: Option<i64>,
@@ -234,28 +241,27 @@ impl Store {
         Ok((out, total))
     }
 
-    /// Per destination: deliveries by state, last success and failure, oldest open delivery.
-    pub async fn destination_figures(&self) -> Result<Vec<DestinationFigures>, GatewayError> {
-        let mut by: BTreeMap<String, DestinationFigures> = BTreeMap::new();
+    /// Per destination (those named, and any the store holds unfinished or dead deliveries
+    /// for): open and dead deliveries by state, last success and failure, oldest open delivery.
+    /// One query for the open set, and one index probe per destination for its last success.
+    pub async fn destination_figures(&self, names: &[String]) -> Result<Vec<DestinationFigures>, GatewayError> {
+        let mut by: BTreeMap<String, DestinationFigures> =
+            names.iter().map(|n| (n.clone(), DestinationFigures { name: n.clone(), ..Default::default() })).collect();
         for r in self.rows(DESTINATIONS, vec![]).await? {
             let name = r[0].text();
             let f = by.entry(name.clone()).or_insert_with(|| DestinationFigures { name, ..Default::default() });
             let state = r[1].text();
             f.by_state.insert(state.clone(), r[2].int());
-            let max = |a: Option<i64>, b: Option<i64>| a.max(b);
-            match state.as_str() {
-                "delivered" => f.last_success_ms = max(f.last_success_ms, r[3].opt_int()),
-                "pending" | "leased" => {
-                    f.oldest_open_ms = match (f.oldest_open_ms, r[5].opt_int()) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-                _ => {}
+            f.last_failure_ms = f.last_failure_ms.max(r[3].opt_int());
+            if state != "dead" {
+                f.oldest_open_ms = match (f.oldest_open_ms, r[4].opt_int()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
-            if state != "delivered" {
-                f.last_failure_ms = max(f.last_failure_ms, r[4].opt_int());
-            }
+        }
+        for f in by.values_mut() {
+            f.last_success_ms = self.rows(LAST_DELIVERED, vec![Param::T(Some(f.name.clone()))]).await?.first().and_then(|r| r[0].opt_int());
         }
         Ok(by.into_values().collect())
     }

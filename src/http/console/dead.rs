@@ -17,7 +17,7 @@ use crate::http::AppState;
 use crate::queue::browse::DeadLetter;
 
 /// How many dead letters a page (and a replay of one cause) reads at most.
-const MAX_DEAD: i64 = 5_000;
+const MAX_DEAD: i64 = 2_000;
 
 type Groups = BTreeMap<(String, String), Vec<DeadLetter>>;
 

@@ -20,7 +20,8 @@ pub async fn page(State(st): State<AppState>, Extension(s): Extension<Session>) 
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (counts, figures) = match tokio::try_join!(store.state_counts(), store.destination_figures()) {
+    let configured: Vec<String> = st.relay.as_ref().map(|r| r.destinations.iter().map(|d| d.name.clone()).collect()).unwrap_or_default();
+    let (counts, figures) = match tokio::try_join!(store.state_counts(), store.destination_figures(&configured)) {
         Ok(x) => x,
         Err(e) => return super::unavailable(&s, &e),
     };
@@ -49,12 +50,7 @@ pub async fn page(State(st): State<AppState>, Extension(s): Extension<Session>) 
         );
     }
     // Every configured destination, and any the store still holds deliveries for.
-    let mut names: Vec<String> = st.relay.as_ref().map(|r| r.destinations.iter().map(|d| d.name.clone()).collect()).unwrap_or_default();
-    for f in &figures {
-        if !names.contains(&f.name) {
-            names.push(f.name.clone());
-        }
-    }
+    let mut names: Vec<String> = figures.iter().map(|f| f.name.clone()).collect();
     names.retain(|n| s.caller.may_submit_to(n));
     let rows: Vec<Vec<String>> = names
         .iter()
