@@ -200,10 +200,11 @@ impl Serve {
     }
 }
 
-/// Until `base` answers `/health` (10 s); a gateway that exits instead fails the test with its log.
+/// Until `base` answers `/health` (at most 60 s: a debug build loading its pipeline on a loaded
+/// 2-core machine can take over 10 s); a gateway that exits instead fails the test with its log.
 async fn wait_up(base: &str, served: &mut Served, log: &Path) {
     let client = anonymous_http();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if client.get(format!("{base}/health")).send().await.is_ok() {
             return;
         }
@@ -215,7 +216,7 @@ async fn wait_up(base: &str, served: &mut Served, log: &Path) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the gateway did not answer on {base} in 10 s");
+    panic!("the gateway did not answer on {base} in 60 s");
 }
 
 /// A running `mhg serve`, killed (-9) when dropped.
