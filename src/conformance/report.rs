@@ -234,14 +234,17 @@ pub fn test_report(run: &Run) -> Value {
             let action: Vec<Value> = run
                 .checks
                 .iter()
-                .filter(|c| c.suite == *s)
-                .map(|c| {
+                .enumerate()
+                .filter(|(_, c)| c.suite == *s)
+                .map(|(n, c)| {
                     let result = match c.verdict {
                         Verdict::Pass => "pass",
                         Verdict::Fail => "fail",
                         Verdict::Skip => "skip",
                     };
-                    let mut a = json!({"id": c.name().replace([' ', '[', ']'], "_"), "result": result});
+                    // Element ids are unique in a resource (a check may repeat a name: one rule,
+                    // one vector, several resources), so the check's position follows its name.
+                    let mut a = json!({"id": format!("{}.{n}", c.name().replace([' ', '[', ']'], "_")), "result": result});
                     if !c.message.is_empty() {
                         a["message"] = json!(c.message);
                     }
