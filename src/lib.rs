@@ -25,6 +25,7 @@
 //! - [`json_strict`]: duplicate keys in JSON objects, refused by every reader of input.
 //! - [`calendar`]: calendar arithmetic and the one read of the clock; a leaf everyone may use.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
+//! - [`markup`]: escaping text for HTML and XML (pages, narratives, console, reports).
 //! - [`environment`]: the process environment, read once by `cli` and passed down as data.
 //! - [`config`]: embedded defaults, TOML file, environment.
 //! - [`conformance`]: the integration tester's kit: test vectors, `mhg conformance` runs, reports.
@@ -44,6 +45,7 @@ pub mod http;
 pub mod ingest;
 pub mod json_strict;
 pub mod map;
+pub mod markup;
 pub mod ops;
 pub mod pipeline;
 pub mod queue;

@@ -10,19 +10,7 @@ use serde_json::{Value, json};
 use super::check::{Run, Verdict};
 
 fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
+    crate::markup::escape(s)
 }
 
 /// JUnit XML: a `testsuite` per suite of checks, a `testcase` per check.

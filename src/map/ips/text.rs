@@ -12,18 +12,7 @@ use crate::terminology::BASE;
 
 /// Appends `s` escaped for XHTML text and attribute values.
 pub fn esc_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Controls XML 1.0 cannot carry (the record schema refuses them; kept out regardless).
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
+    crate::markup::escape_into(out, s);
 }
 
 pub fn esc(s: &str) -> String {
