@@ -411,12 +411,16 @@ async fn a_real_browser_signs_in_and_replays_a_dead_letter() {
     b.go(&format!("{base}/console/submissions")).await;
     b.click("#state option[value=\"dead-letter\"]").await;
     b.click("form.filters button[type=submit]").await;
-    let list = b.wait_for("Submissions, newest first").await;
+    // The unfiltered page has the same heading: wait for the filtered one to replace it.
+    let only_dead = |page: &str| page.contains(&dead_id) && !delivered.iter().any(|d| page.contains(d.as_str()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut list = b.wait_for("Submissions, newest first").await;
+    while !only_dead(&list) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        list = b.source().await;
+    }
+    assert!(only_dead(&list), "only the dead letter");
     assert!(b.current().await.contains("state=dead-letter"));
-    assert!(
-        list.contains(&dead_id) && !delivered.iter().any(|d| list.contains(d.as_str())),
-        "only the dead letter"
-    );
     b.click(&format!("a[href=\"/console/submissions/{dead_id}\"]")).await;
     let page = b.wait_for("rejected by the fake for the test").await;
     no_markers("a submission", &page);
