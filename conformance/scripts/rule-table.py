@@ -116,10 +116,15 @@ IMPLEMENTED = {
     "TYPE_SPECIFIC_CHECKS_DT_QTY_MIN_VALUE_WRONG": ("implemented", W + "element.rs", "suite profile", "same units only"),
     "TYPE_SPECIFIC_CHECKS_DT_QTY_MAX_VALUE_WRONG": ("implemented", W + "element.rs", "suite profile", "same units only"),
     "Type_Specific_Checks_DT_XHTML_Resolve": ("implemented", "src/validate/profile/narrative.rs", "suite general", ""),
-    "XHTML_XHTML_Name_Invalid": ("implemented", "R4 invariant txt-1/txt-2 (" + W + "invariant.rs)", "suite general", ""),
-    "XHTML_XHTML_Element_Illegal": ("implemented", "R4 invariant txt-1", "suite general", ""),
-    "XHTML_XHTML_Attribute_Illegal": ("implemented", "R4 invariant txt-1", "suite general", ""),
-    "XHTML_XHTML_NS_InValid": ("not-yet", "", "", ""),
+    # Narrative XHTML, R4 txt-1 as Java's XhtmlValidator checks it.
+    **{k: ("implemented", "src/validate/profile/xhtml.rs", "tests/it/narrative.rs", "") for k in (
+        "XHTML_XHTML_Name_Invalid", "XHTML_XHTML_Element_Illegal", "XHTML_XHTML_Attribute_Illegal",
+        "XHTML_XHTML_NS_InValid", "XHTML_XHTML_DOCTYPE_ILLEGAL", "XHTML_XHTML_ELEMENT_ILLEGAL_IN_PARA",
+        "XHTML_XHTML_BLOCK_IN_PARA", "XHTML_XHTML_NO_RECURSION", "XHTML_XHTML_NO_CHILDREN",
+        "XHTML_XHTML_OUT_OF_PLACE", "XHTML_XHTML_ILLEGAL_CHILDREN", "XHTML_XHTML_DUPLICATE_IDS")},
+    "XHTML_XHTML_Entity_Illegal": ("implemented", "src/validate/profile/primitive.rs", "suite general", ""),
+    "ARRAY_CANNOT_BE_EMPTY": ("implemented", W + "element.rs", "tests/it/profile.rs json_layer_and_primitives", ""),
+    "_DT_Fixed_Wrong": ("implemented", W + "value.rs", "suite profile", ""),
     "INV_FAILED": ("implemented", W + "invariant.rs", "suite general", ""),
     "INV_FAILED_SOURCE": ("implemented", W + "invariant.rs", "suite profile", ""),
     # Extensions

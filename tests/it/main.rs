@@ -22,6 +22,7 @@ mod http_surface;
 mod identity;
 mod ips;
 mod mappings;
+mod narrative;
 mod ops;
 mod outbound;
 mod packages;

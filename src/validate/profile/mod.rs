@@ -31,6 +31,7 @@ pub mod snapshot;
 pub mod terminology;
 pub mod ucum;
 mod walk;
+pub mod xhtml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};

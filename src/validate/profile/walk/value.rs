@@ -12,6 +12,7 @@ use super::{Host, Item, Walk};
 use crate::validate::profile::Severity;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::primitive::{self, has_scheme};
+use crate::validate::profile::xhtml;
 
 impl Walk<'_> {
     pub(super) fn primitive(&mut self, it: &Item<'_, '_>) {
@@ -25,6 +26,11 @@ impl Walk<'_> {
                     msg,
                 );
                 return;
+            }
+            if ty == "xhtml" {
+                for (severity, code, text) in v.as_str().map(xhtml::check).unwrap_or_default() {
+                    self.report(severity, code, text);
+                }
             }
             if let Some(f) = &e.fixed {
                 if !same(v, f) {
