@@ -123,6 +123,7 @@ IMPLEMENTED = {
         "XHTML_XHTML_BLOCK_IN_PARA", "XHTML_XHTML_NO_RECURSION", "XHTML_XHTML_NO_CHILDREN",
         "XHTML_XHTML_OUT_OF_PLACE", "XHTML_XHTML_ILLEGAL_CHILDREN", "XHTML_XHTML_DUPLICATE_IDS")},
     "XHTML_XHTML_Entity_Illegal": ("implemented", "src/validate/profile/primitive.rs", "suite general", ""),
+    "Bundle_BUNDLE_FullUrl_Missing": ("implemented", W + "reference.rs", "unit reference::tests", ""),
     "ARRAY_CANNOT_BE_EMPTY": ("implemented", W + "element.rs", "tests/it/profile.rs json_layer_and_primitives", ""),
     "_DT_Fixed_Wrong": ("implemented", W + "value.rs", "suite profile", ""),
     "INV_FAILED": ("implemented", W + "invariant.rs", "suite general", ""),

@@ -410,6 +410,7 @@ impl Walk<'_> {
                 let mut sc = scope;
                 if ce.name == "resource" && host.ty == "BackboneElement" {
                     sc.full_url = obj.get("fullUrl").and_then(Value::as_str);
+                    sc.in_entry = ce.path == "Bundle.entry.resource";
                 }
                 self.item(&Item { prof: cp, eid: target, value: *m, shadow: *sh, ty, scope: sc, host });
                 self.path.truncate(len);

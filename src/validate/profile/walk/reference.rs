@@ -37,6 +37,16 @@ impl Walk<'_> {
                     }
                 }
             }
+        } else if scope.in_entry
+            && scope.full_url.is_none()
+            && !r.contains(':')
+            && scope.bundle.is_some_and(|b| !matches!(b.kind, "batch-response" | "transaction-response"))
+        {
+            // HL7's rule (`Bundle_BUNDLE_FullUrl_Missing`): a relative reference resolves
+            // against its entry's fullUrl, so an entry without one cannot hold it. Transactions
+            // and batches included, as HL7's validator applies it.
+            self.report(Severity::Error, "required", "a relative reference appears in a Bundle entry that has no fullUrl");
+            return;
         } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
             found["resourceType"].as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
@@ -176,6 +186,27 @@ mod tests {
             &json!({"resourceType": "Basic", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}),
             "Patient/p1"
         ));
+    }
+
+    #[test]
+    fn a_relative_reference_needs_its_entry_to_have_a_full_url() {
+        const MISSING: &str = "a relative reference appears in a Bundle entry that has no fullUrl";
+        let bundle = |ty: &str, entry: Value| json!({"resourceType": "Bundle", "type": ty, "entry": [entry]});
+        let request = json!({"method": "POST", "url": "Observation"});
+        let without = bundle("transaction", json!({"resource": observation("Patient/1"), "request": request}));
+        assert!(findings(without).contains(&format!("error Bundle.entry[0].resource.subject: {MISSING}")));
+        let with = bundle(
+            "transaction",
+            json!({"fullUrl": "urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11", "resource": observation("Patient/1"), "request": request}),
+        );
+        assert!(!findings(with).iter().any(|f| f.ends_with(MISSING)));
+        let absolute = bundle(
+            "transaction",
+            json!({"resource": observation("urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11"), "request": request}),
+        );
+        assert!(!findings(absolute).iter().any(|f| f.ends_with(MISSING)));
+        let response = bundle("transaction-response", json!({"resource": observation("Patient/1"), "response": {"status": "201"}}));
+        assert!(!findings(response).iter().any(|f| f.ends_with(MISSING)));
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Walk<'_> {
             index = self.bundle_rules(obj);
             scope.bundle = Some(&index);
             scope.full_url = None;
+            scope.in_entry = false;
         }
         if let Some(contained) = obj.get("contained").and_then(Value::as_array).filter(|_| !self.v.contained_skipped()) {
             self.orphans(value, contained);
