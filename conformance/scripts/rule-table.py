@@ -124,6 +124,8 @@ IMPLEMENTED = {
         "XHTML_XHTML_OUT_OF_PLACE", "XHTML_XHTML_ILLEGAL_CHILDREN", "XHTML_XHTML_DUPLICATE_IDS")},
     "XHTML_XHTML_Entity_Illegal": ("implemented", "src/validate/profile/primitive.rs", "suite general", ""),
     "Bundle_BUNDLE_FullUrl_Missing": ("implemented", W + "reference.rs", "unit reference::tests", ""),
+    **{k: ("implemented", "src/validate/profile/primitive.rs", "unit primitive::tests", "") for k in (
+        "Type_Specific_Checks_DT_URI_OID", "Type_Specific_Checks_DT_URI_UUID")},
     "ARRAY_CANNOT_BE_EMPTY": ("implemented", W + "element.rs", "tests/it/profile.rs json_layer_and_primitives", ""),
     "_DT_Fixed_Wrong": ("implemented", W + "value.rs", "suite profile", ""),
     "INV_FAILED": ("implemented", W + "invariant.rs", "suite general", ""),

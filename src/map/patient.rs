@@ -32,8 +32,14 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
                 assigner = crate::obj! {"identifier": crate::obj! {"system": csys, "value": issuer.as_str()}};
                 let numeric = b.term.target_code("country", issuer, "urn:iso:std:iso:3166").map(str::to_owned);
                 match (kind, numeric) {
-                    // The passport OID arc per issuing country (v2-0203 PPN practice).
-                    ("passport", Some(n)) if base.starts_with("urn:oid:") => format!("{base}.{n}"),
+                    // The passport OID arc per issuing country (v2-0203 PPN practice): the ISO
+                    // numeric code as a number, since an OID arc has no leading zeros
+                    // (Bangladesh, 050, is arc 50; `.050` is not an OID and HL7's validator
+                    // refuses it).
+                    ("passport", Some(n)) if base.starts_with("urn:oid:") => {
+                        let arc = n.trim_start_matches('0');
+                        format!("{base}.{}", if arc.is_empty() { "0" } else { arc })
+                    }
                     ("passport", _) if base.starts_with("urn:oid:") => format!("{}/{issuer}", sid("passport")),
                     _ if kind == "passport" || kind == "national-id" => format!("{base}/{issuer}"),
                     _ => base,

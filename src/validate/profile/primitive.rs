@@ -106,11 +106,48 @@ pub fn oid(s: &str) -> bool {
 }
 
 pub fn uuid(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("urn:uuid:") else {
-        return false;
-    };
+    s.strip_prefix("urn:uuid:").is_some_and(uuid_text)
+}
+
+/// A UUID as R4's `uuid` regex and HL7's validator take it: lower-case hexadecimal, 8-4-4-4-12.
+fn uuid_text(rest: &str) -> bool {
     let b = rest.as_bytes();
-    b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { matches!(c, b'0'..=b'9' | b'a'..=b'f') })
+}
+
+/// What HL7's validator refuses in any URI-typed value (`uri`, `url`, `canonical`, `oid`,
+/// `uuid`): the bare `oid:` and `uuid:` schemes, a `urn:uuid:` that is not a lower-case UUID, and
+/// a `urn:oid:` that is not an OID (arcs without leading zeros) or whose root is implausibly short
+/// (under four characters before the last arc, except `1.3...`).
+fn uri_rules(ty: &str, s: &str) -> Option<&'static str> {
+    if s.starts_with("oid:") {
+        return Some("URI values cannot start with oid: (urn:oid: is the URI form of an OID)");
+    }
+    if s.starts_with("uuid:") {
+        return Some("URI values cannot start with uuid: (urn:uuid: is the URI form of a UUID)");
+    }
+    if let Some(rest) = s.strip_prefix("urn:uuid:") {
+        let rest = rest.split('#').next().unwrap_or_default();
+        let rest = if ty == "canonical" { rest.rsplit_once('|').map_or(rest, |(u, _)| u) } else { rest };
+        if !uuid_text(rest) {
+            return Some("a urn:uuid: must carry a valid UUID in lower case");
+        }
+    }
+    if let Some(rest) = s.strip_prefix("urn:oid:") {
+        let rest = if ty == "canonical" { rest.split('|').next().unwrap_or_default() } else { rest };
+        let b = rest.as_bytes();
+        let valid = b.len() >= 2
+            && matches!(b[0], b'0'..=b'2')
+            && b[1] == b'.'
+            && rest.split('.').all(|p| digits(p.as_bytes()) && (p.len() == 1 || !p.starts_with('0')));
+        if !valid || !(rest.rfind('.').is_some_and(|i| i >= 4) || rest.starts_with("1.3")) {
+            return Some("a urn:oid: must carry a valid OID (arcs are numbers without leading zeros)");
+        }
+    }
+    None
 }
 
 pub fn uri(s: &str) -> bool {
@@ -243,9 +280,9 @@ pub fn check(ty: &str, v: &Value) -> Option<String> {
         "time" => want_string(time),
         "id" => want_string(id),
         "code" => want_string(code),
-        "oid" => want_string(oid),
+        "oid" => want_string(oid).or_else(|| uri_rules(ty, v.as_str()?).map(str::to_owned)),
         "uuid" => want_string(uuid),
-        "uri" | "url" | "canonical" => want_string(uri),
+        "uri" | "url" | "canonical" => want_string(uri).or_else(|| uri_rules(ty, v.as_str()?).map(str::to_owned)),
         "base64Binary" => want_string(base64),
         "xhtml" => match want_string(|_| true) {
             None if !v.as_str().is_some_and(xhtml_entities) => {
@@ -268,6 +305,31 @@ pub fn is_numeric(ty: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn uri_forms_hl7_refuses() {
+        for bad in [
+            "oid:1.2.3",
+            "uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11",
+            "urn:uuid:xyz",
+            "urn:uuid:0B6F5FD7-4C1D-4E4E-9D56-0D2B9A1B7C11",
+            "urn:oid:1.2",
+            "urn:oid:2.16.840.1.113883.4.330.050",
+        ] {
+            assert!(check("uri", &json!(bad)).is_some(), "{bad}");
+        }
+        for ok in [
+            "urn:oid:2.16.840.1.113883.4.330.50",
+            "urn:oid:1.3.6",
+            "urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11#x",
+            "http://x/y",
+            "urn:ietf:rfc:3986",
+        ] {
+            assert!(check("uri", &json!(ok)).is_none(), "{ok}");
+        }
+        assert!(check("canonical", &json!("urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11|1.0")).is_none());
+        assert!(check("canonical", &json!("urn:oid:1.2.3.4.5|2")).is_none());
+    }
 
     #[test]
     fn formats() {
