@@ -126,6 +126,13 @@ IMPLEMENTED = {
     "Bundle_BUNDLE_FullUrl_Missing": ("implemented", W + "reference.rs", "unit reference::tests", ""),
     **{k: ("implemented", "src/validate/profile/primitive.rs", "unit primitive::tests", "") for k in (
         "Type_Specific_Checks_DT_URI_OID", "Type_Specific_Checks_DT_URI_UUID")},
+    "FHIR_RESOURCE_ID_CANT_BE_EXTENDED": ("implemented", "src/validate/profile/walk/value.rs", "tests/it/local_rules.rs", ""),
+    "Extension_EXT_URL_Absolute": ("implemented", "src/validate/profile/walk/extension.rs", "tests/it/local_rules.rs", ""),
+    "Meta_RES_Security_Duplicate": ("implemented", "src/validate/profile/walk/ids.rs", "tests/it/local_rules.rs", ""),
+    "TYPE_SPECIFIC_CHECKS_DT_XHTML_ACTIVE_HREF": ("implemented", "src/validate/profile/xhtml.rs", "tests/it/local_rules.rs", ""),
+    "TYPE_SPECIFIC_CHECKS_DT_XHTML_LITERAL_HREF": ("implemented", "src/validate/profile/xhtml.rs", "tests/it/local_rules.rs", ""),
+    "TYPE_SPECIFIC_CHECKS_DT_XHTML_EMPTY_HREF": ("implemented", "src/validate/profile/xhtml.rs", "tests/it/local_rules.rs", ""),
+    "TYPE_SPECIFIC_CHECKS_DT_ATT_HASH_MISMATCH": ("implemented", "src/validate/profile/walk/element.rs", "tests/it/local_rules.rs", ""),
     "ARRAY_CANNOT_BE_EMPTY": ("implemented", W + "element.rs", "tests/it/profile.rs json_layer_and_primitives", ""),
     "_DT_Fixed_Wrong": ("implemented", W + "value.rs", "suite profile", ""),
     "INV_FAILED": ("implemented", W + "invariant.rs", "suite general", ""),

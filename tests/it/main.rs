@@ -21,6 +21,7 @@ mod http;
 mod http_surface;
 mod identity;
 mod ips;
+mod local_rules;
 mod mappings;
 mod narrative;
 mod ops;

@@ -271,6 +271,9 @@ pub fn check(div: &str) -> Vec<Issue> {
             *ids.entry(id.to_owned()).or_default() += 1;
         }
         if name == "a" {
+            if let Some(href) = n.attribute("href") {
+                href_rules(href, &mut out);
+            }
             if let Some(anchor) = n.attribute("name").filter(|a| Some(*a) != n.attribute("id")) {
                 *ids.entry(anchor.to_owned()).or_default() += 1;
             }
@@ -286,6 +289,36 @@ pub fn check(div: &str) -> Vec<Issue> {
         ));
     }
     out
+}
+
+/// A hyperlink's target, as HL7's validator checks it: not empty, and when it is an absolute URL
+/// (a lower-case scheme, then something without spaces) not active content (`javascript:`,
+/// `vbscript:`) and a scheme a browser can follow (not `urn:` or `cid:`). The link itself is
+/// not quoted.
+fn href_rules(href: &str, out: &mut Vec<Issue>) {
+    if href.is_empty() {
+        out.push((Severity::Error, "invalid", "a hyperlink in the XHTML is empty".to_owned()));
+        return;
+    }
+    let Some((scheme, rest)) = href.split_once(':') else { return };
+    let token =
+        !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'+'));
+    if !token || rest.is_empty() || rest.contains(' ') {
+        return;
+    }
+    if matches!(scheme, "javascript" | "vbscript") {
+        out.push((
+            Severity::Error,
+            "invalid",
+            format!("a hyperlink in the XHTML uses the scheme '{scheme}', which is active content (a security risk) and not allowed"),
+        ));
+    } else if matches!(scheme, "urn" | "cid") {
+        out.push((
+            Severity::Error,
+            "invalid",
+            format!("a hyperlink in the XHTML uses the scheme '{scheme}', which cannot be followed"),
+        ));
+    }
 }
 
 fn child_elements<'a, 'i>(n: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
@@ -441,6 +474,17 @@ mod tests {
         assert!(codes(r#"<p xmlns="http://www.w3.org/1999/xhtml">a</p>"#).iter().any(|m| m.contains("must start with div")));
         let other = codes(r#"<div xmlns="http://www.w3.org/1999/xhtml"><x:b xmlns:x="urn:x">a</x:b></div>"#);
         assert!(other.iter().any(|m| m.contains("Wrong namespace")), "{other:?}");
+    }
+
+    #[test]
+    fn hyperlinks() {
+        let at = |href: &str| codes(&format!(r#"<div xmlns="http://www.w3.org/1999/xhtml"><a href="{href}">x</a></div>"#));
+        assert!(at("javascript:alert(1)")[0].contains("active content"));
+        assert!(at("urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11")[0].contains("cannot be followed"));
+        assert!(at("")[0].contains("empty"));
+        for ok in ["https://example.org/a", "mailto:a@example.org", "#x", "page.html"] {
+            assert!(at(ok).is_empty(), "{ok}");
+        }
     }
 
     #[test]

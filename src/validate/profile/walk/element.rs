@@ -135,6 +135,17 @@ impl Walk<'_> {
                         self.report(Severity::Error, "value", "Attachment.size is not the size of Attachment.data");
                     }
                 }
+                // The stated hash is the SHA-1 of the data (HL7's TYPE_SPECIFIC_CHECKS_DT_ATT_HASH_MISMATCH).
+                if let (Some(d), Some(h)) = (data, obj.get("hash").and_then(Value::as_str)) {
+                    use base64::Engine as _;
+                    let b64 = base64::engine::general_purpose::STANDARD;
+                    if let (Ok(bytes), Ok(stated)) = (b64.decode(d), b64.decode(h)) {
+                        let actual = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &bytes);
+                        if actual.as_ref() != stated.as_slice() {
+                            self.report(Severity::Error, "structure", "Attachment.hash is not the SHA-1 hash of Attachment.data");
+                        }
+                    }
+                }
             }
             "Extension" => self.extension(prof, eid, value, obj, scope, host),
             _ => {}

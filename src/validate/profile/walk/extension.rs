@@ -26,6 +26,12 @@ impl Walk<'_> {
             return;
         };
         let e = prof.elem(eid);
+        // HL7's EXTENSION_EXT_URL_ABSOLUTE: only an extension nested in another may have a
+        // relative url (its name within that extension).
+        if prof.type_name != "Extension" && !crate::validate::profile::primitive::has_scheme(url) {
+            self.report(Severity::Error, "invalid", "Extension.url must be an absolute URL");
+            return;
+        }
         // Defined here already: an extension definition's root, a slice with a profile, or a
         // nested extension whose url is fixed.
         if eid == 0 || e.types.iter().any(|t| !t.profiles.is_empty()) || !url.contains(':') {

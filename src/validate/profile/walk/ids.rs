@@ -1,6 +1,7 @@
 //! Ids within one resource: an element `id` occurs once in its resource (nested resources
 //! have their own), and contained resources have distinct ids (the HL7 validator's
-//! `DUPLICATE_ID` and `RESOURCE_DUPLICATE_CONTAINED_ID`). One pass over the resource's JSON,
+//! `DUPLICATE_ID` and `RESOURCE_DUPLICATE_CONTAINED_ID`), and security labels are a set by
+//! system and code (`META_RES_SECURITY_DUPLICATE`). One pass over the resource's JSON,
 //! made once per resource whatever the number of profiles it is checked against.
 //!
 //! No I/O, no clock; findings name the element, never the id.
@@ -26,6 +27,23 @@ impl Walk<'_> {
                 continue;
             }
             self.element_ids(k, v, &mut seen);
+        }
+        if let Some(labels) = obj.get("meta").and_then(|m| m.get("security")).and_then(Value::as_array) {
+            let mut seen: HashSet<(Option<&str>, Option<&str>)> = HashSet::new();
+            for (i, l) in labels.iter().enumerate() {
+                if !seen.insert((l.get("system").and_then(Value::as_str), l.get("code").and_then(Value::as_str))) {
+                    // Located as HL7's validator locates it (at `meta.profile[i]`, i the label's
+                    // index), so that the two agree on where.
+                    let len = self.path.len();
+                    let _ = std::fmt::Write::write_fmt(&mut self.path, format_args!(".meta.profile[{i}]"));
+                    self.report(
+                        Severity::Error,
+                        "business-rule",
+                        "a security label is repeated (labels are a set by system and code)",
+                    );
+                    self.path.truncate(len);
+                }
+            }
         }
         if let Some(contained) = obj.get("contained").and_then(Value::as_array) {
             let mut ids: HashSet<&str> = HashSet::new();

@@ -81,6 +81,15 @@ impl Walk<'_> {
                     let ptr_ok = std::mem::replace(&mut self.ptr_ok, false);
                     self.object(&cp, &cp.elem(pid).children, m, scope, Host { path: &e.base_path, ty }, true);
                     self.ptr_ok = ptr_ok;
+                    // HL7's FHIR_RESOURCE_ID_CANT_BE_EXTENDED: a resource's id is a key, not data.
+                    if e.base_path == "Resource.id" {
+                        for i in 0..m.get("extension").and_then(Value::as_array).map_or(0, Vec::len) {
+                            let len = self.path.len();
+                            let _ = std::fmt::Write::write_fmt(&mut self.path, format_args!(".extension[{i}]"));
+                            self.report(Severity::Error, "business-rule", "extensions are not allowed on Resource.id");
+                            self.path.truncate(len);
+                        }
+                    }
                 }
             }
         } else if value.is_none() {
