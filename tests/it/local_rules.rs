@@ -82,3 +82,35 @@ fn narrative_links_are_not_active_content() {
         "active content"
     ));
 }
+
+#[test]
+fn identifiers_name_their_system_absolutely() {
+    // TYPE_SPECIFIC_CHECKS_DT_IDENTIFIER_SYSTEM, _IETF_SYSTEM_VALUE
+    let p = |system: &str, value: &str| json!({"resourceType": "Patient", "identifier": [{"system": system, "value": value}]});
+    assert!(has(p("local-ids", "1"), "Patient.identifier[0]", "absolute reference"));
+    assert!(has(p("urn:ietf:rfc:3986", "12345"), "Patient.identifier[0]", "full URI"));
+    assert!(errors(p("urn:ietf:rfc:3986", "urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11")).is_empty());
+    assert!(errors(p("ldap:dc=example", "1")).is_empty());
+}
+
+#[test]
+fn text_alone_does_not_meet_a_required_binding() {
+    // TERMINOLOGY_TX_CODE_VALUESET
+    let a = json!({"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/1"}, "clinicalStatus": {"text": "active"}});
+    assert!(has(a, "AllergyIntolerance.clinicalStatus", "a code is required from the value set"));
+}
+
+#[test]
+fn code_system_urls_that_are_wrong_in_themselves() {
+    // TERMINOLOGY_TX_SYSTEM_WRONG_BUILD, _WRONG_HTML, _INVALID, _HTTPS
+    let obs = |system: &str| json!({"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": system, "code": "2093-3"}]}});
+    for (system, text) in [
+        ("http://build.fhir.org/codesystem-x", "build.fhir.org"),
+        ("http://hl7.org/fhir/observation-status.html", "page of the FHIR specification"),
+        ("http://loinc.org/", "invalid system URI"),
+        ("https://loinc.org", "wrongly starts with https"),
+    ] {
+        assert!(has(obs(system), "Observation.code.coding[0]", text), "{system}");
+    }
+    assert!(errors(obs("http://loinc.org")).is_empty());
+}

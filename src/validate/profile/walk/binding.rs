@@ -39,6 +39,8 @@ impl Walk<'_> {
                 let len = self.push("system", None);
                 self.report(Severity::Error, "invalid", "the Coding.system is a value set, not a code system");
                 self.path.truncate(len);
+            } else if let Some(msg) = self.wrong_system(system) {
+                self.report(Severity::Error, "code-invalid", msg);
             }
             return;
         };
@@ -75,6 +77,42 @@ impl Walk<'_> {
         }
     }
 
+    /// What HL7's validator says of a Coding.system that no loaded content answers for, when the
+    /// URL itself is wrong: a page of the FHIR build or of the specification rather than a code
+    /// system's URL, a known
+    /// terminology's URL with something appended (`http://loinc.org/`), or `https:` where the
+    /// code system's URL is `http:`.
+    fn wrong_system(&self, system: &str) -> Option<String> {
+        const TERMINOLOGIES: [&str; 4] =
+            ["http://snomed.info/sct", "http://loinc.org", "http://unitsofmeasure.org", "http://www.nlm.nih.gov/research/umls/rxnorm"];
+        let is_code_system = |url: &str| self.v.resolve(url).is_some_and(|c| c["resourceType"] == "CodeSystem");
+        if is_code_system(system) {
+            return None;
+        }
+        if system.starts_with("http://build.fhir.org") || system.starts_with("https://build.fhir.org") {
+            return Some("the code system reference is a page of the FHIR build (build.fhir.org), not a code system's URL".to_owned());
+        }
+        let hl7 = ["http://hl7.org/fhir", "https://hl7.org/fhir", "http://www.hl7.org/fhir", "https://www.hl7.org/fhir"];
+        // An unknown code system under http://hl7.org/fhir is left to the terminology server
+        // (HL7's server answers for older URLs such as http://hl7.org/fhir/v2/0203).
+        if hl7.iter().any(|p| system.starts_with(p)) && system.ends_with(".html") {
+            return Some("the code system reference is a page of the FHIR specification, not a code system's URL".to_owned());
+        }
+        if TERMINOLOGIES.iter().any(|t| system != *t && system.starts_with(t)) {
+            return Some(format!(
+                "invalid system URI {system}: the code system's URL is exactly one of {}",
+                TERMINOLOGIES.join(", ")
+            ));
+        }
+        if let Some(rest) = system.strip_prefix("https:") {
+            let http = format!("http:{rest}");
+            if TERMINOLOGIES.contains(&http.as_str()) || is_code_system(&http) {
+                return Some(format!("the system URL {system} wrongly starts with https: not http:"));
+            }
+        }
+        None
+    }
+
     /// A code of UCUM (a Quantity's unit, or a Coding) is a valid UCUM expression, checked
     /// offline by the grammar ([`ucum`](crate::validate::profile::ucum)).
     pub(super) fn ucum(&mut self, obj: &Map<String, Value>) {
@@ -93,6 +131,14 @@ impl Walk<'_> {
         };
         let codings = obj.get("coding").and_then(Value::as_array);
         let Some(codings) = codings.filter(|c| !c.is_empty()) else {
+            // HL7's TERMINOLOGY_TX_CODE_VALUESET: text alone does not meet a required binding.
+            if b.strength == Strength::Required && self.v.resolve(b.value_set.split('|').next().unwrap_or_default()).is_some() {
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    format!("no code provided, and a code is required from the value set {}", b.value_set),
+                );
+            }
             return;
         };
         let pairs: Vec<(Option<&str>, &str)> = codings

@@ -126,6 +126,7 @@ impl Walk<'_> {
                 }
             }
             "Reference" => self.reference(prof, eid, obj, scope),
+            "Identifier" => self.identifier(obj),
             "Attachment" => {
                 // The stated size is the size of the data, when both are given.
                 let data = obj.get("data").and_then(Value::as_str);

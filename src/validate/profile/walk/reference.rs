@@ -1,4 +1,4 @@
-//! References: `#id` to a contained resource (or `#` to the container), entries of the Bundle
+//! References (and identifiers, which name things as references do): `#id` to a contained resource (or `#` to the container), entries of the Bundle
 //! (by fullUrl, or `Type/id` against the entry's server), `urn:` that must resolve in a
 //! self-contained Bundle, the form of a relative reference (`Type/id[/_history/v]`), whether it
 //! resolves in the content validated (when the validator checks references), and whether the
@@ -92,6 +92,39 @@ impl Walk<'_> {
         });
         if !ok {
             self.report(Severity::Error, "structure", format!("a reference to a {tt} is not allowed here"));
+        }
+    }
+}
+
+impl Walk<'_> {
+    /// HL7's identifier rules: the system is absolute (`http:`, `https:`, `urn:`, `ldap:`), and
+    /// under `urn:ietf:rfc:3986` the value is itself an absolute URI. Values are not quoted.
+    pub(super) fn identifier(&mut self, obj: &Map<String, Value>) {
+        let system = obj.get("system").and_then(Value::as_str);
+        if let Some(s) = system {
+            if !["http:", "https:", "urn:", "ldap:"].iter().any(|p| s.starts_with(p)) {
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    "Identifier.system must be an absolute reference, not a local reference",
+                );
+            }
+        }
+        if system == Some("urn:ietf:rfc:3986") {
+            if let Some(v) = obj.get("value").and_then(Value::as_str) {
+                let absolute = v.split_once(':').is_some_and(|(scheme, tail)| {
+                    let token = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+                    token && (scheme != "file" || tail.starts_with('/') || tail.contains(':'))
+                });
+                if !absolute {
+                    self.report(
+                        Severity::Error,
+                        "code-invalid",
+                        "when Identifier.system is urn:ietf:rfc:3986, Identifier.value must be a full URI (urn:uuid:, urn:oid:, http:...)",
+                    );
+                }
+            }
         }
     }
 }
