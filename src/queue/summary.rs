@@ -104,26 +104,21 @@ pub struct HeldSummary {
     record_key: String,
 }
 
-fn held(
-    seq: i64,
-    id: String,
-    version: i64,
-    programme: String,
-    destinations: String,
-    submitter: String,
-    at: i64,
-    key: String,
-) -> HeldSummary {
-    HeldSummary {
-        submission_seq: seq,
-        submission_id: id,
-        record_version: version,
-        programme,
-        destinations: serde_json::from_str(&destinations).unwrap_or_default(),
-        submitter,
-        accepted_at: at,
-        record_key: key,
-    }
+/// A `FIND` row, read through `get` (column index to text or number) by either backend.
+macro_rules! held_from {
+    ($get:expr) => {{
+        let destinations: String = $get(4)?;
+        HeldSummary {
+            submission_seq: $get(0)?,
+            submission_id: $get(1)?,
+            record_version: $get(2)?,
+            programme: $get(3)?,
+            destinations: serde_json::from_str(&destinations).unwrap_or_default(),
+            submitter: $get(5)?,
+            accepted_at: $get(6)?,
+            record_key: $get(7)?,
+        }
+    }};
 }
 
 fn days_ms(days: u32) -> i64 {
@@ -236,16 +231,14 @@ impl Store {
             Store::Sqlite(s) => {
                 s.with(move |c| {
                     c.prepare_cached(&super::sqlite::q(FIND))?
-                        .query_map(params![identifier, since], |r| {
-                            Ok(held(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
-                        })?
+                        .query_map(params![identifier, since], |r| Ok(held_from!(|i| r.get(i))))?
                         .collect()
                 })
                 .await
             }
             Store::Postgres(p) => {
                 let rows = p.client().await?.query(FIND, &[&identifier, &since]).await.map_err(pg_err)?;
-                Ok(rows.iter().map(|r| held(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))).collect())
+                rows.iter().map(|r| Ok(held_from!(|i| r.try_get(i)))).collect::<Result<_, tokio_postgres::Error>>().map_err(pg_err)
             }
         }
     }
