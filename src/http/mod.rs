@@ -127,7 +127,10 @@ pub fn router(state: AppState) -> Router {
         // For clinics that pull (`summary.rs`): a person's IPS document.
         .route(
             "/fhir/Patient/$summary",
-            get(summary::get).post(summary::post).layer(reads(RESOURCE_TYPES)).route_layer(needs(ScopeRule::Is(Scope::SummaryRead))),
+            // Only `POST` has a body whose type matters (415).
+            get(summary::get)
+                .post(axum::handler::Handler::layer(summary::post, reads(RESOURCE_TYPES)))
+                .route_layer(needs(ScopeRule::Is(Scope::SummaryRead))),
         )
         .route("/metrics", get(metrics).route_layer(needs(ScopeRule::Is(Scope::Metrics))))
         .fallback(not_found)

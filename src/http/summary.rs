@@ -48,25 +48,26 @@ fn unavailable() -> Response {
 
 /// A search token `SYSTEM|VALUE`: split at the first `|` not escaped by `\`, escapes removed.
 fn token(s: &str) -> Result<(String, String), Rejection> {
-    let mut parts = vec![String::new()];
+    let (mut system, mut value, mut split) = (String::new(), String::new(), false);
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(n) => parts.last_mut().map(|p| p.push(n)).unwrap_or_default(),
-                None => return Err(bad("identifier", "parameter 'identifier' ends with an unfinished escape (\\)")),
-            },
-            '|' if parts.len() == 1 => parts.push(String::new()),
-            c => parts.last_mut().map(|p| p.push(c)).unwrap_or_default(),
-        }
+        let c = match c {
+            '\\' => chars.next().ok_or_else(|| bad("identifier", "parameter 'identifier' ends with an unfinished escape (\\)"))?,
+            '|' if !split => {
+                split = true;
+                continue;
+            }
+            c => c,
+        };
+        if split { value.push(c) } else { system.push(c) }
     }
-    match <[String; 2]>::try_from(parts) {
-        Ok([system, value]) => identifier(system, value),
-        Err(_) => Err(bad(
+    if !split {
+        return Err(bad(
             "identifier",
             "parameter 'identifier' must be SYSTEM|VALUE (the identifier's system, '|', its value)",
-        )),
+        ));
     }
+    identifier(system, value)
 }
 
 fn identifier(system: String, value: String) -> Result<(String, String), Rejection> {

@@ -270,6 +270,9 @@ async fn not_found_and_bad_parameters() {
     assert_eq!(s, 400);
     let r = client(CLINIC_QAT).post(format!("{base}/fhir/Patient/$summary")).header("content-type", "text/html").body("<p>").send().await;
     assert_eq!(r.unwrap().status(), 415);
+    // A GET has no body: its Content-Type does not matter.
+    let g = client(CLINIC_QAT).get(url(&base, &[("identifier", &person("P-SUM-3"))])).header("content-type", "text/html").send().await;
+    assert_eq!(document(&answer(g.unwrap()).await).1, "R-SUM-3@1");
     // The type-level `$validate` still answers beside it.
     let v = http()
         .post(format!("{base}/fhir/Patient/$validate"))
