@@ -328,6 +328,13 @@ async fn scope_destination_and_programme_decide_who_sees_whom() {
     not_found(&get(&base, CLINIC_IME, &person("P-SUM-5")).await, "P-SUM-5");
     assert_eq!(document(&get(&base, CLINIC_CAN, &person("P-SUM-5")).await).1, "R-SUM-5@1");
     assert_eq!(document(&get(&base, TEST_ADMIN_KEY, &person("P-SUM-5")).await).1, "R-SUM-5@1");
+    // A fixture of Canada's `ca-ime` programme, found by its passport: the clinic limited to that
+    // programme sees it, and Canada's clinic; Qatar's does not.
+    submit(&base, &read_json(&root().join("tests/golden/records/30-shared-adult-refugee-clear.json"))).await;
+    let passport = "urn:oid:2.16.840.1.113883.4.330.760|N0123456";
+    assert_eq!(document(&get(&base, CLINIC_IME, passport).await).1, "R-0001@1");
+    assert_eq!(document(&get(&base, CLINIC_CAN, passport).await).1, "R-0001@1");
+    not_found(&get(&base, CLINIC_QAT, passport).await, "N0123456");
     // The same person's later record for Qatar: the Qatar clinic sees that one, Canada's its own.
     submit(&base, &rec("R-SUM-6", "P-SUM-5", 1, None)).await;
     assert_eq!(document(&get(&base, CLINIC_QAT, &person("P-SUM-5")).await).1, "R-SUM-6@1");
