@@ -12,7 +12,7 @@
 //! - `POST /fhir/$validate`, `POST /fhir/{type}/$validate`: the profile validator on a
 //!   resource or a Parameters (`resource`, `profile`); an OperationOutcome.
 //! - `GET`/`POST /fhir/Patient/$summary`: the IPS document of the newest record held for a
-//!   person identifier, for receiving clinics (`[summary] retention_days`; [`summary`]).
+//!   person identifier, for receiving clinics (`[summary] retention_days`; `summary.rs`).
 //! - `GET /health`: the process is up. `GET /ready`: the store answers. `GET /metrics`:
 //!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement. `GET /openapi.json`: this
 //!   API as OpenAPI ([`OPENAPI`], `conformance/openapi.json`).

@@ -2,7 +2,7 @@
 //! `[summary] retention_days` after its acceptance, found by the person's identifiers.
 //!
 //! # What is on disk
-//! - `summaries`: one row per record (source system and record id, [`record_key`]): the newest
+//! - `summaries`: one row per record (source system and record id): the newest
 //!   accepted version's submission (seq, id), version, programme, destinations, submitter,
 //!   acceptance time and the sealed transaction Bundle (the same bytes as its payload, kept
 //!   apart because payloads are pruned on the relay's own schedule).
