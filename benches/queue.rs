@@ -28,6 +28,7 @@ fn submissions(n: usize, bundle: &[u8]) -> Vec<NewSubmission> {
                 submitter: "bench".into(),
                 bundle: mhg::pipeline::ValidatedBundle::for_store_tests(bundle.to_vec()),
                 destinations: vec!["moh".into()],
+                person_identifiers: Vec::new(),
             }
         })
         .collect()

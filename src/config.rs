@@ -24,6 +24,8 @@ pub struct Config {
     /// writes Bundles under `data/outbox` (the embedded default).
     pub destinations: Option<Vec<crate::relay::DestinationConfig>>,
     pub relay: crate::relay::worker::RelayConfig,
+    /// `Patient/$summary` for clinics that pull: how long the gateway keeps what it needs.
+    pub summary: Summary,
     /// Who may call (on by default).
     pub auth: crate::auth::AuthConfig,
     /// The profile validator: definitions beyond the shipped ones, and whether produced
@@ -109,6 +111,16 @@ impl Default for Validation {
     }
 }
 
+/// `[summary]`: serving `GET`/`POST /fhir/Patient/$summary`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Summary {
+    /// Days the newest version of each record is kept for `$summary`, counted from its
+    /// acceptance. 0 (the default) keeps nothing beyond the relay's own retention, and every
+    /// `$summary` answers 404.
+    pub retention_days: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -192,6 +204,7 @@ impl Config {
             ("MHG_LOG_LEVEL", "log", "level", false),
             ("MHG_STORE_URL", "store", "url", false),
             ("MHG_VALIDATION_PROFILE_GATE", "validation", "profile_gate", false),
+            ("MHG_SUMMARY_RETENTION_DAYS", "summary", "retention_days", true),
         ];
         for (var, section, key, numeric) in ENV_KEYS {
             if let Some(v) = env.get(*var) {
@@ -238,6 +251,9 @@ impl Config {
         crate::auth::check_config(&cfg.auth).map_err(|m| cfg_err(&name, m.to_string()))?;
         if let Some(t) = &cfg.server.tls {
             crate::http::tls::server_config(t).map_err(|m| cfg_err(&name, m))?;
+        }
+        if cfg.summary.retention_days > 36_500 {
+            return Err(cfg_err(&name, "summary.retention_days: at most 36500 (100 years); 0 turns $summary off"));
         }
         if cfg.limits.max_depth < 8 {
             return Err(cfg_err(&name, "limits.max_depth: a record needs at least 8 levels"));

@@ -345,16 +345,7 @@ impl Pipeline {
             ));
         }
         let doc = map::ips::document(&mapped.bundle);
-        let mut issues = self.r4.check_bundle(&doc);
-        if issues.is_empty() && self.profile_gate {
-            issues = self
-                .validator
-                .validate(&doc, &[map::ips::BUNDLE_PROFILE])
-                .into_iter()
-                .filter(|f| f.severity == Severity::Error)
-                .map(|f| Issue::new(f.code, format!("produced IPS document does not meet its profile: {}", f.text)).expr(f.expression))
-                .collect();
-        }
+        let issues = self.document_findings(&doc);
         // Each document entry's origin is that of the transaction entry with its full URL.
         let tx = mapped.bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
         let origins: Vec<String> = doc["entry"]
@@ -381,6 +372,37 @@ impl Pipeline {
             return Err(Rejection::new(RejectKind::OutputInvalid, issues));
         }
         Ok(Mapped { bundle: doc, entry_origins: origins, meta: mapped.meta.clone(), warnings: mapped.warnings.clone(), gated: true })
+    }
+
+    /// The document gate: the FHIR R4 schema, then (with `profile_gate`) the profile validator
+    /// holding the document to `Bundle-uv-ips`; its errors.
+    fn document_findings(&self, doc: &Value) -> Vec<Issue> {
+        let mut issues = self.r4.check_bundle(doc);
+        if issues.is_empty() && self.profile_gate {
+            issues = self
+                .validator
+                .validate(doc, &[map::ips::BUNDLE_PROFILE])
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| Issue::new(f.code, format!("produced IPS document does not meet its profile: {}", f.text)).expr(f.expression))
+                .collect();
+        }
+        issues
+    }
+
+    /// The IPS document of a transaction Bundle the queue stored (sealed after the output gate
+    /// when its record was accepted), built by the same code and held to the same gate as
+    /// [`Pipeline::document`]: what `Patient/$summary` answers.
+    pub fn stored_document(&self, stored: &[u8]) -> Result<Value, Rejection> {
+        let tx: Value = serde_json::from_slice(stored)
+            .map_err(|_| Rejection::one(RejectKind::OutputInvalid, Issue::new("exception", "the stored Bundle is not JSON")))?;
+        let doc = map::ips::document(&tx);
+        let issues = self.document_findings(&doc);
+        if !issues.is_empty() {
+            crate::ops::inc("mhg_validation_failures_total", &[("profile", map::ips::BUNDLE_PROFILE)], issues.len() as u64);
+            return Err(Rejection::new(RejectKind::OutputInvalid, issues));
+        }
+        Ok(doc)
     }
 
     /// The printable page of a record: the HTML of its gated IPS document.

@@ -106,6 +106,7 @@ pub fn admit(
             crate::queue::client_key(&caller.name, &k)
         });
         out.warnings.push(std::mem::take(&mut m.warnings));
+        let person_identifiers = person_identifiers(&m.bundle);
         out.submissions.push(NewSubmission {
             id: new_id(),
             identity: Identity { source_system: m.meta.source_system, record_id: m.meta.record_id, record_version: m.meta.record_version },
@@ -116,6 +117,7 @@ pub fn admit(
             submitter: caller.name.to_string(),
             bundle,
             destinations: routed.iter().map(|d| d.name.clone()).collect(),
+            person_identifiers,
         });
     }
     // A caller refused for who it is hears that first; then what no destination would take.
@@ -126,6 +128,22 @@ pub fn admit(
         return Err(Rejection::merge(unrouted, batch));
     }
     Ok(out)
+}
+
+/// The keys `Patient/$summary` finds a record under: each identifier (system and value) of the
+/// Bundle's Patient, hashed ([`crate::queue::summary::identifier_key`]).
+fn person_identifiers(bundle: &serde_json::Value) -> Vec<String> {
+    let entries = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut keys: Vec<String> = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Patient")
+        .flat_map(|r| r["identifier"].as_array().map(Vec::as_slice).unwrap_or_default())
+        .filter_map(|i| Some(crate::queue::summary::identifier_key(i["system"].as_str()?, i["value"].as_str()?)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The refusal for records that contradict what was accepted before (409), by their position

@@ -49,9 +49,11 @@ pub enum Scope {
     Metrics,
     /// Replay and dead letters (`POST /submissions/{id}/$replay`, `GET /submissions?state=dead-letter`).
     Admin,
+    /// `GET`/`POST /fhir/Patient/$summary`: a person's IPS document, for receiving clinics.
+    SummaryRead,
 }
 
-pub const ALL_SCOPES: [&str; 6] = ["convert", "records:write", "submissions:read", "validate", "metrics", "admin"];
+pub const ALL_SCOPES: [&str; 7] = ["convert", "records:write", "submissions:read", "validate", "metrics", "admin", "summary:read"];
 
 impl Scope {
     pub fn parse(s: &str) -> Option<Scope> {
@@ -62,6 +64,7 @@ impl Scope {
             "validate" => Scope::Validate,
             "metrics" => Scope::Metrics,
             "admin" => Scope::Admin,
+            "summary:read" => Scope::SummaryRead,
             _ => return None,
         })
     }
@@ -74,6 +77,7 @@ impl Scope {
             Scope::Validate => "validate",
             Scope::Metrics => "metrics",
             Scope::Admin => "admin",
+            Scope::SummaryRead => "summary:read",
         }
     }
 
@@ -133,6 +137,14 @@ impl Caller {
     /// scoped exactly as writes are (the programme allowed, and every destination).
     pub fn may_read<'a>(&self, programme: &str, mut destinations: impl Iterator<Item = &'a str>) -> bool {
         self.may_submit_programme(programme) && destinations.all(|d| self.may_submit_to(d))
+    }
+
+    /// Whether this caller may read the summary of a record of `programme` that was routed to
+    /// `destinations`: the programme allowed, and at least one of the destinations (a clinic
+    /// limited to its own destination sees the persons whose records were destined for it, even
+    /// when the same record also went to the ministry's server).
+    pub fn may_read_summary<'a>(&self, programme: &str, mut destinations: impl Iterator<Item = &'a str>) -> bool {
+        self.may_submit_programme(programme) && (self.destinations.is_none() || destinations.any(|d| self.may_submit_to(d)))
     }
 
     /// Whether this caller is limited to some destinations or programmes.

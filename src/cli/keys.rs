@@ -16,7 +16,7 @@ pub enum KeysCommand {
     Add {
         /// The client's name (a system, e.g. `moh-ke-uploader`): the submitter in the audit trail.
         name: String,
-        /// Scopes: convert, records:write, submissions:read, validate, metrics, admin.
+        /// Scopes: convert, records:write, submissions:read, validate, metrics, admin, summary:read.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Limit the client to these destinations (repeat).

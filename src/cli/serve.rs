@@ -112,7 +112,7 @@ pub fn run(mut config: Config, args: Args) -> i32 {
     };
     runtime.block_on(async move {
         let store = match crate::queue::Store::open(&config.store.url).await {
-            Ok(s) => s,
+            Ok(s) => s.keep_summaries(config.summary.retention_days),
             Err(e) => {
                 tracing::error!(stage = "startup", error = %e, "cannot open the store");
                 eprintln!("mhg: cannot open the store: {e}");
@@ -165,6 +165,7 @@ pub fn run(mut config: Config, args: Args) -> i32 {
             tls = tls.is_some(),
             auth = auth.enabled(),
             store = store.kind(),
+            summary_retention_days = store.summary_days(),
             destinations = dest_configs.len(),
             max_connections = connections.max_connections,
             mapping_version = %pipeline.terminology.mapping_version,

@@ -11,6 +11,8 @@
 //!   `POST /submissions/{id}/$replay`: what happened to each record, and replaying dead letters.
 //! - `POST /fhir/$validate`, `POST /fhir/{type}/$validate`: the profile validator on a
 //!   resource or a Parameters (`resource`, `profile`); an OperationOutcome.
+//! - `GET`/`POST /fhir/Patient/$summary`: the IPS document of the newest record held for a
+//!   person identifier, for receiving clinics (`[summary] retention_days`; `summary.rs`).
 //! - `GET /health`: the process is up. `GET /ready`: the store answers. `GET /metrics`:
 //!   Prometheus text. `GET /fhir/metadata`: the CapabilityStatement. `GET /openapi.json`: this
 //!   API as OpenAPI ([`OPENAPI`], `conformance/openapi.json`).
@@ -45,6 +47,7 @@ mod formats;
 pub mod guard;
 mod records;
 pub mod serve;
+mod summary;
 pub mod tls;
 mod txops;
 mod validate;
@@ -120,6 +123,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/fhir/ConceptMap/$translate",
             tx(txops::Op::Translate).route_layer(needs(ScopeRule::Is(Scope::Validate))),
+        )
+        // For clinics that pull (`summary.rs`): a person's IPS document.
+        .route(
+            "/fhir/Patient/$summary",
+            // Only `POST` has a body whose type matters (415).
+            get(summary::get)
+                .post(axum::handler::Handler::layer(summary::post, reads(RESOURCE_TYPES)))
+                .route_layer(needs(ScopeRule::Is(Scope::SummaryRead))),
         )
         .route("/metrics", get(metrics).route_layer(needs(ScopeRule::Is(Scope::Metrics))))
         .fallback(not_found)
@@ -272,6 +283,10 @@ async fn metadata(State(st): State<AppState>) -> Response {
         ops.push(json!({"name": "replay", "definition": "https://w3id.org/mhg/fhir/OperationDefinition/replay",
             "documentation": "POST /submissions/{id}/$replay: replay the dead-lettered deliveries of a submission."}));
     }
+    let mut resources = tx_resources();
+    if let Some(r) = resources.as_array_mut() {
+        r.insert(0, patient_resource(st.relay.as_ref().map_or(0, |r| r.store.summary_days())));
+    }
     fhir_response(
         200,
         &json!({
@@ -289,18 +304,33 @@ async fn metadata(State(st): State<AppState>) -> Response {
             "rest": [{
                 "mode": "server",
                 "security": if st.guard.auth.enabled() {
-                    json!({"cors": false, "description": "Every interaction but GET /metadata needs credentials: an API key (X-API-Key header, or Authorization: Bearer/ApiKey), a JWT bearer token from a configured issuer (scopes in 'scope'), or a configured client certificate over mutual TLS. Scopes: convert, records:write, submissions:read, validate, metrics, admin."})
+                    json!({"cors": false, "description": "Every interaction but GET /metadata needs credentials: an API key (X-API-Key header, or Authorization: Bearer/ApiKey), a JWT bearer token from a configured issuer (scopes in 'scope'), or a configured client certificate over mutual TLS. Scopes: convert, records:write, submissions:read, validate, metrics, admin, summary:read."})
                 } else {
                     json!({"cors": false, "description": "Authentication is OFF on this instance (--insecure-no-auth): for local trials only."})
                 },
-                "documentation": "No FHIR resources are stored or served here: the gateway produces them for destinations. $validate checks resources against the loaded profiles.",
+                "documentation": "No FHIR resources are stored or served as such: the gateway produces them for destinations. $validate checks resources against the loaded profiles; Patient/$summary answers the IPS document of a record it holds for that purpose.",
                 "operation": ops,
                 // Terminology operations over the loaded packages and the gateway's mappings
                 // (`txops.rs`); no resources are stored or read.
-                "resource": tx_resources()
+                "resource": resources
             }]
         }),
     )
+}
+
+/// `rest.resource` of the CapabilityStatement for Patient: the IPS `$summary` operation (no
+/// interaction: Patients are not stored or read as such).
+fn patient_resource(days: u32) -> Value {
+    let held = if days == 0 {
+        "This instance keeps no records for it ([summary] retention_days = 0): every identifier answers 404.".to_owned()
+    } else {
+        format!("This instance keeps the newest version of each record for {days} day(s) after its acceptance.")
+    };
+    json!({"type": "Patient", "operation": [{
+        "name": "summary",
+        "definition": "http://hl7.org/fhir/uv/ips/OperationDefinition/summary",
+        "documentation": format!("GET ?identifier=SYSTEM|VALUE or POST a Parameters body (identifier as valueString SYSTEM|VALUE or valueIdentifier): the IPS document (Bundle-uv-ips, IPS 2.0.0) of the newest record held for that person, for clients with the scope summary:read and within their destination and programme restrictions; 404 when none is held for the caller. [id] is not supported (no Patients are stored). {held}")
+    }]})
 }
 
 /// `rest.resource` of the CapabilityStatement: the terminology operations, by type.

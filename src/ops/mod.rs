@@ -62,6 +62,7 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Delivery attempts, by destination and outcome (delivered, retry, dead-letter).",
     ),
+    ("mhg_summaries_served_total", "counter", "IPS documents answered by Patient/$summary."),
     ("mhg_stage_seconds", "histogram", "Time spent per stage (convert, accept, deliver)."),
     ("mhg_breaker_open", "gauge", "1 while a destination's breaker is open (it keeps failing), else 0."),
     (

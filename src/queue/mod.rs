@@ -12,7 +12,9 @@
 //! - `deliveries`: one row per (submission, destination): `pending` (due at `next_at`),
 //!   `leased` (a worker holds it until `lease_until`), `delivered`, `dead`, `superseded`.
 //! - `audit`: append-only history of every state change, with no patient data (ids, states,
-//!   HTTP statuses, the destination's OperationOutcome).
+//!   HTTP statuses, the destination's OperationOutcome), and of every `$summary` read (who).
+//! - `summaries`, `summary_identifiers`: the newest version of each record for
+//!   `Patient/$summary`, when `[summary] retention_days` is set ([`summary`]).
 //!
 //! # Invariants
 //! - A submission is answered "accepted" only after the transaction holding its submission,
@@ -37,6 +39,7 @@ pub mod commit;
 mod postgres;
 pub mod sql;
 mod sqlite;
+pub mod summary;
 
 use serde_json::Value;
 
@@ -79,6 +82,9 @@ pub struct NewSubmission {
     /// The Bundle, sealed by the pipeline after its output gate.
     pub bundle: crate::pipeline::ValidatedBundle,
     pub destinations: Vec<String>,
+    /// The person's identifiers as [`summary::identifier_key`]s (hashes), under which
+    /// `$summary` finds the record when summaries are kept.
+    pub person_identifiers: Vec<String>,
 }
 
 /// An Idempotency-Key as stored: scoped by the client that sent it, so that two clients' keys

@@ -43,7 +43,12 @@ impl From<deadpool_postgres::BuildError> for PgError {
 }
 
 /// One submission inside the accept transaction: by the client's key first, then by identity.
-async fn accept_one(tx: &deadpool_postgres::Transaction<'_>, s: NewSubmission, now: i64) -> Result<Step, tokio_postgres::Error> {
+async fn accept_one(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: NewSubmission,
+    now: i64,
+    summaries: bool,
+) -> Result<Step, tokio_postgres::Error> {
     let find_key = |ck: String| async move {
         let row = tx.query_opt(sql::FIND_CLIENT_KEY, &[&ck]).await?;
         Ok::<_, tokio_postgres::Error>(row.map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))))
@@ -88,6 +93,9 @@ async fn accept_one(tx: &deadpool_postgres::Transaction<'_>, s: NewSubmission, n
             let detail = super::accepted_detail(&s);
             let aud = tx.prepare_cached(sql::INSERT_AUDIT).await?;
             tx.execute(&aud, &[&seq, &now, &"accepted", &Option::<String>::None, &detail]).await?;
+            if summaries {
+                super::summary::keep_pg(tx, seq, &s, now).await?;
+            }
             Step::Stored(Accepted::New(s.id.clone()))
         }
         None => {
@@ -110,6 +118,8 @@ async fn accept_one(tx: &deadpool_postgres::Transaction<'_>, s: NewSubmission, n
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Days each record's newest version is kept for `$summary` (0: none; [`super::summary`]).
+    pub(super) summary_days: u32,
 }
 
 impl PgStore {
@@ -130,7 +140,7 @@ impl PgStore {
             tx.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {def}")).await.map_err(store_err)?;
         }
         tx.commit().await.map_err(store_err)?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, summary_days: 0 })
     }
 
     pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, GatewayError> {
@@ -138,6 +148,7 @@ impl PgStore {
     }
 
     pub async fn accept(&self, groups: Vec<Vec<NewSubmission>>, now: i64) -> Result<Vec<GroupOutcome>, GatewayError> {
+        let summaries = self.summary_days > 0;
         let mut c = self.client().await?;
         let mut tx = c.transaction().await.map_err(store_err)?;
         let mut out = Vec::with_capacity(groups.len());
@@ -146,7 +157,7 @@ impl PgStore {
             let mut accepted = Vec::with_capacity(group.len());
             let mut conflicts = Vec::new();
             for (i, s) in group.into_iter().enumerate() {
-                match accept_one(&sp, s, now).await.map_err(store_err)? {
+                match accept_one(&sp, s, now, summaries).await.map_err(store_err)? {
                     Step::Stored(a) => accepted.push(a),
                     Step::Conflict(k) => conflicts.push((i, k)),
                 }

@@ -3,7 +3,7 @@
 
 pub fn schema(postgres: bool) -> String {
     let (serial, blob) = if postgres { ("BIGSERIAL PRIMARY KEY", "BYTEA") } else { ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB") };
-    format!(
+    let mut schema = format!(
         "CREATE TABLE IF NOT EXISTS submissions (
             seq {serial},
             id TEXT NOT NULL UNIQUE,
@@ -68,7 +68,9 @@ pub fn schema(postgres: bool) -> String {
             detail TEXT
         );
         CREATE INDEX IF NOT EXISTS audit_submission ON audit (submission_seq, id);"
-    )
+    );
+    schema.push_str(&super::summary::schema(postgres));
+    schema
 }
 
 /// Columns added after the first release of the schema: (table, column, definition). Each

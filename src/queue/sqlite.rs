@@ -17,10 +17,12 @@ use crate::error::GatewayError;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Days each record's newest version is kept for `$summary` (0: none; [`super::summary`]).
+    pub(super) summary_days: u32,
 }
 
 /// One submission inside the accept transaction: by the client's key first, then by identity.
-fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<Step> {
+fn accept_one(tx: &Connection, s: NewSubmission, now: i64, summaries: bool) -> rusqlite::Result<Step> {
     let find_key = |ck: &str| {
         tx.prepare_cached(&q(sql::FIND_CLIENT_KEY))?
             .query_row(params![ck], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -67,6 +69,9 @@ fn accept_one(tx: &Connection, s: NewSubmission, now: i64) -> rusqlite::Result<S
             }
             let detail = super::accepted_detail(&s);
             tx.prepare_cached(&q(sql::INSERT_AUDIT))?.execute(params![seq, now, "accepted", Option::<String>::None, detail])?;
+            if summaries {
+                super::summary::keep_sqlite(tx, seq, &s, now)?;
+            }
             Step::Stored(Accepted::New(s.id))
         }
         None => {
@@ -138,7 +143,7 @@ impl SqliteStore {
                     crate::files::make_private(Path::new(&p)).map_err(store_err)?;
                 }
             }
-            Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+            Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), summary_days: 0 })
         })
         .await
         .map_err(store_err)?
@@ -158,6 +163,7 @@ impl SqliteStore {
     }
 
     pub async fn accept(&self, groups: Vec<Vec<NewSubmission>>, now: i64) -> Result<Vec<GroupOutcome>, GatewayError> {
+        let summaries = self.summary_days > 0;
         self.with(move |c| {
             let mut tx = c.transaction()?;
             let mut out = Vec::with_capacity(groups.len());
@@ -166,7 +172,7 @@ impl SqliteStore {
                 let mut accepted = Vec::with_capacity(group.len());
                 let mut conflicts = Vec::new();
                 for (i, s) in group.into_iter().enumerate() {
-                    match accept_one(&sp, s, now)? {
+                    match accept_one(&sp, s, now, summaries)? {
                         Step::Stored(a) => accepted.push(a),
                         Step::Conflict(k) => conflicts.push((i, k)),
                     }

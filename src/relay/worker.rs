@@ -81,6 +81,12 @@ async fn retention(store: Store, days: u32, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(stage = "retention", error = %e, "prune failed"),
         }
+        // `$summary`'s records beyond `[summary] retention_days` (all of them when it is off).
+        match store.prune_summaries(now_ms()).await {
+            Ok(n) if n > 0 => tracing::info!(stage = "retention", pruned = n, "summaries past their retention dropped"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(stage = "retention", error = %e, "summary prune failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
             _ = stop.changed() => return,

@@ -26,6 +26,7 @@ const KEYS: &[(&str, &str)] = &[
     ("validate", "mhg_key-validate-00000000000000000000000"),
     ("metrics", "mhg_key-metrics-000000000000000000000000"),
     ("admin", "mhg_key-admin-00000000000000000000000000"),
+    ("summary:read", "mhg_key-summary-000000000000000000000000"),
 ];
 
 fn key_of(scope: &str) -> &'static str {
@@ -101,6 +102,13 @@ fn routes() -> Vec<(&'static str, String, Option<String>, &'static str)> {
             "/fhir/Patient/$validate".into(),
             Some(json!({"resourceType": "Patient"}).to_string()),
             "validate",
+        ),
+        ("GET", "/fhir/Patient/$summary?identifier=https://x.example/id%7CP-1".into(), None, "summary:read"),
+        (
+            "POST",
+            "/fhir/Patient/$summary".into(),
+            Some(json!({"resourceType": "Parameters", "parameter": [{"name": "identifier", "valueString": "s|P-1"}]}).to_string()),
+            "summary:read",
         ),
     ]
 }

@@ -205,6 +205,7 @@ async fn retention_prunes_delivered_payloads_and_keeps_the_audit() {
         submitter: "test".into(),
         bundle: mhg::pipeline::ValidatedBundle::for_store_tests(b"{}".to_vec()),
         destinations: vec!["moh".into()],
+        person_identifiers: Vec::new(),
     };
     store.accept(vec![sub(1), sub(2)], now_ms()).await.unwrap();
     let claims = store.claim("moh", 10, "me", 10_000, now_ms()).await.unwrap();
@@ -239,6 +240,7 @@ async fn mhg_replay_requeues_dead_letters() {
         submitter: "test".into(),
         bundle: mhg::pipeline::ValidatedBundle::for_store_tests(b"{}".to_vec()),
         destinations: vec!["moh".into()],
+        person_identifiers: Vec::new(),
     };
     store.accept(vec![sub], now_ms()).await.unwrap();
     let c = store.claim("moh", 1, "me", 10_000, now_ms()).await.unwrap().remove(0);

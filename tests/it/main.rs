@@ -32,6 +32,7 @@ mod privacy;
 mod profile;
 mod property;
 mod relay;
+mod summary;
 mod support;
 mod txops;
 mod validate_ndjson;

@@ -36,6 +36,8 @@ pub struct GatewayBuilder {
     destinations: Vec<DestinationConfig>,
     /// `None`: [`test_guard`] (authentication on, the test admin key known).
     guard: Option<Arc<Guard>>,
+    /// `[summary] retention_days` (0: off, the default).
+    summary_days: u32,
 }
 
 /// Relay timings short enough for a test to see a retry, a backoff and a lease run out.
@@ -45,7 +47,7 @@ fn fast() -> RelayConfig {
 
 impl Gateway {
     pub fn builder(store_url: &str) -> GatewayBuilder {
-        GatewayBuilder { store_url: store_url.to_owned(), destinations: Vec::new(), guard: None }
+        GatewayBuilder { store_url: store_url.to_owned(), destinations: Vec::new(), guard: None, summary_days: 0 }
     }
 
     /// The usual case: these destinations, the test guard.
@@ -72,8 +74,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Keeps records for `Patient/$summary` this many days (`[summary] retention_days`).
+    pub fn summary_days(mut self, days: u32) -> Self {
+        self.summary_days = days;
+        self
+    }
+
     pub async fn start(self) -> Gateway {
-        let store = Store::open(&self.store_url).await.expect("store opens");
+        let store = Store::open(&self.store_url).await.expect("store opens").keep_summaries(self.summary_days);
         let dests = self.destinations.iter().map(|d| Arc::new(Destination::new(d.clone()).expect("destination"))).collect();
         let relay = Relay::start(store.clone(), dests, fast());
         let state = AppState {

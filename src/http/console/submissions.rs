@@ -175,6 +175,9 @@ fn audit_summary(event: &str, detail: &Value) -> String {
     if let Some(t) = detail.as_str() {
         return esc(t);
     }
+    if event == "summary-read" {
+        return format!("IPS summary read by {}", esc(detail["client"].as_str().unwrap_or("?")));
+    }
     if event == "accepted" {
         let dests = detail["destinations"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "));
         return format!("by {} for {}", esc(detail["submitter"].as_str().unwrap_or("?")), esc(&dests.unwrap_or_default()));
