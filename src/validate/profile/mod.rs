@@ -22,6 +22,7 @@
 
 mod definitions;
 mod json;
+mod keys;
 pub mod load;
 pub mod model;
 mod narrative;
