@@ -5,7 +5,6 @@
 //!
 //! No I/O, no clock; findings name paths and definitions, never instance values.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -406,7 +405,8 @@ impl Walk<'_> {
                 let plen = self.ptr.len();
                 push_key(&mut self.ptr, key);
                 if json_array {
-                    let _ = write!(self.ptr, "/{i}");
+                    self.ptr.push('/');
+                    super::push_decimal(&mut self.ptr, i);
                 }
                 let target = assigned.get(i).copied().flatten().unwrap_or(c);
                 let mut sc = scope;
