@@ -22,6 +22,7 @@
 
 mod definitions;
 mod json;
+mod keys;
 pub mod load;
 pub mod model;
 mod narrative;
@@ -157,8 +158,9 @@ pub struct Validator {
     loose: HashMap<String, Arc<Value>>,
     profiles: Memo<Profile>,
     /// Base definitions by type name (`Patient`, `HumanName`): the hot lookup, without building
-    /// the canonical URL each time.
-    types: Memo<Profile>,
+    /// the canonical URL each time. Only types that exist are kept, so the names are the
+    /// definitions' (never an instance's), hashed with FxHash rather than SipHash (issue 17).
+    types: RwLock<HashMap<String, Arc<Profile>, std::hash::BuildHasherDefault<keys::Fx>>>,
     expansions: Memo<Expansion>,
     /// Complete CodeSystems by URL: code -> display.
     code_systems: Memo<HashMap<String, Option<String>>>,
@@ -339,11 +341,12 @@ impl Validator {
     /// The base definition of a FHIR type (`http://hl7.org/fhir/StructureDefinition/<ty>`).
     pub fn type_profile(&self, ty: &str) -> Option<Arc<Profile>> {
         if let Some(p) = self.types.read().ok()?.get(ty) {
-            return p.clone();
+            return Some(p.clone());
         }
-        let p = self.profile(&format!("{CORE}{ty}"));
+        // An unknown type is memoised by `profile` (its URL), not here.
+        let p = self.profile(&format!("{CORE}{ty}"))?;
         self.types.write().ok()?.insert(ty.to_owned(), p.clone());
-        p
+        Some(p)
     }
 
     fn profile_at(&self, url: &str, depth: usize) -> Option<Arc<Profile>> {

@@ -123,6 +123,8 @@ pub struct Elem {
     pub min_value: Option<Value>,
     pub max_value: Option<Value>,
     pub max_length: Option<usize>,
+    /// The JSON keys of `children`, indexed on first use by the walk.
+    pub keys: std::sync::OnceLock<super::keys::KeyIndex>,
 }
 
 #[derive(Debug)]
@@ -293,6 +295,7 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
         min_value: prefixed(e, "minValue").cloned(),
         max_value: prefixed(e, "maxValue").cloned(),
         max_length: e.get("maxLength").and_then(Value::as_u64).map(|n| n as usize),
+        keys: std::sync::OnceLock::new(),
     }
 }
 

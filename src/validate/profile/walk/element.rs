@@ -5,7 +5,6 @@
 //!
 //! No I/O, no clock; findings name paths and definitions, never instance values.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -13,6 +12,7 @@ use serde_json::{Map, Value};
 use super::pointer::push_key;
 use super::{Host, Item, MAX_DEPTH, Scope, Walk, is_resource_type};
 use crate::validate::profile::json::{get, matches_pattern, same};
+use crate::validate::profile::keys::KeyIndex;
 use crate::validate::profile::model::{ElemId, Profile, is_primitive};
 use crate::validate::profile::{Finding, Severity, Validator, primitive};
 
@@ -86,7 +86,7 @@ impl Walk<'_> {
         let e = prof.elem(eid);
         let (cp, pid) = self.children(prof, eid, ty);
         let host_path = if eid == 0 { ty } else { e.base_path.as_str() };
-        self.object(&cp, &cp.elem(pid).children, obj, scope, Host { path: host_path, ty }, false);
+        self.object(&cp, pid, obj, scope, Host { path: host_path, ty }, false);
         if let Some(f) = &e.fixed {
             if !same(value, f) {
                 self.fixed_mismatch(value, f);
@@ -237,90 +237,91 @@ impl Walk<'_> {
         }
     }
 
-    /// The properties of one JSON object against the child elements.
+    /// The properties of one JSON object against the child elements of `pid` in `cp`. Each
+    /// property is looked up once in the children's key index ([`KeyIndex`]), which fills one
+    /// slot per child; the children are then checked in their order.
     pub(super) fn object<'v>(
         &mut self,
         cp: &Arc<Profile>,
-        children: &[ElemId],
+        pid: ElemId,
         obj: &'v Map<String, Value>,
         scope: Scope<'v>,
         host: Host<'_>,
         is_shadow: bool,
     ) {
-        // Unknown properties.
-        for key in obj.keys() {
-            if key == "resourceType" && obj.contains_key("resourceType") && scope.resource.as_object().is_some_and(|r| std::ptr::eq(r, obj))
-            {
+        let children = cp.elem(pid).children.as_slice();
+        let index = cp.elem(pid).keys.get_or_init(|| KeyIndex::build(cp, children));
+        // Per child: its value and its shadow (non-choice children).
+        let mut slots: Vec<(Option<&'v Value>, Option<&'v Value>)> = vec![(None, None); children.len()];
+        // Choice keys met, in key order: (child, type position, shadow, value).
+        let mut choices: Vec<(u32, u32, bool, &'v Value)> = Vec::new();
+        let is_root = scope.resource.as_object().is_some_and(|r| std::ptr::eq(r, obj));
+        for (key, val) in obj {
+            let hits = index.get(key);
+            for h in hits {
+                match h.choice {
+                    Some(pos) if h.typed => choices.push((h.child, pos, h.shadow, val)),
+                    Some(_) => {}
+                    None if h.shadow => slots[h.child as usize].1 = Some(val),
+                    None => slots[h.child as usize].0 = Some(val),
+                }
+            }
+            if !hits.is_empty() || (key == "resourceType" && is_root) {
                 continue;
             }
-            let known = children.iter().any(|&c| {
-                let ce = cp.elem(c);
-                if ce.choice {
-                    let bare = key.strip_prefix('_').unwrap_or(key);
-                    bare.starts_with(ce.name.as_str()) && ce.choice_keys.iter().any(|(k, _, _)| k == bare)
-                } else {
-                    ce.name == *key || ce.shadow == *key
-                }
+            // Unknown properties. A choice element given in a type the profile does not allow.
+            let choice = children.iter().map(|&c| cp.elem(c)).find(|ce| {
+                ce.choice
+                    && key.len() > ce.name.len()
+                    && key.starts_with(ce.name.as_str())
+                    && key.as_bytes()[ce.name.len()].is_ascii_uppercase()
             });
-            if !known {
-                // A choice element given in a type the profile does not allow.
-                let choice = children.iter().map(|&c| cp.elem(c)).find(|ce| {
-                    ce.choice
-                        && key.len() > ce.name.len()
-                        && key.starts_with(ce.name.as_str())
-                        && key.as_bytes()[ce.name.len()].is_ascii_uppercase()
-                });
-                if let Some(ce) = choice.filter(|ce| ce.base_path == "Extension.value[x]") {
-                    // An extension's value of a type its definition does not allow: reported at
-                    // the extension, as the HL7 validator does.
-                    let t = fhir_type_of_suffix(&key[ce.name.len()..]);
-                    let url = obj.get("url").and_then(Value::as_str).unwrap_or_default();
-                    self.report(Severity::Error, "structure", format!("the extension {url} does not allow a value of type {t}"));
-                } else if let Some(ce) = choice {
-                    let t = fhir_type_of_suffix(&key[ce.name.len()..]);
-                    let len = self.push_element(&ce.name, Some(&t), None);
-                    self.report(Severity::Error, "structure", format!("type {t} is not allowed for {}[x] here", ce.name));
-                    self.path.truncate(len);
-                } else if key == "fhir_comments" {
-                    self.report(Severity::Warning, "structure", format!("unrecognized property {key}"));
-                } else {
-                    self.report(Severity::Error, "structure", format!("unrecognized property {key}"));
-                }
+            if let Some(ce) = choice.filter(|ce| ce.base_path == "Extension.value[x]") {
+                // An extension's value of a type its definition does not allow: reported at
+                // the extension, as the HL7 validator does.
+                let t = fhir_type_of_suffix(&key[ce.name.len()..]);
+                let url = obj.get("url").and_then(Value::as_str).unwrap_or_default();
+                self.report(Severity::Error, "structure", format!("the extension {url} does not allow a value of type {t}"));
+            } else if let Some(ce) = choice {
+                let t = fhir_type_of_suffix(&key[ce.name.len()..]);
+                let len = self.push_element(&ce.name, Some(&t), None);
+                self.report(Severity::Error, "structure", format!("type {t} is not allowed for {}[x] here", ce.name));
+                self.path.truncate(len);
+            } else if key == "fhir_comments" {
+                self.report(Severity::Warning, "structure", format!("unrecognized property {key}"));
+            } else {
+                self.report(Severity::Error, "structure", format!("unrecognized property {key}"));
             }
         }
-        for &c in children {
+        for (ci, &c) in children.iter().enumerate() {
             let ce = cp.elem(c);
             if is_shadow && ce.name == "value" {
                 continue;
             }
             let mut found: Option<(&Value, Option<&Value>, &str, &str)> = None;
             if ce.choice {
-                // Scan the object's keys (a few) rather than every allowed type (up to 50);
-                // `valueString` and `_valueString` are one value.
+                // `valueString` and `_valueString` are one value; the first type given counts.
+                let mine = || choices.iter().filter(|o| o.0 as usize == ci);
                 let mut n = 0;
-                let mut first: Option<usize> = None;
-                for key in obj.keys() {
-                    let bare = key.strip_prefix('_').unwrap_or(key);
-                    if bare.len() <= ce.name.len() || !bare.starts_with(ce.name.as_str()) {
-                        continue;
-                    }
-                    let Some(pos) = ce.choice_keys.iter().position(|(k, _, _)| k == bare) else { continue };
-                    let shadow_of_main = key.starts_with('_') && get(obj, bare).is_some();
-                    if shadow_of_main {
+                let mut first: Option<u32> = None;
+                for &(_, pos, shadow, _) in mine() {
+                    if shadow && mine().any(|o| o.1 == pos && !o.2) {
                         continue;
                     }
                     n += 1;
                     first.get_or_insert(pos);
                 }
                 if let Some(pos) = first {
-                    let (k, s, ti) = &ce.choice_keys[pos];
-                    found = Some((get(obj, k).unwrap_or(&Value::Null), get(obj, s), ce.types[*ti].code.as_str(), k.as_str()));
+                    let (k, _, ti) = &ce.choice_keys[pos as usize];
+                    let main = mine().find(|o| o.1 == pos && !o.2).map_or(&Value::Null, |o| o.3);
+                    let shadow = mine().find(|o| o.1 == pos && o.2).map(|o| o.3);
+                    found = Some((main, shadow, ce.types[*ti].code.as_str(), k.as_str()));
                 }
                 if n > 1 {
                     self.report(Severity::Error, "structure", format!("more than one type given for {}[x]", ce.name));
                 }
             } else {
-                let (m, sh) = (get(obj, &ce.name), get(obj, &ce.shadow));
+                let (m, sh) = slots[ci];
                 if m.is_some() || sh.is_some() {
                     let ty = ce.types.first().map(|t| t.code.as_str()).unwrap_or("BackboneElement");
                     found = Some((m.unwrap_or(&Value::Null), sh, ty, ce.name.as_str()));
@@ -416,7 +417,8 @@ impl Walk<'_> {
                 let plen = self.ptr.len();
                 push_key(&mut self.ptr, key);
                 if json_array {
-                    let _ = write!(self.ptr, "/{i}");
+                    self.ptr.push('/');
+                    super::push_decimal(&mut self.ptr, i);
                 }
                 let target = assigned.get(i).copied().flatten().unwrap_or(c);
                 let mut sc = scope;

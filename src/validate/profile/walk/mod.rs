@@ -44,7 +44,6 @@ mod resource;
 mod slice;
 mod value;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -167,9 +166,37 @@ impl<'a> Walk<'a> {
             self.path.push_str(t);
             self.path.push(')');
         } else if let Some(i) = index {
-            let _ = write!(self.path, "[{i}]");
+            self.path.push('[');
+            push_decimal(&mut self.path, i);
+            self.path.push(']');
         }
         len
+    }
+}
+
+/// Appends `i` in decimal: what `write!(s, "{i}")` does, without the formatting machinery
+/// (paths and pointers get an index for every item of every array walked; issue 17).
+pub(super) fn push_decimal(s: &mut String, mut i: usize) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    s.extend(buf[at..].iter().map(|&b| char::from(b)));
+}
+
+#[cfg(test)]
+#[test]
+fn push_decimal_writes_as_display_does() {
+    for i in [0, 7, 10, 99, 100, 12_345, usize::MAX] {
+        let mut s = String::from("x");
+        push_decimal(&mut s, i);
+        assert_eq!(s, format!("x{i}"));
     }
 }
 

@@ -8,7 +8,6 @@
 use std::any::Any;
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde_json::Value;
 
@@ -80,7 +79,8 @@ fn index_resources(v: &Value, ptr: &mut String, out: &mut HashMap<usize, String>
             for (i, x) in a.iter().enumerate() {
                 if x.is_object() || x.is_array() {
                     let len = ptr.len();
-                    let _ = write!(ptr, "/{i}");
+                    ptr.push('/');
+                    super::push_decimal(ptr, i);
                     index_resources(x, ptr, out, depth + 1);
                     ptr.truncate(len);
                 }
@@ -110,7 +110,8 @@ fn find(v: &Value, target: &Value, ptr: &mut String, depth: usize) -> bool {
         }
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                let _ = write!(ptr, "/{i}");
+                ptr.push('/');
+                super::push_decimal(ptr, i);
                 if find(x, target, ptr, depth + 1) {
                     return true;
                 }

@@ -79,7 +79,7 @@ impl Walk<'_> {
                     let (cp, pid) = self.children(prof, eid, ty);
                     // The walk's pointer names the value, not its `_element`.
                     let ptr_ok = std::mem::replace(&mut self.ptr_ok, false);
-                    self.object(&cp, &cp.elem(pid).children, m, scope, Host { path: &e.base_path, ty }, true);
+                    self.object(&cp, pid, m, scope, Host { path: &e.base_path, ty }, true);
                     self.ptr_ok = ptr_ok;
                     // HL7's FHIR_RESOURCE_ID_CANT_BE_EXTENDED: a resource's id is a key, not data.
                     if e.base_path == "Resource.id" {
