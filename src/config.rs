@@ -29,6 +29,8 @@ pub struct Config {
     /// The profile validator: definitions beyond the shipped ones, and whether produced
     /// Bundles must pass it.
     pub validation: Validation,
+    /// Terminology servers codes of unloaded code systems are delegated to, and their cache.
+    pub terminology: crate::terminology::delegate::TxConfig,
     /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
     /// empty (see [`Config::home`]).
     pub home: Option<PathBuf>,
@@ -222,6 +224,9 @@ impl Config {
         for d in cfg.destinations.iter_mut().flatten() {
             d.env = env.clone();
         }
+        for s in cfg.terminology.servers.iter_mut() {
+            s.env = env.clone();
+        }
         cfg.env = env;
         if !matches!(cfg.log.format.as_str(), "text" | "json") {
             return Err(cfg_err(&name, "log.format: expected \"text\" or \"json\""));
@@ -280,7 +285,14 @@ impl Config {
             std::sync::Arc::new(validator),
         )?;
         p.profile_gate = self.validation.profile_gate;
+        p.tx = self.delegation()?.map(std::sync::Arc::new);
         Ok(p)
+    }
+
+    /// The terminology delegation `[terminology]` describes (None without servers).
+    pub fn delegation(&self) -> Result<Option<crate::terminology::delegate::Delegation>, GatewayError> {
+        crate::terminology::delegate::Delegation::from_config(&self.terminology)
+            .map_err(|message| GatewayError::Config { file: "configuration".into(), message })
     }
 
     /// The profile validator: shipped packages, configured packages and files, then `extra_*`

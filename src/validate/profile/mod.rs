@@ -37,6 +37,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::{Value, json};
 
+use crate::terminology::delegate::TxAnswers;
 use crate::validate::packages::Packages;
 use model::Profile;
 use terminology::Expansion;
@@ -450,9 +451,16 @@ impl Validator {
     /// of `profiles` are reported as errors (check [`Validator::knows_profile`] first to treat
     /// them as usage errors).
     pub fn validate(&self, resource: &Value, profiles: &[&str]) -> Vec<Finding> {
+        self.validate_with(resource, profiles, None)
+    }
+
+    /// [`Validator::validate`], with a terminology server's verdicts for Codings of code
+    /// systems not loaded here (gathered before, by
+    /// [`Delegation::prefetch`](crate::terminology::delegate::Delegation::prefetch)).
+    pub fn validate_with(&self, resource: &Value, profiles: &[&str], tx: Option<&TxAnswers>) -> Vec<Finding> {
         let mut out = Vec::new();
         let today = (self.clock)().div_euclid(86_400_000);
-        walk::validate_root(self, resource, profiles, today, &mut out);
+        walk::validate_root(self, resource, profiles, today, tx, &mut out);
         narrative::links(resource, &mut out);
         narrative::bundle_narrative_links(resource, &mut out);
         dedup(&mut out);

@@ -12,7 +12,16 @@ use serde_json::{Map, Value};
 use super::Walk;
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
+use crate::terminology::delegate::Answer;
 use crate::validate::profile::{Severity, ucum};
+
+/// At most `n` characters of `s` (a server's message).
+fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
 
 impl Walk<'_> {
     /// Coding.system is an absolute URI naming a code system (not a value set); a code of a
@@ -39,6 +48,11 @@ impl Walk<'_> {
                 let len = self.push("system", None);
                 self.report(Severity::Error, "invalid", "the Coding.system is a value set, not a code system");
                 self.path.truncate(len);
+            } else {
+                let given = get(obj, "display").and_then(Value::as_str);
+                if let Some(a) = self.tx.and_then(|t| t.get(system, code, given)) {
+                    self.delegated(system, given, a);
+                }
             }
             return;
         };
@@ -72,6 +86,48 @@ impl Walk<'_> {
                 }
             }
             Some(None) => {}
+        }
+    }
+
+    /// A terminology server's verdict on a Coding (or why there is none): an invalid code or a
+    /// wrong display is an error as when the code system is loaded here, the server's message
+    /// added; no verdict is a warning naming the server, never an invalid code.
+    fn delegated(&mut self, system: &str, given: Option<&str>, a: &Answer) {
+        match a {
+            Answer::Checked { verdict, server } if !verdict.result => {
+                let msg = verdict.message.as_deref().map(|m| format!(" ({})", truncate(m, 300))).unwrap_or_default();
+                // A wrong display: the code is known (the server names its display) and the
+                // display given is another.
+                let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                let wrong_display = |d: &str| given.is_some_and(|g| norm(g) != norm(d));
+                if let Some(d) = verdict.display.as_deref().filter(|d| wrong_display(d)) {
+                    let len = self.push("display", None);
+                    self.report(
+                        Severity::Error,
+                        "invalid",
+                        format!("wrong display for the code in the code system {system}: the valid display is '{d}' (terminology server {server})"),
+                    );
+                    self.path.truncate(len);
+                } else {
+                    let len = self.push("code", None);
+                    self.report(
+                        Severity::Error,
+                        "code-invalid",
+                        format!("the code is not valid in the code system {system}, says the terminology server {server}{msg}"),
+                    );
+                    self.path.truncate(len);
+                }
+            }
+            Answer::Checked { .. } => {}
+            Answer::Unavailable { server, reason } => {
+                let len = self.push("code", None);
+                self.report(
+                    Severity::Warning,
+                    "transient",
+                    format!("the code in the code system {system} was not checked, terminology server unavailable: {server} ({reason})"),
+                );
+                self.path.truncate(len);
+            }
         }
     }
 

@@ -51,6 +51,7 @@ use serde_json::Value;
 
 use super::model::{ElemId, Profile};
 use super::{Finding, Severity, Validator};
+use crate::terminology::delegate::TxAnswers;
 use bundle::BundleIndex;
 use pointer::Prep;
 
@@ -115,15 +116,24 @@ struct Walk<'a> {
     /// Today, in days since 1970-01-01 (UTC), from the caller: `minValueDuration` and
     /// `maxValueDuration` are relative to it. The walk never reads the clock.
     pub today: i64,
+    /// Terminology servers' verdicts for Codings of systems not loaded here (prefetched).
+    pub tx: Option<&'a TxAnswers>,
 }
 
 /// Validates `resource` (the root) against its own profiles and `profiles`, the dates relative
 /// to `today` (days since 1970-01-01, UTC).
-pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, out: &mut Vec<Finding>) {
+pub(super) fn validate_root(
+    v: &Validator,
+    resource: &Value,
+    profiles: &[&str],
+    today: i64,
+    tx: Option<&TxAnswers>,
+    out: &mut Vec<Finding>,
+) {
     let rt = resource["resourceType"].as_str().unwrap_or("Resource");
     let prep = Prep::new(resource);
     let mut w =
-        Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep, today };
+        Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep, today, tx };
     w.path.push_str(rt);
     let extra: Vec<Arc<Profile>> = profiles
         .iter()
