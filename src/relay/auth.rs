@@ -67,9 +67,7 @@ fn read_secret(
         (Some(f), _) => std::fs::read_to_string(f)
             .map(|s| s.trim().to_owned())
             .map_err(|e| format!("{at}.auth.{what}_file: cannot read {}: {e}", f.display())),
-        (None, Some(v)) => {
-            env.get(v).map(str::to_owned).ok_or_else(|| format!("{at}.auth.{what}_env: variable {v} is not set"))
-        }
+        (None, Some(v)) => env.get(v).map(str::to_owned).ok_or_else(|| format!("{at}.auth.{what}_env: variable {v} is not set")),
         (None, None) => Err(format!("{at}.auth: give {what}_file or {what}_env")),
     }
 }

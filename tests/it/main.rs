@@ -31,6 +31,7 @@ mod profile;
 mod property;
 mod relay;
 mod support;
+mod tx_delegation;
 mod txops;
 mod validate_ndjson;
 mod validator_suite;

@@ -34,8 +34,10 @@ impl HttpPort {
         crate::relay::install_tls();
         let tokens = TokenSource::named(at, &cfg.auth, &cfg.env)?;
         let t = Duration::from_millis(cfg.timeout_ms);
+        // The timeout proper is the prefetch's (token request included); the client's is a
+        // backstop a second later.
         let client = reqwest::Client::builder()
-            .timeout(t)
+            .timeout(t + Duration::from_secs(1))
             .connect_timeout(t)
             .user_agent(concat!("mhg/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -184,7 +184,10 @@ impl Delegation {
                 port: Arc::new(port),
             });
         }
-        Ok(Some(Delegation { servers, cache: cache::DiskCache::new(cfg.cache_dir.clone(), cfg.cache_ttl_secs) }))
+        Ok(Some(Delegation {
+            servers,
+            cache: cache::DiskCache::new(cfg.cache_dir.clone(), cfg.cache_ttl_secs),
+        }))
     }
 
     /// A delegation to one server through any port (tests, other transports).

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Walk;
+use crate::terminology::delegate::Answer;
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
-use crate::terminology::delegate::Answer;
 use crate::validate::profile::{Severity, ucum};
 
 /// At most `n` characters of `s` (a server's message).
