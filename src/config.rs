@@ -241,6 +241,7 @@ impl Config {
             }
         }
         crate::auth::check_config(&cfg.auth).map_err(|m| cfg_err(&name, m.to_string()))?;
+        crate::terminology::delegate::Delegation::from_config(&cfg.terminology).map_err(|m| cfg_err(&name, m))?;
         if let Some(t) = &cfg.server.tls {
             crate::http::tls::server_config(t).map_err(|m| cfg_err(&name, m))?;
         }
@@ -354,5 +355,24 @@ mod tests {
         without.env = Default::default();
         assert!(crate::relay::deliver::Destination::new(without).is_err(), "and from nowhere else");
         assert!(!format!("{:?}", cfg.env).contains("t0ken"));
+    }
+
+    #[test]
+    fn terminology_servers_are_checked_when_the_configuration_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mhg.toml");
+        let read = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            super::Config::load_from(Some(&file), &HashMap::new()).map_err(|e| e.to_string())
+        };
+        let ok = read("[terminology]\ncache_ttl_secs = 60\n[[terminology.servers]]\nurl = \"https://tx.example/r4\"\ncode_systems = [\"http://snomed.info/sct\"]\n").unwrap();
+        assert_eq!(ok.terminology.servers[0].timeout_ms, 5000, "the default timeout");
+        assert!(ok.delegation().unwrap().is_some());
+        let e = read("[[terminology.servers]]\nurl = \"tx.example\"\ncode_systems = [\"*\"]\n").unwrap_err();
+        assert!(e.contains("terminology.servers[0].url"), "{e}");
+        let e = read("[[terminology.servers]]\nurl = \"https://tx.example\"\ncode_systems = [\"*\"]\nauth = { type = \"bearer\", token_env = \"NOT_SET_ANYWHERE\" }\n").unwrap_err();
+        assert!(e.contains("terminology.servers[0].auth.token_env"), "{e}");
+        assert!(read("[[terminology.servers]]\nurl = \"https://tx.example\"\ncode_systems = [\"*\"]\ntimeout = 3\n").is_err());
+        assert!(super::Config::load_from(None, &HashMap::new()).unwrap().delegation().unwrap().is_none());
     }
 }
