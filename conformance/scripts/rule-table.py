@@ -33,6 +33,9 @@ IMPLEMENTED = {
     "Unknown_Code_in_Version_SCT": ("partial", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "delegated codes: the server's verdict and message, without the edition named"),
     "UNKNOWN_CODESYSTEM": ("partial", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "no error when no server is configured; with one, the server's verdict or a warning naming it"),
     "Terminology_TX_System_Unknown": ("partial", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "suite tx; it tx_delegation", "known only when loaded or delegated ([terminology] servers, --tx)"),
+    "Terminology_TX_Confirm_1_CC": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "required bindings to value sets routed to a server (value_sets): its ValueSet/$validate-code verdict"),
+    "Terminology_TX_Confirm_2_CC": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "extensible bindings to value sets routed to a server: a warning"),
+    "Terminology_TX_Confirm_5": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "extensible bindings of codes to value sets routed to a server: a warning"),
     # Bundle
     "Bundle_BUNDLE_Entry_NoFullUrl": ("implemented", W + "bundle.rs", "suite bundle", ""),
     "BUNDLE_BUNDLE_ENTRY_FULLURL_REQUIRED": ("implemented", W + "bundle.rs", "suite bundle", ""),

@@ -10,7 +10,8 @@
 //! package or definition file, a `--tx` that is not an http(s) URL).
 //!
 //! `--tx URL` (a FHIR terminology base) routes the codes of every code system not loaded here
-//! to that server (`CodeSystem/$validate-code`), as `[terminology] servers` do for the
+//! to that server (`CodeSystem/$validate-code`; bindings to value sets not expandable here to
+//! its `ValueSet/$validate-code`), as `[terminology] servers` do for the
 //! gateway (which apply here too), with the same disk cache; a server that does not answer
 //! makes its codes warnings ("not checked, terminology server unavailable"), not errors.
 
@@ -117,7 +118,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
         None => None,
     };
     let prefetch = |bytes: &[u8], ndjson: bool| match (&delegation, &rt) {
-        (Some(d), Some(rt)) => Some(rt.block_on(d.prefetch_bytes(&validator, bytes, ndjson))),
+        (Some(d), Some(rt)) => Some(rt.block_on(d.prefetch_bytes(&validator, bytes, ndjson, &profiles))),
         _ => None,
     };
     let mut status = 0;

@@ -110,8 +110,18 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
     }
     // Codes of systems routed to a terminology server are asked first, here (async); the
     // walk then reads the verdicts (crate::terminology::delegate).
-    let tx = match &st.pipeline.tx {
-        Some(d) => Some(d.prefetch(&validator, &[&value]).await),
+    let tx = match st.pipeline.tx.clone() {
+        Some(d) => {
+            let (v, prof) = (validator.clone(), profiles.clone());
+            let (plan, d, back) = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = prof.iter().map(String::as_str).collect();
+                (d.plan(&v, &[&value], &refs), d, value)
+            })
+            .await
+            .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
+            value = back;
+            Some(d.ask(plan).await)
+        }
         None => None,
     };
     let findings = tokio::task::spawn_blocking(move || {
@@ -138,8 +148,17 @@ async fn ndjson_outcomes(st: AppState, profiles: Vec<String>, mode: Option<Mode>
         }
     }
     let max_depth = st.pipeline.max_depth;
-    let tx = match &st.pipeline.tx {
-        Some(d) => Some(d.prefetch_bytes(&validator, &body, true).await),
+    let tx = match st.pipeline.tx.clone() {
+        Some(d) => {
+            let (v, prof, bytes) = (validator.clone(), profiles.clone(), body.clone());
+            let (plan, d) = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = prof.iter().map(String::as_str).collect();
+                (d.plan_bytes(&v, &bytes, true, &refs), d)
+            })
+            .await
+            .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
+            Some(d.ask(plan).await)
+        }
         None => None,
     };
     let outcomes = tokio::task::spawn_blocking(move || {

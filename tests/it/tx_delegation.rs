@@ -3,7 +3,9 @@
 //! `CodeSystem/$validate-code`. Valid codes pass, invalid codes and wrong displays are errors,
 //! the disk cache answers after the second gateway is gone (also across a restart) and not
 //! after its expiry; a server with nothing listening, or one that never answers, makes the code
-//! a warning naming the server. `mhg validate --tx URL` does the same from the command line.
+//! a warning naming the server. Bindings to value sets this gateway cannot expand are checked
+//! by the server's `ValueSet/$validate-code` when routed (`value_sets`). `mhg validate --tx URL`
+//! does the same from the command line.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,12 +35,36 @@ fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
     c
 }
 
-/// The terminology server: a gateway with the colours CodeSystem loaded.
+const WARM: &str = "http://example.org/fhir/ValueSet/warm";
+const WARM_OBS: &str = "http://example.org/fhir/StructureDefinition/warm-observation";
+
+/// The value set of warm colours: red only.
+fn value_set() -> Value {
+    json!({"resourceType": "ValueSet", "url": WARM, "status": "active", "name": "Warm",
+        "compose": {"include": [{"system": COLOURS, "concept": [{"code": "red"}]}]}})
+}
+
+/// A profile binding Observation.code to the warm colours (required).
+fn profile() -> Value {
+    json!({"resourceType": "StructureDefinition", "url": WARM_OBS, "name": "WarmObservation", "status": "draft",
+        "kind": "resource", "abstract": false, "type": "Observation", "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation",
+        "differential": {"element": [{"id": "Observation.code", "path": "Observation.code",
+            "binding": {"strength": "required", "valueSet": WARM}}]}})
+}
+
+/// The terminology server: a gateway with the colours CodeSystem and the warm ValueSet loaded.
 fn tx_server(dir: &Path, no_auth: bool) -> Serve {
     let cs = dir.join("colours.json");
     std::fs::write(&cs, code_system().to_string()).unwrap();
+    let vs = dir.join("warm.json");
+    std::fs::write(&vs, value_set().to_string()).unwrap();
     let config = dir.join("tx.toml");
-    std::fs::write(&config, format!("[validation]\nload = [{:?}]\n", cs.display().to_string())).unwrap();
+    std::fs::write(
+        &config,
+        format!("[validation]\nload = [{:?}, {:?}]\n", cs.display().to_string(), vs.display().to_string()),
+    )
+    .unwrap();
     let s = Serve::new(dir).config(&config);
     if no_auth { s.without_admin_key().arg("--insecure-no-auth") } else { s }
 }
@@ -118,6 +144,56 @@ async fn codes_are_checked_by_the_server_and_cached_until_expiry() {
     let text = issues[0]["details"]["text"].as_str().unwrap();
     assert!(text.contains("not checked, terminology server unavailable") && text.contains(&tx_base), "{text}");
     assert!(!text.contains("Red"), "no display quoted: {text}");
+}
+
+#[tokio::test]
+async fn bindings_to_value_sets_not_expandable_here_are_checked_by_the_server() {
+    let tx_dir = tempfile::tempdir().unwrap();
+    let tx = tx_server(tx_dir.path(), true);
+    let tx_run = tx.start().await;
+    let tx_base = format!("{}/fhir", tx.base());
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("warm-observation.json");
+    std::fs::write(&sd, profile().to_string()).unwrap();
+    let config = dir.path().join("mhg.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[validation]\nload = [{:?}]\n[[terminology.servers]]\nurl = \"{tx_base}\"\ncode_systems = [\"{COLOURS}\"]\nvalue_sets = [\"{WARM}\"]\n",
+            sd.display().to_string()
+        ),
+    )
+    .unwrap();
+    let gw = Serve::new(dir.path()).config(&config);
+    let _run = gw.start().await;
+    let warm = |code: &str| {
+        let mut o = observation(json!([coding(COLOURS, code, None)]));
+        o["meta"] = json!({"profile": [WARM_OBS]});
+        o
+    };
+    assert_eq!(texts(&validate(&gw.base(), &warm("red")).await), Vec::<String>::new());
+    assert_eq!(
+        texts(&validate(&gw.base(), &warm("green")).await),
+        [format!(
+            "error \"Observation.code\": \"none of the codings is in the value set {WARM} (required binding), says the terminology server {tx_base}\""
+        )]
+    );
+    // The server gone: what was asked is answered by the cache; a code never asked is not
+    // checked, neither in its code system nor in the value set.
+    tx_run.kill();
+    assert!(validate(&gw.base(), &warm("red")).await.is_empty(), "cached");
+    let mut other = warm("red");
+    other["code"]["coding"][0]["code"] = json!("orange");
+    let t = texts(&validate(&gw.base(), &other).await);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(
+        t.iter().all(|x| x.starts_with("warning") && x.contains(&format!("terminology server unavailable: {tx_base}"))),
+        "{t:?}"
+    );
+    assert!(
+        t.iter().any(|x| x.contains(&format!("the binding to the value set {WARM} was not checked"))),
+        "{t:?}"
+    );
 }
 
 #[tokio::test]

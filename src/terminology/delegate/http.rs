@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{CodeQuery, ServerConfig, TerminologyPort, Unavailable, Verdict};
+use super::{CodeQuery, ServerConfig, TerminologyPort, Unavailable, Verdict, VsQuery};
 use crate::relay::auth::TokenSource;
 
 pub struct HttpPort {
@@ -69,11 +69,26 @@ impl TerminologyPort for HttpPort {
         if let Some(d) = &q.display {
             params.push(json!({"name": "display", "valueString": d}));
         }
+        self.ask("CodeSystem", params).await
+    }
+
+    async fn validate_vs_code(&self, q: &VsQuery) -> Result<Verdict, Unavailable> {
+        let mut params = vec![json!({"name": "url", "valueUri": q.value_set}), json!({"name": "code", "valueCode": q.code})];
+        if let Some(s) = &q.system {
+            params.push(json!({"name": "system", "valueUri": s}));
+        }
+        self.ask("ValueSet", params).await
+    }
+}
+
+impl HttpPort {
+    /// `POST {base}/{resource}/$validate-code` with these parameters.
+    async fn ask(&self, resource: &str, params: Vec<Value>) -> Result<Verdict, Unavailable> {
         let body = json!({"resourceType": "Parameters", "parameter": params});
         let token = self.tokens.token(&self.client).await.map_err(|e| Unavailable(e.message))?;
         let mut req = self
             .client
-            .post(format!("{}/CodeSystem/$validate-code", self.base))
+            .post(format!("{}/{resource}/$validate-code", self.base))
             .header("content-type", "application/fhir+json")
             .header("accept", "application/fhir+json")
             .body(body.to_string());

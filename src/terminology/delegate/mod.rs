@@ -12,7 +12,8 @@
 //! prefetch on the request's task, the walk in `spawn_blocking`).
 //!
 //! The servers are reached through a port ([`TerminologyPort`]); [`http::HttpPort`] is the
-//! real one (`CodeSystem/$validate-code` with a Parameters body, as the FHIR terminology
+//! real one (`CodeSystem/$validate-code`, and `ValueSet/$validate-code` for bindings to value
+//! sets that cannot be expanded here, with a Parameters body, as the FHIR terminology
 //! service defines it; the credentials of destinations, [`crate::relay::auth`]). Verdicts are
 //! cached on disk ([`cache::DiskCache`], `[terminology] cache_dir`, expiring after
 //! `cache_ttl_secs`), keyed by server, system, code and display, so they survive a restart.
@@ -64,6 +65,10 @@ pub struct ServerConfig {
     pub url: String,
     /// Code system URLs routed to it; `"*"` routes every system not loaded here.
     pub code_systems: Vec<String>,
+    /// Value set URLs whose required and extensible bindings it checks
+    /// (`ValueSet/$validate-code`) when they cannot be expanded here; `"*"`: every such one.
+    #[serde(default)]
+    pub value_sets: Vec<String>,
     /// Longest one request may take, milliseconds (token request included).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -84,6 +89,7 @@ impl ServerConfig {
         ServerConfig {
             url: url.to_owned(),
             code_systems: vec!["*".into()],
+            value_sets: vec!["*".into()],
             timeout_ms: default_timeout_ms(),
             auth: Default::default(),
             env: Default::default(),
@@ -97,6 +103,25 @@ pub struct CodeQuery {
     pub system: String,
     pub code: String,
     pub display: Option<String>,
+}
+
+/// A question about a binding: is `system`/`code` in the value set `value_set`?
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VsQuery {
+    pub value_set: String,
+    pub system: Option<String>,
+    pub code: String,
+}
+
+impl VsQuery {
+    /// The cache's key for it (a [`CodeQuery`] in a namespace of its own).
+    fn cache_key(&self) -> CodeQuery {
+        CodeQuery {
+            system: format!("ValueSet {} {}", self.value_set, self.system.as_deref().unwrap_or("")),
+            code: self.code.clone(),
+            display: None,
+        }
+    }
 }
 
 /// A server's verdict (`$validate-code`'s `result`, `message` and `display`).
@@ -117,6 +142,9 @@ pub struct Unavailable(pub String);
 pub trait TerminologyPort: Send + Sync {
     /// `CodeSystem/$validate-code` for one code.
     async fn validate_code(&self, q: &CodeQuery) -> Result<Verdict, Unavailable>;
+
+    /// `ValueSet/$validate-code` for one code.
+    async fn validate_vs_code(&self, q: &VsQuery) -> Result<Verdict, Unavailable>;
 }
 
 /// What the prefetch found for one code.
@@ -130,6 +158,7 @@ pub enum Answer {
 #[derive(Debug, Default, Clone)]
 pub struct TxAnswers {
     map: HashMap<CodeQuery, Answer>,
+    value_sets: HashMap<VsQuery, Answer>,
 }
 
 impl TxAnswers {
@@ -137,18 +166,24 @@ impl TxAnswers {
         self.map.get(&CodeQuery { system: system.to_owned(), code: code.to_owned(), display: display.map(str::to_owned) })
     }
 
+    /// The verdict on a code in a value set (bindings the validator cannot expand).
+    pub fn get_vs(&self, value_set: &str, system: Option<&str>, code: &str) -> Option<&Answer> {
+        self.value_sets.get(&VsQuery { value_set: value_set.to_owned(), system: system.map(str::to_owned), code: code.to_owned() })
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.value_sets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.value_sets.is_empty()
     }
 }
 
 struct Server {
     url: String,
     systems: Vec<String>,
+    value_sets: Vec<String>,
     timeout: Duration,
     port: Arc<dyn TerminologyPort>,
 }
@@ -180,6 +215,7 @@ impl Delegation {
             servers.push(Server {
                 url: port.base().to_owned(),
                 systems: s.code_systems.clone(),
+                value_sets: s.value_sets.clone(),
                 timeout: Duration::from_millis(s.timeout_ms),
                 port: Arc::new(port),
             });
@@ -192,7 +228,7 @@ impl Delegation {
 
     /// A delegation to one server through any port (tests, other transports).
     pub fn with_port(url: &str, systems: Vec<String>, timeout: Duration, port: Arc<dyn TerminologyPort>, cache: cache::DiskCache) -> Self {
-        Delegation { servers: vec![Server { url: url.to_owned(), systems, timeout, port }], cache }
+        Delegation { servers: vec![Server { url: url.to_owned(), value_sets: systems.clone(), systems, timeout, port }], cache }
     }
 
     /// Which server answers for `system`, if any: one naming it, else one with `"*"` when the
@@ -208,8 +244,25 @@ impl Delegation {
         (v.code_system(system).is_none() && !v.is_value_set(system) && !v.is_supplement(system)).then_some(wild)
     }
 
-    /// The verdicts for every routed Coding in `roots`, from the cache or the servers.
-    pub async fn prefetch(&self, v: &Validator, roots: &[&Value]) -> TxAnswers {
+    /// Which server checks bindings to `value_set` (one the validator cannot expand), if any.
+    fn route_vs(&self, value_set: &str) -> Option<usize> {
+        self.servers
+            .iter()
+            .position(|s| s.value_sets.iter().any(|x| x == value_set))
+            .or_else(|| self.servers.iter().position(|s| s.value_sets.iter().any(|x| x == "*")))
+    }
+
+    /// The verdicts for every routed Coding in `roots`, from the cache or the servers; with
+    /// `profiles` (validated against as well), every routed binding the validator cannot
+    /// expand (found by a first walk that reports nothing).
+    pub async fn prefetch(&self, v: &Validator, roots: &[&Value], profiles: &[&str]) -> TxAnswers {
+        self.ask(self.plan(v, roots, profiles)).await
+    }
+
+    /// The first half of [`Self::prefetch`], synchronous (CPU only, and the cache's reads: run
+    /// it off the async workers when value sets are routed, as it walks the resources): what
+    /// the cache answers, and what is left to ask.
+    pub fn plan(&self, v: &Validator, roots: &[&Value], profiles: &[&str]) -> Plan {
         let mut wanted: Vec<(usize, CodeQuery)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for root in roots {
@@ -226,6 +279,25 @@ impl Delegation {
             });
         }
         let mut answers = TxAnswers::default();
+        let mut ask_vs = Vec::new();
+        if self.servers.iter().any(|s| !s.value_sets.is_empty()) {
+            let mut seen = std::collections::HashSet::new();
+            for root in roots {
+                for q in v.tx_wanted(root, profiles) {
+                    let Some(i) = self.route_vs(&q.value_set) else { continue };
+                    if !seen.insert(q.clone()) {
+                        continue;
+                    }
+                    let server = &self.servers[i];
+                    match self.cache.get(&server.url, &q.cache_key()) {
+                        Some(verdict) => {
+                            answers.value_sets.insert(q, Answer::Checked { server: server.url.clone(), verdict });
+                        }
+                        None => ask_vs.push((i, Ask::Vs(q))),
+                    }
+                }
+            }
+        }
         let mut ask = Vec::new();
         for (i, q) in wanted {
             let server = &self.servers[i];
@@ -233,9 +305,16 @@ impl Delegation {
                 Some(verdict) => {
                     answers.map.insert(q, Answer::Checked { server: server.url.clone(), verdict });
                 }
-                None => ask.push((i, q)),
+                None => ask.push((i, Ask::Cs(q))),
             }
         }
+        ask.extend(ask_vs);
+        Plan { answers, ask }
+    }
+
+    /// The second half of [`Self::prefetch`]: asks the servers what the plan left open.
+    pub async fn ask(&self, plan: Plan) -> TxAnswers {
+        let Plan { mut answers, ask } = plan;
         let down: Vec<AtomicBool> = self.servers.iter().map(|_| AtomicBool::new(false)).collect();
         for chunk in ask.chunks(CONCURRENCY) {
             let calls = chunk.iter().map(|(i, q)| {
@@ -245,7 +324,13 @@ impl Delegation {
                     if down.load(Ordering::Relaxed) {
                         return Err(Unavailable("not asked: it failed earlier in this validation".into()));
                     }
-                    let r = match tokio::time::timeout(server.timeout, server.port.validate_code(q)).await {
+                    let call = async {
+                        match q {
+                            Ask::Cs(q) => server.port.validate_code(q).await,
+                            Ask::Vs(q) => server.port.validate_vs_code(q).await,
+                        }
+                    };
+                    let r = match tokio::time::timeout(server.timeout, call).await {
                         Ok(r) => r,
                         Err(_) => Err(Unavailable(format!("no answer within {} ms", server.timeout.as_millis()))),
                     };
@@ -258,14 +343,21 @@ impl Delegation {
             let results = join_all(calls).await;
             for ((i, q), r) in chunk.iter().zip(results) {
                 let url = self.servers[*i].url.clone();
+                let key = match q {
+                    Ask::Cs(q) => q.clone(),
+                    Ask::Vs(q) => q.cache_key(),
+                };
                 let answer = match r {
                     Ok(verdict) => {
-                        self.cache.put(&url, q, &verdict);
+                        self.cache.put(&url, &key, &verdict);
                         Answer::Checked { server: url, verdict }
                     }
                     Err(Unavailable(reason)) => Answer::Unavailable { server: url, reason },
                 };
-                answers.map.insert(q.clone(), answer);
+                match q {
+                    Ask::Cs(q) => answers.map.insert(q.clone(), answer),
+                    Ask::Vs(q) => answers.value_sets.insert(q.clone(), answer),
+                };
             }
         }
         answers
@@ -273,7 +365,12 @@ impl Delegation {
 
     /// [`Self::prefetch`] for raw JSON (a document, or NDJSON lines); what does not parse is
     /// left to the validator to report.
-    pub async fn prefetch_bytes(&self, v: &Validator, bytes: &[u8], ndjson: bool) -> TxAnswers {
+    pub async fn prefetch_bytes(&self, v: &Validator, bytes: &[u8], ndjson: bool, profiles: &[&str]) -> TxAnswers {
+        self.ask(self.plan_bytes(v, bytes, ndjson, profiles)).await
+    }
+
+    /// [`Self::plan`] for raw JSON.
+    pub fn plan_bytes(&self, v: &Validator, bytes: &[u8], ndjson: bool, profiles: &[&str]) -> Plan {
         let bytes = crate::ingest::reader::strip_bom(bytes);
         let values: Vec<Value> = if ndjson {
             crate::validate::document::ndjson_lines(bytes).filter_map(|(_, l)| serde_json::from_slice(l).ok()).collect()
@@ -281,8 +378,20 @@ impl Delegation {
             serde_json::from_slice(bytes).ok().into_iter().collect()
         };
         let refs: Vec<&Value> = values.iter().collect();
-        self.prefetch(v, &refs).await
+        self.plan(v, &refs, profiles)
     }
+}
+
+/// What a prefetch found in the cache, and what it must ask.
+pub struct Plan {
+    answers: TxAnswers,
+    ask: Vec<(usize, Ask)>,
+}
+
+/// One request of a prefetch.
+enum Ask {
+    Cs(CodeQuery),
+    Vs(VsQuery),
 }
 
 /// Runs the futures together on the current task (no spawning: the futures borrow).

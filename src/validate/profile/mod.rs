@@ -37,7 +37,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::{Value, json};
 
-use crate::terminology::delegate::TxAnswers;
+use crate::terminology::delegate::{TxAnswers, VsQuery};
 use crate::validate::packages::Packages;
 use model::Profile;
 use terminology::Expansion;
@@ -460,11 +460,22 @@ impl Validator {
     pub fn validate_with(&self, resource: &Value, profiles: &[&str], tx: Option<&TxAnswers>) -> Vec<Finding> {
         let mut out = Vec::new();
         let today = (self.clock)().div_euclid(86_400_000);
-        walk::validate_root(self, resource, profiles, today, tx, &mut out);
+        walk::validate_root(self, resource, profiles, today, walk::TxView { answers: tx, wanted: None }, &mut out);
         narrative::links(resource, &mut out);
         narrative::bundle_narrative_links(resource, &mut out);
         dedup(&mut out);
         out
+    }
+
+    /// The bindings a validation of `resource` would ask a terminology server about: required
+    /// and extensible ones to value sets that cannot be expanded here, with the code given
+    /// (a walk whose findings are dropped).
+    pub fn tx_wanted(&self, resource: &Value, profiles: &[&str]) -> Vec<VsQuery> {
+        let wanted = std::cell::RefCell::new(Vec::new());
+        let mut out = Vec::new();
+        let today = (self.clock)().div_euclid(86_400_000);
+        walk::validate_root(self, resource, profiles, today, walk::TxView { answers: None, wanted: Some(&wanted) }, &mut out);
+        wanted.into_inner()
     }
 
     pub(crate) fn engine(&self) -> Option<&dyn InvariantEngine> {

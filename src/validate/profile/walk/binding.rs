@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Walk;
-use crate::terminology::delegate::Answer;
+use crate::terminology::delegate::{Answer, VsQuery};
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
 use crate::validate::profile::{Severity, ucum};
@@ -50,7 +50,7 @@ impl Walk<'_> {
                 self.path.truncate(len);
             } else {
                 let given = get(obj, "display").and_then(Value::as_str);
-                if let Some(a) = self.tx.and_then(|t| t.get(system, code, given)) {
+                if let Some(a) = self.tx.answers.and_then(|t| t.get(system, code, given)) {
                     self.delegated(system, given, a);
                 }
             }
@@ -131,6 +131,35 @@ impl Walk<'_> {
         }
     }
 
+    /// A binding to a value set that cannot be expanded here, given `codes` (any one in the set
+    /// will do): the collecting walk notes what to ask; the validating walk reports the
+    /// servers' verdicts (`text` when none is in the set, at `severity`), or a warning naming
+    /// the server when none could answer. Nothing when no server is routed for the value set.
+    fn delegated_binding(&mut self, vs: &str, severity: Severity, text: &str, codes: &[(Option<&str>, &str)]) {
+        if let Some(w) = self.tx.wanted {
+            w.borrow_mut().extend(codes.iter().map(|(s, c)| VsQuery {
+                value_set: vs.to_owned(),
+                system: s.map(str::to_owned),
+                code: (*c).to_owned(),
+            }));
+            return;
+        }
+        let Some(tx) = self.tx.answers else { return };
+        let answers: Vec<&Answer> = codes.iter().filter_map(|(s, c)| tx.get_vs(vs, *s, c)).collect();
+        if answers.iter().any(|a| matches!(a, Answer::Checked { verdict, .. } if verdict.result)) {
+            return;
+        }
+        if let Some(Answer::Unavailable { server, reason }) = answers.iter().find(|a| matches!(a, Answer::Unavailable { .. })) {
+            self.report(
+                Severity::Warning,
+                "transient",
+                format!("the binding to the value set {vs} was not checked, terminology server unavailable: {server} ({reason})"),
+            );
+        } else if let Some(Answer::Checked { server, .. }) = answers.first() {
+            self.report(severity, "code-invalid", format!("{text}, says the terminology server {server}"));
+        }
+    }
+
     /// A code of UCUM (a Quantity's unit, or a Coding) is a valid UCUM expression, checked
     /// offline by the grammar ([`ucum`](crate::validate::profile::ucum)).
     pub(super) fn ucum(&mut self, obj: &Map<String, Value>) {
@@ -157,19 +186,32 @@ impl Walk<'_> {
             .collect();
         let in_set = |exp: &crate::validate::profile::terminology::Expansion| pairs.iter().any(|(s, c)| exp.has(*s, c));
         if b.strength != Strength::Other {
-            if let Some(exp) = self.v.expansion(&b.value_set) {
-                if !in_set(&exp) {
-                    let (sev, word) =
-                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            let (sev, word) =
+                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            match self.v.expansion(&b.value_set) {
+                Some(exp) if !in_set(&exp) => {
                     self.report(
                         sev,
                         "code-invalid",
                         format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
                     );
                 }
+                Some(_) => {}
+                None => self.delegated_binding(
+                    &b.value_set,
+                    sev,
+                    &format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+                    &pairs,
+                ),
             }
         }
         for vs in &b.also_required {
+            if self.v.expansion(vs).is_none() {
+                let text = format!(
+                    "none of the codings is in the value set {vs}, specified in an additional binding, and a coding from it is required"
+                );
+                self.delegated_binding(vs, Severity::Error, &text, &pairs);
+            }
             if self.v.expansion(vs).is_some_and(|exp| !in_set(&exp)) {
                 self.report(
                     Severity::Error,
@@ -187,15 +229,27 @@ impl Walk<'_> {
             return;
         };
         if b.strength != Strength::Other {
-            if let Some(exp) = self.v.expansion(&b.value_set) {
-                if !exp.has(system, code) {
-                    let (sev, word) =
-                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            let (sev, word) =
+                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            match self.v.expansion(&b.value_set) {
+                Some(exp) if !exp.has(system, code) => {
                     self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
                 }
+                Some(_) => {}
+                None => self.delegated_binding(
+                    &b.value_set,
+                    sev,
+                    &format!("the code is not in the value set {} ({word} binding)", b.value_set),
+                    &[(system, code)],
+                ),
             }
         }
         for vs in &b.also_required {
+            if self.v.expansion(vs).is_none() {
+                let text =
+                    format!("the code is not in the value set {vs}, specified in an additional binding, and a code from it is required");
+                self.delegated_binding(vs, Severity::Error, &text, &[(system, code)]);
+            }
             if self.v.expansion(vs).is_some_and(|exp| !exp.has(system, code)) {
                 self.report(
                     Severity::Error,
