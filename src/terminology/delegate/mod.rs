@@ -226,9 +226,10 @@ impl Delegation {
         }))
     }
 
-    /// A delegation to one server through any port (tests, other transports).
+    /// A delegation of the code systems `systems` to one server through any port (tests, other
+    /// transports); no value sets.
     pub fn with_port(url: &str, systems: Vec<String>, timeout: Duration, port: Arc<dyn TerminologyPort>, cache: cache::DiskCache) -> Self {
-        Delegation { servers: vec![Server { url: url.to_owned(), value_sets: systems.clone(), systems, timeout, port }], cache }
+        Delegation { servers: vec![Server { url: url.to_owned(), value_sets: Vec::new(), systems, timeout, port }], cache }
     }
 
     /// Which server answers for `system`, if any: one naming it, else one with `"*"` when the
@@ -444,6 +445,55 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Knows `a`, is down when told so, counts the calls.
+    struct Fake {
+        calls: std::sync::atomic::AtomicUsize,
+        down: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl TerminologyPort for Fake {
+        async fn validate_code(&self, q: &CodeQuery) -> Result<Verdict, Unavailable> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.down.load(Ordering::Relaxed) {
+                return Err(Unavailable("unreachable".into()));
+            }
+            Ok(Verdict { result: q.code == "a", message: None, display: None })
+        }
+
+        async fn validate_vs_code(&self, _: &VsQuery) -> Result<Verdict, Unavailable> {
+            Err(Unavailable("no value sets here".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_asked_once_and_unavailability_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(Fake { calls: Default::default(), down: AtomicBool::new(true) });
+        let d = Delegation::with_port(
+            "http://tx",
+            vec!["http://x".into()],
+            Duration::from_secs(5),
+            fake.clone(),
+            cache::DiskCache::new(dir.path().into(), 60),
+        );
+        let v = Validator::new(Arc::new(crate::validate::packages::Packages::new()));
+        let r = json!({"resourceType": "Observation", "code": {"coding": [{"system": "http://x", "code": "a"}, {"system": "http://x", "code": "b"},
+            {"system": "http://elsewhere", "code": "c"}]}, "component": [{"code": {"coding": [{"system": "http://x", "code": "a"}]}}]});
+        let down = d.prefetch(&v, &[&r], &[]).await;
+        assert_eq!(down.len(), 2, "two distinct routed codes; the unrouted system is not asked");
+        assert!(matches!(down.get("http://x", "a", None), Some(Answer::Unavailable { server, .. }) if server == "http://tx"));
+        assert!(fake.calls.load(Ordering::Relaxed) <= 2);
+        fake.down.store(false, Ordering::Relaxed);
+        let up = d.prefetch(&v, &[&r], &[]).await;
+        assert!(matches!(up.get("http://x", "a", None), Some(Answer::Checked { verdict, .. }) if verdict.result), "asked again");
+        assert!(matches!(up.get("http://x", "b", None), Some(Answer::Checked { verdict, .. }) if !verdict.result));
+        let before = fake.calls.load(Ordering::Relaxed);
+        let again = d.prefetch(&v, &[&r], &[]).await;
+        assert_eq!(fake.calls.load(Ordering::Relaxed), before, "from the cache");
+        assert_eq!(again.get("http://x", "b", None), up.get("http://x", "b", None));
+    }
 
     #[test]
     fn codings_are_collected_and_quantities_are_not() {
