@@ -14,6 +14,7 @@
 //! its `ValueSet/$validate-code`), as `[terminology] servers` do for the
 //! gateway (which apply here too), with the same disk cache; a server that does not answer
 //! makes its codes warnings ("not checked, terminology server unavailable"), not errors.
+//! `--tx n/a` (as the HL7 validator's) uses no server, not even the configured ones.
 
 use std::path::PathBuf;
 
@@ -42,7 +43,8 @@ pub struct Args {
     /// `$validate`'s mode: create, update, delete or profile.
     #[arg(long, value_parser = ["create", "update", "delete", "profile"])]
     pub mode: Option<String>,
-    /// A FHIR terminology server (its base URL) for the codes of every code system not loaded.
+    /// A FHIR terminology server (its base URL) for the codes of every code system not loaded;
+    /// `n/a`: none, not even the configured ones.
     #[arg(long, value_name = "URL")]
     pub tx: Option<String>,
     /// Longest one request to the `--tx` server may take, milliseconds.
@@ -97,7 +99,10 @@ pub fn run(config: &Config, args: Args) -> i32 {
     let mode = args.mode.as_deref().and_then(Mode::parse);
     let max_depth = config.limits.max_depth;
     let mut tx_config = config.terminology.clone();
-    if let Some(url) = &args.tx {
+    if args.tx.as_deref() == Some("n/a") {
+        // As the HL7 validator's `-tx n/a`: no terminology server at all.
+        tx_config.servers.clear();
+    } else if let Some(url) = &args.tx {
         let mut s = crate::terminology::delegate::ServerConfig::catch_all(url);
         s.timeout_ms = args.tx_timeout_ms;
         tx_config.servers.push(s);

@@ -270,4 +270,6 @@ async fn mhg_validate_tx_asks_the_server_for_unloaded_systems() {
     assert!(out.contains(&format!("terminology server unavailable: {nobody}")), "{out}");
     let (code, out) = run(&good, "ftp://x");
     assert_eq!(code, Some(2), "{out}");
+    let (code, out) = run(&bad, "n/a");
+    assert_eq!(code, Some(0), "no server: {out}");
 }

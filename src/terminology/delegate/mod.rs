@@ -487,7 +487,10 @@ mod tests {
         assert!(fake.calls.load(Ordering::Relaxed) <= 2);
         fake.down.store(false, Ordering::Relaxed);
         let up = d.prefetch(&v, &[&r], &[]).await;
-        assert!(matches!(up.get("http://x", "a", None), Some(Answer::Checked { verdict, .. }) if verdict.result), "asked again");
+        assert!(
+            matches!(up.get("http://x", "a", None), Some(Answer::Checked { verdict, .. }) if verdict.result),
+            "asked again"
+        );
         assert!(matches!(up.get("http://x", "b", None), Some(Answer::Checked { verdict, .. }) if !verdict.result));
         let before = fake.calls.load(Ordering::Relaxed);
         let again = d.prefetch(&v, &[&r], &[]).await;
