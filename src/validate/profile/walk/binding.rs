@@ -135,7 +135,7 @@ impl Walk<'_> {
     /// will do): the collecting walk notes what to ask; the validating walk reports the
     /// servers' verdicts (`text` when none is in the set, at `severity`), or a warning naming
     /// the server when none could answer. Nothing when no server is routed for the value set.
-    fn delegated_binding(&mut self, vs: &str, severity: Severity, text: &str, codes: &[(Option<&str>, &str)]) {
+    fn delegated_binding(&mut self, vs: &str, severity: Severity, text: impl FnOnce() -> String, codes: &[(Option<&str>, &str)]) {
         if let Some(w) = self.tx.wanted {
             w.borrow_mut().extend(codes.iter().map(|(s, c)| VsQuery {
                 value_set: vs.to_owned(),
@@ -156,7 +156,7 @@ impl Walk<'_> {
                 format!("the binding to the value set {vs} was not checked, terminology server unavailable: {server} ({reason})"),
             );
         } else if let Some(Answer::Checked { server, .. }) = answers.first() {
-            self.report(severity, "code-invalid", format!("{text}, says the terminology server {server}"));
+            self.report(severity, "code-invalid", format!("{}, says the terminology server {server}", text()));
         }
     }
 
@@ -200,17 +200,19 @@ impl Walk<'_> {
                 None => self.delegated_binding(
                     &b.value_set,
                     sev,
-                    &format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+                    || format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
                     &pairs,
                 ),
             }
         }
         for vs in &b.also_required {
             if self.v.expansion(vs).is_none() {
-                let text = format!(
-                    "none of the codings is in the value set {vs}, specified in an additional binding, and a coding from it is required"
-                );
-                self.delegated_binding(vs, Severity::Error, &text, &pairs);
+                let text = || {
+                    format!(
+                        "none of the codings is in the value set {vs}, specified in an additional binding, and a coding from it is required"
+                    )
+                };
+                self.delegated_binding(vs, Severity::Error, text, &pairs);
             }
             if self.v.expansion(vs).is_some_and(|exp| !in_set(&exp)) {
                 self.report(
@@ -239,7 +241,7 @@ impl Walk<'_> {
                 None => self.delegated_binding(
                     &b.value_set,
                     sev,
-                    &format!("the code is not in the value set {} ({word} binding)", b.value_set),
+                    || format!("the code is not in the value set {} ({word} binding)", b.value_set),
                     &[(system, code)],
                 ),
             }
@@ -247,8 +249,8 @@ impl Walk<'_> {
         for vs in &b.also_required {
             if self.v.expansion(vs).is_none() {
                 let text =
-                    format!("the code is not in the value set {vs}, specified in an additional binding, and a code from it is required");
-                self.delegated_binding(vs, Severity::Error, &text, &[(system, code)]);
+                    || format!("the code is not in the value set {vs}, specified in an additional binding, and a code from it is required");
+                self.delegated_binding(vs, Severity::Error, text, &[(system, code)]);
             }
             if self.v.expansion(vs).is_some_and(|exp| !exp.has(system, code)) {
                 self.report(
