@@ -31,6 +31,8 @@ pub struct Config {
     /// The profile validator: definitions beyond the shipped ones, and whether produced
     /// Bundles must pass it.
     pub validation: Validation,
+    /// Terminology servers codes of unloaded code systems are delegated to, and their cache.
+    pub terminology: crate::terminology::delegate::TxConfig,
     /// Folder holding `conformance/` (and the default `mappings/`); found automatically when
     /// empty (see [`Config::home`]).
     pub home: Option<PathBuf>,
@@ -235,6 +237,9 @@ impl Config {
         for d in cfg.destinations.iter_mut().flatten() {
             d.env = env.clone();
         }
+        for s in cfg.terminology.servers.iter_mut() {
+            s.env = env.clone();
+        }
         cfg.env = env;
         if !matches!(cfg.log.format.as_str(), "text" | "json") {
             return Err(cfg_err(&name, "log.format: expected \"text\" or \"json\""));
@@ -249,6 +254,7 @@ impl Config {
             }
         }
         crate::auth::check_config(&cfg.auth).map_err(|m| cfg_err(&name, m.to_string()))?;
+        crate::terminology::delegate::Delegation::from_config(&cfg.terminology).map_err(|m| cfg_err(&name, m))?;
         if let Some(t) = &cfg.server.tls {
             crate::http::tls::server_config(t).map_err(|m| cfg_err(&name, m))?;
         }
@@ -296,7 +302,14 @@ impl Config {
             std::sync::Arc::new(validator),
         )?;
         p.profile_gate = self.validation.profile_gate;
+        p.tx = self.delegation()?.map(std::sync::Arc::new);
         Ok(p)
+    }
+
+    /// The terminology delegation `[terminology]` describes (None without servers).
+    pub fn delegation(&self) -> Result<Option<crate::terminology::delegate::Delegation>, GatewayError> {
+        crate::terminology::delegate::Delegation::from_config(&self.terminology)
+            .map_err(|message| GatewayError::Config { file: "configuration".into(), message })
     }
 
     /// The profile validator: shipped packages, configured packages and files, then `extra_*`
@@ -358,5 +371,24 @@ mod tests {
         without.env = Default::default();
         assert!(crate::relay::deliver::Destination::new(without).is_err(), "and from nowhere else");
         assert!(!format!("{:?}", cfg.env).contains("t0ken"));
+    }
+
+    #[test]
+    fn terminology_servers_are_checked_when_the_configuration_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mhg.toml");
+        let read = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            super::Config::load_from(Some(&file), &HashMap::new()).map_err(|e| e.to_string())
+        };
+        let ok = read("[terminology]\ncache_ttl_secs = 60\n[[terminology.servers]]\nurl = \"https://tx.example/r4\"\ncode_systems = [\"http://snomed.info/sct\"]\n").unwrap();
+        assert_eq!(ok.terminology.servers[0].timeout_ms, 5000, "the default timeout");
+        assert!(ok.delegation().unwrap().is_some());
+        let e = read("[[terminology.servers]]\nurl = \"tx.example\"\ncode_systems = [\"*\"]\n").unwrap_err();
+        assert!(e.contains("terminology.servers[0].url"), "{e}");
+        let e = read("[[terminology.servers]]\nurl = \"https://tx.example\"\ncode_systems = [\"*\"]\nauth = { type = \"bearer\", token_env = \"NOT_SET_ANYWHERE\" }\n").unwrap_err();
+        assert!(e.contains("terminology.servers[0].auth.token_env"), "{e}");
+        assert!(read("[[terminology.servers]]\nurl = \"https://tx.example\"\ncode_systems = [\"*\"]\ntimeout = 3\n").is_err());
+        assert!(super::Config::load_from(None, &HashMap::new()).unwrap().delegation().unwrap().is_none());
     }
 }

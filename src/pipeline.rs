@@ -29,6 +29,8 @@ pub struct Pipeline {
     pub validator: Arc<Validator>,
     /// Produced Bundles must pass `validator` (`[validation] profile_gate`).
     pub profile_gate: bool,
+    /// Terminology servers `$validate` delegates unloaded code systems to (`[terminology]`).
+    pub tx: Option<Arc<crate::terminology::delegate::Delegation>>,
 }
 
 /// One input record's fate.
@@ -65,7 +67,7 @@ impl Pipeline {
         let r4_json: Value = serde_json::from_slice(&r4_bytes)
             .map_err(|e| GatewayError::Config { file: r4_path.display().to_string(), message: format!("not JSON: {e}") })?;
         let r4 = R4Schema::compile(&r4_json).map_err(|message| GatewayError::Config { file: r4_path.display().to_string(), message })?;
-        Ok(Pipeline { schema, terminology, r4, max_depth, validator, profile_gate: true })
+        Ok(Pipeline { schema, terminology, r4, max_depth, validator, profile_gate: true, tx: None })
     }
 
     /// Checks one parsed record and maps it, without the output gate (for benchmarks of the

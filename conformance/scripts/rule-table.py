@@ -24,6 +24,18 @@ import sys
 W = "src/validate/profile/walk/"
 IMPLEMENTED = {
     # key: (status, where, test, note)
+    # Terminology delegated ([terminology] servers, mhg validate --tx)
+    "Terminology_PassThrough_TX_Message": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "a delegated code's verdict carries the server's message"),
+    "Terminology_TX_Error_Coding1": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "a server without a verdict: a warning naming it (transient), never an invalid code"),
+    "Terminology_TX_Error_Coding2": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "a server without a verdict: a warning naming it and why (transient)"),
+    "Unable_to_connect_to_terminology_server": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "per code, a warning: not checked, terminology server unavailable: URL (unreachable)"),
+    "TERMINOLOGY_TX_SYSTEM_UNSUPPORTED": ("implemented", "src/terminology/delegate/http.rs", "it tx_delegation", "a server answering without a $validate-code result (e.g. 404 for a system it lacks): a warning naming it and the status"),
+    "Unknown_Code_in_Version_SCT": ("partial", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "delegated codes: the server's verdict and message, without the edition named"),
+    "UNKNOWN_CODESYSTEM": ("partial", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "no error when no server is configured; with one, the server's verdict or a warning naming it"),
+    "Terminology_TX_System_Unknown": ("partial", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "suite tx; it tx_delegation", "known only when loaded or delegated ([terminology] servers, --tx)"),
+    "Terminology_TX_Confirm_1_CC": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "required bindings to value sets routed to a server (value_sets): its ValueSet/$validate-code verdict"),
+    "Terminology_TX_Confirm_2_CC": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "extensible bindings to value sets routed to a server: a warning"),
+    "Terminology_TX_Confirm_5": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "extensible bindings of codes to value sets routed to a server: a warning"),
     # Bundle
     "Bundle_BUNDLE_Entry_NoFullUrl": ("implemented", W + "bundle.rs", "suite bundle", ""),
     "BUNDLE_BUNDLE_ENTRY_FULLURL_REQUIRED": ("implemented", W + "bundle.rs", "suite bundle", ""),
@@ -189,8 +201,6 @@ IMPLEMENTED = {
     "BINDING_ADDITIONAL_UC": ("not-yet", "", "", "usage contexts not evaluated"),
     "BINDING_MAX": ("implemented", W + "binding.rs + src/validate/profile/model.rs", "suite profile 004 (same path)", "maxValueSet extension"),
     "TERMINOLOGY_TX_SYSTEM_HTTPS": ("not-yet", "", "", ""),
-    "Terminology_TX_System_Unknown": ("partial", W + "binding.rs", "suite tx", "known only when loaded or delegated"),
-    "UNKNOWN_CODESYSTEM": ("partial", W + "binding.rs", "suite tx", "a warning from the delegating port when no server answers"),
     # Definitions (conformance resources)
     "SD_TYPE_NOT_DERIVED": ("not-yet", "", "", ""),
     "CODESYSTEM_CS_COUNT_COMPLETE_WRONG": ("implemented", "src/validate/profile/definitions.rs", "suite tx", ""),

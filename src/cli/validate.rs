@@ -1,5 +1,5 @@
 //! `mhg validate FILE... [--profile URL] [--package PATH]... [--load FILE]... [--ndjson]
-//! [--mode M]`: validates FHIR JSON resources with the profile validator and prints one
+//! [--mode M] [--tx URL]`: validates FHIR JSON resources with the profile validator and prints one
 //! OperationOutcome per file (one JSON document per line, in the order given, each naming its
 //! file with the `operationoutcome-file` extension). An NDJSON file (`.ndjson`, `.jsonl`, or any
 //! file with `--ndjson`) gets one OperationOutcome per non-blank line, naming the file, each
@@ -7,7 +7,14 @@
 //! when any has
 //! (a file that is not FHIR JSON counts, as does one with a key twice in an object, named by the
 //! object's pointer), 2 for a usage error (unknown profile, unreadable
-//! package or definition file).
+//! package or definition file, a `--tx` that is not an http(s) URL).
+//!
+//! `--tx URL` (a FHIR terminology base) routes the codes of every code system not loaded here
+//! to that server (`CodeSystem/$validate-code`; bindings to value sets not expandable here to
+//! its `ValueSet/$validate-code`), as `[terminology] servers` do for the
+//! gateway (which apply here too), with the same disk cache; a server that does not answer
+//! makes its codes warnings ("not checked, terminology server unavailable"), not errors.
+//! `--tx n/a` (as the HL7 validator's) uses no server, not even the configured ones.
 
 use std::path::PathBuf;
 
@@ -36,6 +43,13 @@ pub struct Args {
     /// `$validate`'s mode: create, update, delete or profile.
     #[arg(long, value_parser = ["create", "update", "delete", "profile"])]
     pub mode: Option<String>,
+    /// A FHIR terminology server (its base URL) for the codes of every code system not loaded;
+    /// `n/a`: none, not even the configured ones.
+    #[arg(long, value_name = "URL")]
+    pub tx: Option<String>,
+    /// Longest one request to the `--tx` server may take, milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub tx_timeout_ms: u64,
 }
 
 fn failure(text: &str) -> Value {
@@ -84,13 +98,45 @@ pub fn run(config: &Config, args: Args) -> i32 {
     let profiles: Vec<&str> = args.profile.iter().map(String::as_str).collect();
     let mode = args.mode.as_deref().and_then(Mode::parse);
     let max_depth = config.limits.max_depth;
+    let mut tx_config = config.terminology.clone();
+    if args.tx.as_deref() == Some("n/a") {
+        // As the HL7 validator's `-tx n/a`: no terminology server at all.
+        tx_config.servers.clear();
+    } else if let Some(url) = &args.tx {
+        let mut s = crate::terminology::delegate::ServerConfig::catch_all(url);
+        s.timeout_ms = args.tx_timeout_ms;
+        tx_config.servers.push(s);
+    }
+    let delegation = match crate::terminology::delegate::Delegation::from_config(&tx_config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mhg: {e}");
+            return 2;
+        }
+    };
+    let rt = match delegation.as_ref().map(|_| tokio::runtime::Builder::new_current_thread().enable_all().build()) {
+        Some(Err(e)) => {
+            eprintln!("mhg: cannot start the runtime: {e}");
+            return 2;
+        }
+        Some(Ok(rt)) => Some(rt),
+        None => None,
+    };
+    let prefetch = |bytes: &[u8], ndjson: bool| match (&delegation, &rt) {
+        (Some(d), Some(rt)) => Some(rt.block_on(d.prefetch_bytes(&validator, bytes, ndjson, &profiles))),
+        _ => None,
+    };
     let mut status = 0;
     for f in &args.files {
         let ndjson = args.ndjson || f.extension().is_some_and(|e| e == "ndjson" || e == "jsonl");
         let (outcomes, bad) = match std::fs::read(f) {
-            Ok(bytes) if ndjson => validate_ndjson(&validator, &bytes, &profiles, mode, max_depth),
+            Ok(bytes) if ndjson => {
+                let tx = prefetch(&bytes, true);
+                validate_ndjson(&validator, &bytes, &profiles, mode, max_depth, tx.as_ref())
+            }
             Ok(bytes) => {
-                let (oo, bad) = validate_bytes(&validator, &bytes, &profiles, mode, max_depth);
+                let tx = prefetch(&bytes, false);
+                let (oo, bad) = validate_bytes(&validator, &bytes, &profiles, mode, max_depth, tx.as_ref());
                 (vec![oo], bad)
             }
             Err(e) => (vec![failure(&format!("cannot read {}: {}", f.display(), e.kind()))], true),

@@ -108,10 +108,26 @@ async fn run(st: AppState, ty: Option<String>, query: Vec<(String, String)>, req
             return Err(reject(RejectKind::Malformed, "not-found", format!("unknown profile {p}")));
         }
     }
+    // Codes of systems routed to a terminology server are asked first, here (async); the
+    // walk then reads the verdicts (crate::terminology::delegate).
+    let tx = match st.pipeline.tx.clone() {
+        Some(d) => {
+            let (v, prof) = (validator.clone(), profiles.clone());
+            let (plan, d, back) = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = prof.iter().map(String::as_str).collect();
+                (d.plan(&v, &[&value], &refs), d, value)
+            })
+            .await
+            .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
+            value = back;
+            Some(d.ask(plan).await)
+        }
+        None => None,
+    };
     let findings = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = profiles.iter().map(String::as_str).collect();
         let mut f = mode_findings(mode, &value);
-        f.extend(validator.validate(&value, &refs));
+        f.extend(validator.validate_with(&value, &refs, tx.as_ref()));
         f
     })
     .await
@@ -132,9 +148,22 @@ async fn ndjson_outcomes(st: AppState, profiles: Vec<String>, mode: Option<Mode>
         }
     }
     let max_depth = st.pipeline.max_depth;
+    let tx = match st.pipeline.tx.clone() {
+        Some(d) => {
+            let (v, prof, bytes) = (validator.clone(), profiles.clone(), body.clone());
+            let (plan, d) = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = prof.iter().map(String::as_str).collect();
+                (d.plan_bytes(&v, &bytes, true, &refs), d)
+            })
+            .await
+            .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;
+            Some(d.ask(plan).await)
+        }
+        None => None,
+    };
     let outcomes = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = profiles.iter().map(String::as_str).collect();
-        validate_ndjson(&validator, &body, &refs, mode, max_depth).0
+        validate_ndjson(&validator, &body, &refs, mode, max_depth, tx.as_ref()).0
     })
     .await
     .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;

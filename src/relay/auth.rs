@@ -57,7 +57,7 @@ impl std::fmt::Debug for AuthConfig {
 }
 
 fn read_secret(
-    dest: &str,
+    at: &str,
     file: &Option<PathBuf>,
     var: &Option<String>,
     what: &str,
@@ -66,11 +66,9 @@ fn read_secret(
     match (file, var) {
         (Some(f), _) => std::fs::read_to_string(f)
             .map(|s| s.trim().to_owned())
-            .map_err(|e| format!("destinations[{dest}].auth.{what}_file: cannot read {}: {e}", f.display())),
-        (None, Some(v)) => {
-            env.get(v).map(str::to_owned).ok_or_else(|| format!("destinations[{dest}].auth.{what}_env: variable {v} is not set"))
-        }
-        (None, None) => Err(format!("destinations[{dest}].auth: give {what}_file or {what}_env")),
+            .map_err(|e| format!("{at}.auth.{what}_file: cannot read {}: {e}", f.display())),
+        (None, Some(v)) => env.get(v).map(str::to_owned).ok_or_else(|| format!("{at}.auth.{what}_env: variable {v} is not set")),
+        (None, None) => Err(format!("{at}.auth: give {what}_file or {what}_env")),
     }
 }
 
@@ -109,6 +107,12 @@ pub struct TokenError {
 
 impl TokenSource {
     pub fn new(dest: &str, cfg: &AuthConfig, env: &crate::environment::Env) -> Result<TokenSource, String> {
+        Self::named(&format!("destinations[{dest}]"), cfg, env)
+    }
+
+    /// As [`TokenSource::new`] for any configured client (`at` names it in errors, e.g.
+    /// `terminology.servers[0]`).
+    pub fn named(dest: &str, cfg: &AuthConfig, env: &crate::environment::Env) -> Result<TokenSource, String> {
         let kind = match cfg {
             AuthConfig::None => Kind::None,
             AuthConfig::Bearer { token_file, token_env } => Kind::Static(read_secret(dest, token_file, token_env, "token", env)?),
@@ -121,7 +125,7 @@ impl TokenSource {
             AuthConfig::Smart { token_url, client_id, private_key_file, algorithm, kid, scope } => {
                 use rustls::pki_types::PrivateKeyDer;
                 use rustls::pki_types::pem::PemObject;
-                let at = format!("destinations[{dest}].auth.private_key_file");
+                let at = format!("{dest}.auth.private_key_file");
                 let key = PrivateKeyDer::from_pem_file(private_key_file)
                     .map_err(|e| format!("{at}: cannot read a PEM private key from {}: {e}", private_key_file.display()))?;
                 let PrivateKeyDer::Pkcs8(der) = key else {
@@ -147,7 +151,7 @@ impl TokenSource {
                         ),
                         "ES384",
                     ),
-                    other => return Err(format!("destinations[{dest}].auth.algorithm: '{other}' (expected RS384 or ES384)")),
+                    other => return Err(format!("{dest}.auth.algorithm: '{other}' (expected RS384 or ES384)")),
                 };
                 Kind::Smart {
                     token_url: token_url.clone(),

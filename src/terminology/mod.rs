@@ -7,8 +7,10 @@
 //! (source, target) pair and adds the others, so national codes need no rebuild.
 //!
 //! This module does no I/O after [`Terminology::load`] and knows nothing of records or FHIR
-//! resources beyond `Coding`.
+//! resources beyond `Coding`; the exception is [`delegate`], which asks configured terminology
+//! servers about codes the gateway has no content for (network and its disk cache).
 
+pub mod delegate;
 mod load;
 
 use std::collections::HashMap;

@@ -6,6 +6,7 @@
 //! No I/O (the caller reads the file or the body), no clock, no logging; outcomes name paths
 //! and lines, never values.
 
+use crate::terminology::delegate::TxAnswers;
 use serde_json::{Value, json};
 
 use super::profile::{Finding, Severity, Validator, has_errors, outcome};
@@ -62,8 +63,16 @@ pub fn mode_findings(mode: Option<Mode>, resource: &Value) -> Vec<Finding> {
 
 /// The OperationOutcome for one JSON document's bytes, and whether it holds an error: not
 /// JSON, nested deeper than `max_depth`, a key twice in an object (named by the object's
-/// pointer), no `resourceType`, or the validator's findings.
-pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], mode: Option<Mode>, max_depth: usize) -> (Value, bool) {
+/// pointer), no `resourceType`, or the validator's findings (with a terminology server's
+/// verdicts, `tx`, when delegation prefetched them).
+pub fn validate_bytes(
+    v: &Validator,
+    bytes: &[u8],
+    profiles: &[&str],
+    mode: Option<Mode>,
+    max_depth: usize,
+    tx: Option<&TxAnswers>,
+) -> (Value, bool) {
     let bytes = crate::ingest::reader::strip_bom(bytes);
     if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
         return (failure(&format!("JSON nested deeper than {max_depth} levels")), true);
@@ -90,7 +99,7 @@ pub fn validate_bytes(v: &Validator, bytes: &[u8], profiles: &[&str], mode: Opti
         return (failure("not a FHIR resource: no resourceType"), true);
     }
     let mut findings = mode_findings(mode, &value);
-    findings.extend(v.validate(&value, profiles));
+    findings.extend(v.validate_with(&value, profiles, tx));
     (outcome(&findings), has_errors(&findings))
 }
 
@@ -118,11 +127,18 @@ pub fn at_line(mut oo: Value, line: usize) -> Value {
 
 /// One OperationOutcome per non-blank NDJSON line (each issue naming its line), and whether
 /// any holds an error. No lines at all is one error.
-pub fn validate_ndjson(v: &Validator, bytes: &[u8], profiles: &[&str], mode: Option<Mode>, max_depth: usize) -> (Vec<Value>, bool) {
+pub fn validate_ndjson(
+    v: &Validator,
+    bytes: &[u8],
+    profiles: &[&str],
+    mode: Option<Mode>,
+    max_depth: usize,
+    tx: Option<&TxAnswers>,
+) -> (Vec<Value>, bool) {
     let mut out = Vec::new();
     let mut bad = false;
     for (n, line) in ndjson_lines(crate::ingest::reader::strip_bom(bytes)) {
-        let (oo, b) = validate_bytes(v, line, profiles, mode, max_depth);
+        let (oo, b) = validate_bytes(v, line, profiles, mode, max_depth, tx);
         bad |= b;
         out.push(at_line(oo, n));
     }

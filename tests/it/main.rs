@@ -34,6 +34,7 @@ mod property;
 mod relay;
 mod summary;
 mod support;
+mod tx_delegation;
 mod txops;
 mod validate_ndjson;
 mod validator_suite;

@@ -32,6 +32,7 @@
 
 pub mod functions;
 pub mod model;
+mod shadow;
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -371,7 +372,7 @@ impl FhirPath {
         run_guarded(async {
             let r = match resource["resourceType"].as_str() {
                 _ if resource.is_null() => Collection::empty(),
-                ty => self.typed(FhirNode::from_json(resource), ty.unwrap_or("Resource")).await?,
+                ty => self.typed(self.node(resource), ty.unwrap_or("Resource")).await?,
             };
             let out = self.run(expr, r.clone(), r.clone(), r).await?;
             Ok(out.iter().flat_map(to_values).collect())
@@ -386,15 +387,22 @@ impl FhirPath {
     /// Converts the three JSON trees on every call (a node that is the same object as another
     /// is converted once); for many invariants on one resource use [`Self::prepare`].
     pub fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, FhirPathError> {
-        let resource_node = FhirNode::from_json(resource);
-        let root_node = if std::ptr::eq(root, resource) { resource_node.clone() } else { FhirNode::from_json(root) };
-        let focus_node = if std::ptr::eq(focus, resource) { resource_node.clone() } else { FhirNode::from_json(focus) };
+        let resource_node = self.node(resource);
+        let root_node = if std::ptr::eq(root, resource) { resource_node.clone() } else { self.node(root) };
+        let focus_node = if std::ptr::eq(focus, resource) { resource_node.clone() } else { self.node(focus) };
         run_guarded(self.constraint(expr, focus_node, focus_type, resource_node, root_node))
+    }
+
+    /// A JSON tree as the engine reads it, with plain element names shadowed where octofhir
+    /// would read a longer key as their value ([`TypeModel::shadowed_prefixes`]).
+    fn node(&self, v: &Value) -> FhirNode {
+        let n = FhirNode::from_json(v);
+        shadow::shadow(&self.model, &n, 0).unwrap_or(n)
     }
 
     /// Converts `root` (a resource or a Bundle) once for [`Self::invariant_at`].
     pub fn prepare(&self, root: &Value) -> Prepared {
-        Prepared { root: FhirNode::from_json(root) }
+        Prepared { root: self.node(root) }
     }
 
     /// [`Self::invariant`] with the nodes named by JSON Pointers into a [`Prepared`] root:

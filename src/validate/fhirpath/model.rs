@@ -65,6 +65,11 @@ pub struct TypeModel {
     resources: Vec<String>,
     complex: Vec<String>,
     primitives: Vec<String>,
+    /// Element names that are not choice elements in any type (`response`, `code`): a JSON key
+    /// that extends one with a capital (`responseCode`) is another element, never its value,
+    /// although octofhir reads it as a choice variant when the shorter key is absent (see
+    /// [`TypeModel::shadowed_prefixes`]).
+    plain_names: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for TypeModel {
@@ -114,7 +119,33 @@ impl TypeModel {
         self.resources.sort();
         self.complex.sort();
         self.primitives.sort();
+        let mut choices = std::collections::HashSet::new();
+        for t in self.types.values() {
+            for (name, e) in &t.elements {
+                if e.choice {
+                    choices.insert(name.clone());
+                } else {
+                    self.plain_names.insert(name.clone());
+                }
+            }
+        }
+        self.plain_names.retain(|n| !choices.contains(n));
         self
+    }
+
+    /// The prefixes of a JSON key, cut before a capital letter, that name a plain (non-choice)
+    /// element somewhere in the model: `responseCode` -> `response`. octofhir 0.4.57 navigates
+    /// a member absent from an object by scanning for keys that start with its name and a
+    /// capital (a choice type's `valueQuantity` for `value`), without asking the model whether
+    /// the member is a choice; so `response` read `responseCode`. The façade shadows these
+    /// prefixes with an empty array (`"response": []`: nothing, to navigation and to
+    /// `children()`) where the object lacks them.
+    pub fn shadowed_prefixes<'k>(&'k self, key: &'k str) -> impl Iterator<Item = &'k str> + 'k {
+        key.char_indices()
+            .skip(1)
+            .filter(|(_, c)| c.is_ascii_uppercase())
+            .map(move |(i, _)| &key[..i])
+            .filter(|p| self.plain_names.contains(*p))
     }
 
     /// The core types of the loaded packages: every StructureDefinition whose canonical URL is

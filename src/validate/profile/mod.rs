@@ -39,6 +39,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::{Value, json};
 
+use crate::terminology::delegate::{TxAnswers, VsQuery};
 use crate::validate::packages::Packages;
 use model::Profile;
 use terminology::Expansion;
@@ -454,13 +455,31 @@ impl Validator {
     /// of `profiles` are reported as errors (check [`Validator::knows_profile`] first to treat
     /// them as usage errors).
     pub fn validate(&self, resource: &Value, profiles: &[&str]) -> Vec<Finding> {
+        self.validate_with(resource, profiles, None)
+    }
+
+    /// [`Validator::validate`], with a terminology server's verdicts for Codings of code
+    /// systems not loaded here (gathered before, by
+    /// [`Delegation::prefetch`](crate::terminology::delegate::Delegation::prefetch)).
+    pub fn validate_with(&self, resource: &Value, profiles: &[&str], tx: Option<&TxAnswers>) -> Vec<Finding> {
         let mut out = Vec::new();
         let today = (self.clock)().div_euclid(86_400_000);
-        walk::validate_root(self, resource, profiles, today, &mut out);
+        walk::validate_root(self, resource, profiles, today, walk::TxView { answers: tx, wanted: None }, &mut out);
         narrative::links(resource, &mut out);
         narrative::bundle_narrative_links(resource, &mut out);
         dedup(&mut out);
         out
+    }
+
+    /// The bindings a validation of `resource` would ask a terminology server about: required
+    /// and extensible ones to value sets that cannot be expanded here, with the code given
+    /// (a walk whose findings are dropped).
+    pub fn tx_wanted(&self, resource: &Value, profiles: &[&str]) -> Vec<VsQuery> {
+        let wanted = std::cell::RefCell::new(Vec::new());
+        let mut out = Vec::new();
+        let today = (self.clock)().div_euclid(86_400_000);
+        walk::validate_root(self, resource, profiles, today, walk::TxView { answers: None, wanted: Some(&wanted) }, &mut out);
+        wanted.into_inner()
     }
 
     pub(crate) fn engine(&self) -> Option<&dyn InvariantEngine> {

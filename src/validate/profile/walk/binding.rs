@@ -10,9 +10,18 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Walk;
+use crate::terminology::delegate::{Answer, VsQuery};
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
 use crate::validate::profile::{Severity, ucum};
+
+/// At most `n` characters of `s` (a server's message).
+fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
 
 impl Walk<'_> {
     /// Coding.system is an absolute URI naming a code system (not a value set); a code of a
@@ -41,6 +50,11 @@ impl Walk<'_> {
                 self.path.truncate(len);
             } else if let Some(msg) = self.wrong_system(system) {
                 self.report(Severity::Error, "code-invalid", msg);
+            } else {
+                let given = get(obj, "display").and_then(Value::as_str);
+                if let Some(a) = self.tx.answers.and_then(|t| t.get(system, code, given)) {
+                    self.delegated(system, given, a);
+                }
             }
             return;
         };
@@ -113,6 +127,77 @@ impl Walk<'_> {
         None
     }
 
+    /// A terminology server's verdict on a Coding (or why there is none): an invalid code or a
+    /// wrong display is an error as when the code system is loaded here, the server's message
+    /// added; no verdict is a warning naming the server, never an invalid code.
+    fn delegated(&mut self, system: &str, given: Option<&str>, a: &Answer) {
+        match a {
+            Answer::Checked { verdict, server } if !verdict.result => {
+                let msg = verdict.message.as_deref().map(|m| format!(" ({})", truncate(m, 300))).unwrap_or_default();
+                // A wrong display: the code is known (the server names its display) and the
+                // display given is another.
+                let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                let wrong_display = |d: &str| given.is_some_and(|g| norm(g) != norm(d));
+                if let Some(d) = verdict.display.as_deref().filter(|d| wrong_display(d)) {
+                    let len = self.push("display", None);
+                    self.report(
+                        Severity::Error,
+                        "invalid",
+                        format!("wrong display for the code in the code system {system}: the valid display is '{d}' (terminology server {server})"),
+                    );
+                    self.path.truncate(len);
+                } else {
+                    let len = self.push("code", None);
+                    self.report(
+                        Severity::Error,
+                        "code-invalid",
+                        format!("the code is not valid in the code system {system}, says the terminology server {server}{msg}"),
+                    );
+                    self.path.truncate(len);
+                }
+            }
+            Answer::Checked { .. } => {}
+            Answer::Unavailable { server, reason } => {
+                let len = self.push("code", None);
+                self.report(
+                    Severity::Warning,
+                    "transient",
+                    format!("the code in the code system {system} was not checked, terminology server unavailable: {server} ({reason})"),
+                );
+                self.path.truncate(len);
+            }
+        }
+    }
+
+    /// A binding to a value set that cannot be expanded here, given `codes` (any one in the set
+    /// will do): the collecting walk notes what to ask; the validating walk reports the
+    /// servers' verdicts (`text` when none is in the set, at `severity`), or a warning naming
+    /// the server when none could answer. Nothing when no server is routed for the value set.
+    fn delegated_binding(&mut self, vs: &str, severity: Severity, text: impl FnOnce() -> String, codes: &[(Option<&str>, &str)]) {
+        if let Some(w) = self.tx.wanted {
+            w.borrow_mut().extend(codes.iter().map(|(s, c)| VsQuery {
+                value_set: vs.to_owned(),
+                system: s.map(str::to_owned),
+                code: (*c).to_owned(),
+            }));
+            return;
+        }
+        let Some(tx) = self.tx.answers else { return };
+        let answers: Vec<&Answer> = codes.iter().filter_map(|(s, c)| tx.get_vs(vs, *s, c)).collect();
+        if answers.iter().any(|a| matches!(a, Answer::Checked { verdict, .. } if verdict.result)) {
+            return;
+        }
+        if let Some(Answer::Unavailable { server, reason }) = answers.iter().find(|a| matches!(a, Answer::Unavailable { .. })) {
+            self.report(
+                Severity::Warning,
+                "transient",
+                format!("the binding to the value set {vs} was not checked, terminology server unavailable: {server} ({reason})"),
+            );
+        } else if let Some(Answer::Checked { server, .. }) = answers.first() {
+            self.report(severity, "code-invalid", format!("{}, says the terminology server {server}", text()));
+        }
+    }
+
     /// A code of UCUM (a Quantity's unit, or a Coding) is a valid UCUM expression, checked
     /// offline by the grammar ([`ucum`](crate::validate::profile::ucum)).
     pub(super) fn ucum(&mut self, obj: &Map<String, Value>) {
@@ -147,19 +232,34 @@ impl Walk<'_> {
             .collect();
         let in_set = |exp: &crate::validate::profile::terminology::Expansion| pairs.iter().any(|(s, c)| exp.has(*s, c));
         if b.strength != Strength::Other {
-            if let Some(exp) = self.v.expansion(&b.value_set) {
-                if !in_set(&exp) {
-                    let (sev, word) =
-                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            let (sev, word) =
+                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            match self.v.expansion(&b.value_set) {
+                Some(exp) if !in_set(&exp) => {
                     self.report(
                         sev,
                         "code-invalid",
                         format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
                     );
                 }
+                Some(_) => {}
+                None => self.delegated_binding(
+                    &b.value_set,
+                    sev,
+                    || format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+                    &pairs,
+                ),
             }
         }
         for vs in &b.also_required {
+            if self.v.expansion(vs).is_none() {
+                let text = || {
+                    format!(
+                        "none of the codings is in the value set {vs}, specified in an additional binding, and a coding from it is required"
+                    )
+                };
+                self.delegated_binding(vs, Severity::Error, text, &pairs);
+            }
             if self.v.expansion(vs).is_some_and(|exp| !in_set(&exp)) {
                 self.report(
                     Severity::Error,
@@ -177,15 +277,27 @@ impl Walk<'_> {
             return;
         };
         if b.strength != Strength::Other {
-            if let Some(exp) = self.v.expansion(&b.value_set) {
-                if !exp.has(system, code) {
-                    let (sev, word) =
-                        if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            let (sev, word) =
+                if b.strength == Strength::Required { (Severity::Error, "required") } else { (Severity::Warning, "extensible") };
+            match self.v.expansion(&b.value_set) {
+                Some(exp) if !exp.has(system, code) => {
                     self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
                 }
+                Some(_) => {}
+                None => self.delegated_binding(
+                    &b.value_set,
+                    sev,
+                    || format!("the code is not in the value set {} ({word} binding)", b.value_set),
+                    &[(system, code)],
+                ),
             }
         }
         for vs in &b.also_required {
+            if self.v.expansion(vs).is_none() {
+                let text =
+                    || format!("the code is not in the value set {vs}, specified in an additional binding, and a code from it is required");
+                self.delegated_binding(vs, Severity::Error, text, &[(system, code)]);
+            }
             if self.v.expansion(vs).is_some_and(|exp| !exp.has(system, code)) {
                 self.report(
                     Severity::Error,

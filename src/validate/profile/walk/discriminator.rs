@@ -346,6 +346,7 @@ fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str,
         ptr: located.unwrap_or_default(),
         prep: w.prep,
         today: w.today,
+        tx: w.tx,
     };
     if val.get("resourceType").is_some() {
         sub.resource(val, std::slice::from_ref(prof), scope);

@@ -50,6 +50,9 @@ use serde_json::Value;
 
 use super::model::{ElemId, Profile};
 use super::{Finding, Severity, Validator};
+use std::cell::RefCell;
+
+use crate::terminology::delegate::{TxAnswers, VsQuery};
 use bundle::BundleIndex;
 use pointer::Prep;
 
@@ -116,15 +119,26 @@ struct Walk<'a> {
     /// Today, in days since 1970-01-01 (UTC), from the caller: `minValueDuration` and
     /// `maxValueDuration` are relative to it. The walk never reads the clock.
     pub today: i64,
+    /// Terminology servers' verdicts (prefetched), or where to note what to ask them.
+    pub tx: TxView<'a>,
+}
+
+/// What the walk has of terminology servers: their verdicts for Codings of systems not loaded
+/// here and for bindings that cannot be expanded here (prefetched before the walk), and, in
+/// the walk that only collects, where to note the bindings to ask about.
+#[derive(Clone, Copy, Default)]
+pub(super) struct TxView<'a> {
+    pub answers: Option<&'a TxAnswers>,
+    pub wanted: Option<&'a RefCell<Vec<VsQuery>>>,
 }
 
 /// Validates `resource` (the root) against its own profiles and `profiles`, the dates relative
 /// to `today` (days since 1970-01-01, UTC).
-pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, out: &mut Vec<Finding>) {
+pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, tx: TxView<'_>, out: &mut Vec<Finding>) {
     let rt = resource["resourceType"].as_str().unwrap_or("Resource");
     let prep = Prep::new(resource);
     let mut w =
-        Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep, today };
+        Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep, today, tx };
     w.path.push_str(rt);
     let extra: Vec<Arc<Profile>> = profiles
         .iter()
