@@ -114,3 +114,12 @@ fn code_system_urls_that_are_wrong_in_themselves() {
     }
     assert!(errors(obs("http://loinc.org")).is_empty());
 }
+
+#[test]
+fn reference_type_is_an_allowed_target_and_what_is_pointed_at() {
+    // REFERENCE_REF_WRONGTARGET, REFERENCE_REF_BADTARGETTYPE
+    let p = |reference: &str, ty: &str| json!({"resourceType": "Patient", "managingOrganization": {"reference": reference, "type": ty}});
+    assert!(has(p("Organization/1", "Practitioner"), "Patient.managingOrganization", "not a valid Target"));
+    assert!(has(p("Organization/1", "organization"), "Patient.managingOrganization", "Found organization"));
+    assert!(errors(p("Organization/1", "Organization")).is_empty());
+}

@@ -71,6 +71,7 @@ impl Walk<'_> {
             }
             t
         };
+        self.reference_type(prof, eid, obj, target_type.as_deref());
         let Some(tt) = target_type else { return };
         let targets: Vec<&String> = prof.elem(eid).types.iter().filter(|t| t.code == "Reference").flat_map(|t| t.targets.iter()).collect();
         if targets.is_empty() {
@@ -97,6 +98,40 @@ impl Walk<'_> {
 }
 
 impl Walk<'_> {
+    /// `Reference.type` (R4): a type the element allows as a target (HL7's
+    /// REFERENCE_REF_WRONGTARGET), and the type of what the reference points at when that is
+    /// known (REFERENCE_REF_BADTARGETTYPE). Type names are quoted; they are not data.
+    fn reference_type(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, found: Option<&str>) {
+        let Some(ty) = obj.get("type").and_then(Value::as_str) else { return };
+        let tu = if ty.contains(':') { ty.to_owned() } else { format!("{CORE}{ty}") };
+        let targets: Vec<&str> = prof
+            .elem(eid)
+            .types
+            .iter()
+            .filter(|t| t.code == "Reference")
+            .flat_map(|t| t.targets.iter())
+            .map(|t| t.split('|').next().unwrap_or_default())
+            .collect();
+        let any = |t: &&str| *t == tu || *t == format!("{CORE}Resource");
+        if !targets.is_empty() && !targets.iter().any(any) {
+            let matching = targets.iter().any(|t| self.v.profile(t).is_some_and(|p| format!("{CORE}{}", p.type_name) == tu));
+            if !matching {
+                self.report(
+                    Severity::Error,
+                    "structure",
+                    format!("The type '{ty}' is not a valid Target for this element (must be one of {})", targets.join(", ")),
+                );
+            }
+        }
+        if let Some(ft) = found.filter(|ft| *ft != ty) {
+            self.report(
+                Severity::Error,
+                "structure",
+                format!("Invalid Resource target type. Found {ty}, but expected one of ({ft})"),
+            );
+        }
+    }
+
     /// HL7's identifier rules: the system is absolute (`http:`, `https:`, `urn:`, `ldap:`), and
     /// under `urn:ietf:rfc:3986` the value is itself an absolute URI. Values are not quoted.
     pub(super) fn identifier(&mut self, obj: &Map<String, Value>) {
