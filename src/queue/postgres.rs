@@ -132,12 +132,28 @@ impl PgStore {
             file: "store.url".into(),
             message: format!("cannot connect to PostgreSQL: {}", PgError::from(e).0),
         })?;
-        // Replicas may start together: create the schema under an advisory lock.
+        // Replicas may start together: create the schema under an advisory lock, and only when
+        // the database does not hold this schema already. `CREATE INDEX IF NOT EXISTS` and
+        // `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` lock their tables even when there is nothing
+        // to do, so a replica starting beside running ones deadlocked with their transactions
+        // (seen in `relay::replicas_share_one_postgres_queue`). The schema is named by the
+        // digest of its DDL: any change to it runs the DDL once more.
+        let mut ddl = sql::schema(true);
+        for (table, column, def) in sql::ADDED_COLUMNS {
+            ddl.push_str(&format!(";\nALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {def}"));
+        }
+        let digest = {
+            use sha2::Digest as _;
+            let d = sha2::Sha256::digest(ddl.as_bytes());
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
         let tx = client.transaction().await.map_err(store_err)?;
         tx.execute("SELECT pg_advisory_xact_lock(724001)", &[]).await.map_err(store_err)?;
-        tx.batch_execute(&sql::schema(true)).await.map_err(store_err)?;
-        for (table, column, def) in sql::ADDED_COLUMNS {
-            tx.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {def}")).await.map_err(store_err)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS mhg_schema (digest TEXT PRIMARY KEY)").await.map_err(store_err)?;
+        let current = tx.query_opt("SELECT 1 FROM mhg_schema WHERE digest = $1", &[&digest]).await.map_err(store_err)?.is_some();
+        if !current {
+            tx.batch_execute(&ddl).await.map_err(store_err)?;
+            tx.execute("INSERT INTO mhg_schema (digest) VALUES ($1) ON CONFLICT DO NOTHING", &[&digest]).await.map_err(store_err)?;
         }
         tx.commit().await.map_err(store_err)?;
         Ok(PgStore { pool, summary_days: 0 })
