@@ -139,6 +139,15 @@ const ELEMENT_ATTRIBUTES: &[&str] = &[
     "td.nowrap",
 ];
 
+/// Phrase elements: text-level, and none may nest inside itself.
+const PHRASE: &[&str] = &[
+    "a", "b", "em", "i", "strong", "small", "big", "sub", "sup", "code", "tt", "dfn", "q", "var", "abbr", "acronym", "cite", "bdo", "kbd",
+    "samp",
+];
+
+/// Elements besides the phrase ones whose content is text (no blocks inside).
+const PARAGRAPHS: &[&str] = &["p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "address", "span", "caption", "dd", "dt"];
+
 /// Elements that may not appear inside a paragraph.
 const BLOCKS_IN_PARA: &[&str] = &["div", "blockquote", "table", "ol", "ul", "p"];
 
@@ -372,41 +381,8 @@ fn structure(n: Node<'_, '_>, name: &str, out: &mut Vec<Issue>) {
     if matches!(name, "br" | "img" | "hr" | "area") && n.has_children() {
         out.push((Severity::Error, "structure", format!("Elements of type {} cannot have children", shown(name))));
     }
-    let paragraph_like = matches!(
-        name,
-        "p" | "h1"
-            | "h2"
-            | "h3"
-            | "h4"
-            | "h5"
-            | "h6"
-            | "pre"
-            | "address"
-            | "a"
-            | "b"
-            | "em"
-            | "i"
-            | "strong"
-            | "small"
-            | "big"
-            | "sub"
-            | "sup"
-            | "code"
-            | "tt"
-            | "dfn"
-            | "q"
-            | "var"
-            | "abbr"
-            | "acronym"
-            | "cite"
-            | "bdo"
-            | "kbd"
-            | "samp"
-            | "span"
-            | "caption"
-            | "dd"
-            | "dt"
-    );
+    let phrase = PHRASE.contains(&name);
+    let paragraph_like = phrase || PARAGRAPHS.contains(&name);
     if paragraph_like {
         let blocks: Vec<String> = n
             .descendants()
@@ -422,28 +398,6 @@ fn structure(n: Node<'_, '_>, name: &str, out: &mut Vec<Issue>) {
             ));
         }
     }
-    let phrase = matches!(
-        name,
-        "a" | "b"
-            | "em"
-            | "i"
-            | "strong"
-            | "small"
-            | "big"
-            | "sub"
-            | "sup"
-            | "code"
-            | "tt"
-            | "dfn"
-            | "q"
-            | "var"
-            | "abbr"
-            | "acronym"
-            | "cite"
-            | "bdo"
-            | "kbd"
-            | "samp"
-    );
     if phrase && n.descendants().skip(1).any(|d| d.is_element() && d.tag_name().name() == name) {
         out.push((Severity::Error, "structure", format!("Elements of type {0} cannot contain nested {0}", shown(name))));
     }
