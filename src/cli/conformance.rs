@@ -110,9 +110,25 @@ fn load_vectors(config: &Config, r: &ReportArgs) -> Result<vectors::VectorSet, i
     })
 }
 
-/// A progress bar on a terminal (stderr), none otherwise.
-fn progress(total: u64) -> Option<indicatif::ProgressBar> {
-    std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| indicatif::ProgressBar::new(total))
+/// Runs one check against a server on a runtime of its own, with a progress bar of its
+/// `steps` on a terminal (stderr; none otherwise), cleared before the result is printed. None
+/// (after saying so) when no runtime starts.
+fn run_check<T>(steps: u64, check: impl AsyncFnOnce(crate::conformance::Progress<'_>) -> T) -> Option<T> {
+    let Some(rt) = runtime() else {
+        eprintln!("mhg: cannot start the runtime");
+        return None;
+    };
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| indicatif::ProgressBar::new(steps));
+    let tick = |n: u64| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    };
+    let result = rt.block_on(check(&tick));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    Some(result)
 }
 
 /// Writes the reports asked for, prints the one-line summary, and gives the exit status.
@@ -156,22 +172,12 @@ fn run_gateway(config: &Config, a: GatewayArgs) -> i32 {
             return 2;
         }
     };
-    let Some(rt) = runtime() else {
-        eprintln!("mhg: cannot start the runtime");
-        return 2;
-    };
-    let bar = progress(crate::conformance::gateway::steps(&set));
-    let tick = |n: u64| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    };
     let opts =
         crate::conformance::gateway::Options { deliver_timeout: std::time::Duration::from_secs(a.deliver_timeout), ..Default::default() };
-    let result = rt.block_on(crate::conformance::gateway::run(&dest, &a.api_key, &set, opts, &tick));
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    let steps = crate::conformance::gateway::steps(&set);
+    let Some(result) = run_check(steps, async |tick| crate::conformance::gateway::run(&dest, &a.api_key, &set, opts, tick).await) else {
+        return 2;
+    };
     match result {
         Ok(run) => finish(&run, &a.reports),
         Err(e) => {
@@ -282,20 +288,12 @@ fn run_destination(config: &Config, a: DestinationArgs) -> i32 {
         eprintln!("mhg: --profile {p}: not a loaded profile");
         return 2;
     }
-    let Some(rt) = runtime() else {
-        eprintln!("mhg: cannot start the runtime");
+    let steps = crate::conformance::destination::steps(&set);
+    let Some(result) = run_check(steps, async |tick| {
+        crate::conformance::destination::run(&dest, &pipeline.validator, &a.profiles, &set, tick).await
+    }) else {
         return 2;
     };
-    let bar = progress(crate::conformance::destination::steps(&set));
-    let tick = |n: u64| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    };
-    let result = rt.block_on(crate::conformance::destination::run(&dest, &pipeline.validator, &a.profiles, &set, &tick));
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
     match result {
         Ok(run) => finish(&run, &a.reports),
         Err(e) => {

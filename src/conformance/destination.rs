@@ -30,7 +30,7 @@ use crate::relay::deliver::{Backoff, Destination};
 use crate::relay::probe::ProbeError;
 use crate::validate::profile::{Severity, Validator};
 
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+pub use super::Progress;
 
 pub fn steps(set: &VectorSet) -> u64 {
     (set.valid.len() * 3) as u64

@@ -35,8 +35,7 @@ impl Default for Options {
     }
 }
 
-/// Ticks as each request is made (the command draws a progress bar with it).
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+pub use super::Progress;
 
 /// The number of steps a run makes, for a progress bar.
 pub fn steps(set: &VectorSet) -> u64 {

@@ -12,6 +12,9 @@
 //! Must not know: HTTP frameworks (the runs speak through the relay's client), SQL. Reports name
 //! vectors, checks, paths and codes of the synthetic vectors only.
 
+/// Ticks as each request of a run is made (the command draws a progress bar with it).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
 pub mod bad;
 pub mod check;
 pub mod compare;
