@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::relay::record;
-use crate::support::{Gateway, directory_destination, postgres_url, sqlite_url};
+use crate::support::{Gateway, both_stores, directory_destination, sqlite_url};
 use mhg::http::Guard;
 use mhg::relay::DestinationConfig;
 
@@ -113,16 +113,6 @@ fn conflict_issue(oo: &Value) -> &Value {
     assert_eq!(i["code"], "conflict", "{oo}");
     assert_eq!(i["details"]["coding"][0]["code"], "conflict", "{oo}");
     i
-}
-
-async fn both_stores<F, Fut>(f: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    f(sqlite_url(&dir).await).await;
-    f(postgres_url().await).await;
 }
 
 /// Two systems' record `R-1` version 1 are two records: both accepted as new, both delivered,

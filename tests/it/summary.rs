@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::relay::record;
-use crate::support::{Gateway, Serve, directory_destination, postgres_url, sqlite_url};
+use crate::support::{Gateway, Serve, both_stores, directory_destination, sqlite_url};
 use mhg::http::Guard;
 use mhg::relay::DestinationConfig;
 
@@ -151,16 +151,6 @@ fn not_found(answer: &(u16, String, String), person_id: &str) {
     for secret in [person_id, "Rahman", "Mohammed", "1996-11-02"] {
         assert!(!answer.2.contains(secret), "the refusal names nothing of the person: {}", answer.2);
     }
-}
-
-async fn both_stores<F, Fut>(f: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    f(sqlite_url(&dir).await).await;
-    f(postgres_url().await).await;
 }
 
 /// Found: the newest version's IPS document, valid and the same as `$convert?format=ips` of that

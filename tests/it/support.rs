@@ -132,6 +132,18 @@ pub async fn postgres_url() -> String {
     format!("{base}?options=-csearch_path%3D{schema}")
 }
 
+/// Runs `f` once on a fresh SQLite store and once on a fresh PostgreSQL schema (the two store
+/// backends run different code).
+pub async fn both_stores<F, Fut>(f: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    f(sqlite_url(&dir).await).await;
+    f(postgres_url().await).await;
+}
+
 // ---------- the real binary: `mhg serve` ----------
 
 fn free_port() -> u16 {
