@@ -142,11 +142,7 @@ impl PgStore {
         for (table, column, def) in sql::ADDED_COLUMNS {
             ddl.push_str(&format!(";\nALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {def}"));
         }
-        let digest = {
-            use sha2::Digest as _;
-            let d = sha2::Sha256::digest(ddl.as_bytes());
-            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        };
+        let digest = crate::auth::sha256_hex(ddl.as_bytes());
         let tx = client.transaction().await.map_err(store_err)?;
         tx.execute("SELECT pg_advisory_xact_lock(724001)", &[]).await.map_err(store_err)?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS mhg_schema (digest TEXT PRIMARY KEY)").await.map_err(store_err)?;

@@ -24,7 +24,6 @@
 
 use rusqlite::{Connection, params};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{NewSubmission, Store};
 use crate::error::GatewayError;
@@ -81,8 +80,7 @@ const READ_AUDIT: &str = "INSERT INTO audit (submission_seq, at, event, destinat
 /// The key a person identifier is kept and looked up under: hex SHA-256 of its system and
 /// value (a JSON array, so no separator can be forged by either).
 pub fn identifier_key(system: &str, value: &str) -> String {
-    let d = Sha256::digest(json!([system, value]).to_string().as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::sha256_hex(json!([system, value]).to_string().as_bytes())
 }
 
 /// The row a record's versions share: its source system and record id.
