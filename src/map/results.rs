@@ -32,17 +32,29 @@ pub fn results(b: &mut Builder, r: &Record, refs: &Refs) {
             continue;
         }
         match pairs.iter().find(|&&(s, _)| s == i) {
-            Some(&(s, d)) => bp_panel(b, r, (s, &r.results[s]), (d, &r.results[d]), refs),
+            Some(&(s, d)) => bp_panel(b, r, Some((s, &r.results[s])), Some((d, &r.results[d])), refs),
+            None if res.test == "bp-systolic" && panel_fit(res) => bp_panel(b, r, Some((i, res)), None, refs),
+            None if res.test == "bp-diastolic" && panel_fit(res) => bp_panel(b, r, None, Some((i, res)), refs),
             None => observation(b, r, res, i, refs, &mut labs),
         }
     }
 }
 
+/// A reading that can be a component of a blood pressure panel: a quantity, with no specimen
+/// or laboratory.
+fn panel_fit(res: &TestResult) -> bool {
+    matches!(res.specimen.as_deref(), None | Some("none"))
+        && res.laboratory.is_none()
+        && matches!(res.value, ResultValue::Quantity { .. })
+}
+
 /// Systolic and diastolic readings that belong together: taken at the same time, with the same
 /// status, method, and no specimen or laboratory, both as quantities. They become one blood
 /// pressure panel, as the FHIR R4 `bp` profile requires; nothing of either reading is lost (both
-/// result ids are identifiers, both notes are kept). Readings that do not pair stay single
-/// Observations claiming the base vital-signs profile.
+/// result ids are identifiers, both notes are kept). A reading that does not pair becomes a
+/// panel of its own whose other component is absent (`dataAbsentReason` `not-performed`): R4
+/// and HL7's validator hold an Observation coded as systolic blood pressure to the `bp`
+/// profile, which needs both components.
 fn bp_pairs(results: &[TestResult]) -> Vec<(usize, usize)> {
     let mut used = Vec::new();
     let mut pairs = Vec::new();
@@ -71,23 +83,27 @@ fn effective(r: &Record, res: &TestResult) -> String {
     res.collected.as_deref().or(res.resulted.as_deref()).map(norm_datetime).unwrap_or_else(|| r.assessment.exam_date.clone())
 }
 
-fn bp_panel(b: &mut Builder, r: &Record, (i, sys): (usize, &TestResult), (j, dia): (usize, &TestResult), refs: &Refs) {
+const DATA_ABSENT: &str = "http://terminology.hl7.org/CodeSystem/data-absent-reason";
+
+/// One blood pressure panel from a systolic and a diastolic reading, or from one of them (the
+/// other component then says it was not performed). The first reading given leads: its status,
+/// time, method and result id identify the panel.
+fn bp_panel(b: &mut Builder, r: &Record, sys: Option<(usize, &TestResult)>, dia: Option<(usize, &TestResult)>, refs: &Refs) {
+    let Some((i, lead)) = sys.or(dia) else { return };
     let input = format!("/results/{i}");
     let out = b.next_entry_path();
     let code = b.coded("panel", "observation-code", "bp-panel", &[], || (format!("{input}/test"), format!("{out}.code")));
-    let status = b.code_only("result-status", &sys.status, || (format!("{input}/status"), format!("{out}.status")));
-    let category = b.term.all_targets("test-category", &sys.test, CATEGORY_SYSTEM);
+    let status = b.code_only("result-status", &lead.status, || (format!("{input}/status"), format!("{out}.status")));
+    let category = b.term.all_targets("test-category", &lead.test, CATEGORY_SYSTEM);
     let mut obs = json!({"resourceType": "Observation"});
     if let Some(m) = b.profiles("Observation:bp-panel") {
         put(&mut obs, "meta", m);
     }
+    let readings: Vec<&TestResult> = [sys, dia].into_iter().flatten().map(|(_, t)| t).collect();
     put(
         &mut obs,
         "identifier",
-        crate::arr![
-            crate::obj! {"system": sid("result-id"), "value": sys.result_id.as_str()},
-            crate::obj! {"system": sid("result-id"), "value": dia.result_id.as_str()},
-        ],
+        Value::Array(readings.iter().map(|t| crate::obj! {"system": sid("result-id"), "value": t.result_id.as_str()}).collect()),
     );
     put(&mut obs, "status", status);
     put(
@@ -97,33 +113,39 @@ fn bp_panel(b: &mut Builder, r: &Record, (i, sys): (usize, &TestResult), (j, dia
     );
     put(&mut obs, "code", code);
     put(&mut obs, "subject", reference(refs.patient));
-    put(&mut obs, "effectiveDateTime", effective(r, sys));
-    if let Some(t) = &sys.resulted {
+    put(&mut obs, "effectiveDateTime", effective(r, lead));
+    if let Some(t) = &lead.resulted {
         put(&mut obs, "issued", norm_datetime(t));
     }
     put(&mut obs, "performer", crate::arr![reference(refs.site)]);
-    let notes: Vec<Value> = [&sys.note, &dia.note].into_iter().flatten().map(|n| crate::obj! {"text": n.as_str()}).collect();
+    let notes: Vec<Value> = readings.iter().filter_map(|t| t.note.as_ref()).map(|n| crate::obj! {"text": n.as_str()}).collect();
     if !notes.is_empty() {
         put(&mut obs, "note", Value::Array(notes));
     }
-    if let Some(m) = &sys.method {
+    if let Some(m) = &lead.method {
         let v = b.coded("method", "method", m, &[], || (format!("{input}/method"), format!("{out}.method")));
         put(&mut obs, "method", v);
     }
     let mut components = Vec::new();
-    for (k, (idx, res)) in [(i, sys), (j, dia)].into_iter().enumerate() {
-        let cin = format!("/results/{idx}");
+    for (k, (test, reading)) in [("bp-systolic", sys), ("bp-diastolic", dia)].into_iter().enumerate() {
+        let cin = reading.map_or_else(|| format!("{input}/test"), |(idx, _)| format!("/results/{idx}/test"));
         let cout = format!("{out}.component[{k}]");
-        let code = b.coded("test", "test", &res.test, &[], || (format!("{cin}/test"), format!("{cout}.code")));
+        let code = b.coded("test", "test", test, &[], || (cin.clone(), format!("{cout}.code")));
+        let Some((idx, res)) = reading else {
+            let absent = crate::obj! {"coding": crate::arr![crate::obj! {"system": DATA_ABSENT, "code": "not-performed", "display": "Not Performed"}]};
+            components.push(crate::obj! {"code": code, "dataAbsentReason": absent});
+            continue;
+        };
         let ResultValue::Quantity { quantity: q, unit, comparator } = &res.value else { continue };
+        let cin = format!("/results/{idx}");
         let v = quantity(b, q, unit, comparator.as_deref(), &format!("{cin}/value"), &format!("{cout}.value"));
         components.push(crate::obj! {"code": code, "valueQuantity": v});
     }
     put(&mut obs, "component", Value::Array(components));
     b.add(
-        &format!("result|{}", sys.result_id),
+        &format!("result|{}", lead.result_id),
         obs,
-        Request::ByIdentifier { system: sid("result-id"), value: sys.result_id.clone() },
+        Request::ByIdentifier { system: sid("result-id"), value: lead.result_id.clone() },
         &input,
     );
 }

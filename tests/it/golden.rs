@@ -135,7 +135,8 @@ fn url_encoding_helpers_are_strict() {
 }
 
 /// Systolic and diastolic taken together become one blood-pressure panel (the R4 `bp` profile);
-/// taken at different times they stay two Observations, neither losing anything.
+/// taken at different times they become two panels, each with the other reading absent, neither
+/// losing anything (R4 and HL7's validator hold an Observation coded as systolic to `bp`).
 #[test]
 fn blood_pressure_pairs_into_a_panel_only_when_taken_together() {
     let p = pipeline();
@@ -152,7 +153,22 @@ fn blood_pressure_pairs_into_a_panel_only_when_taken_together() {
     let paired = codes(&p.convert_value(&rec).unwrap().bundle);
     assert!(paired.contains(&"85354-9".to_owned()) && !paired.contains(&"8480-6".to_owned()));
     rec["results"][4]["collected"] = serde_json::json!("2026-10-02T09:15:00+03:00");
-    let apart = codes(&p.convert_value(&rec).unwrap().bundle);
-    assert!(!apart.contains(&"85354-9".to_owned()));
-    assert!(apart.contains(&"8480-6".to_owned()) && apart.contains(&"8462-4".to_owned()));
+    let bundle = p.convert_value(&rec).unwrap().bundle;
+    let apart = codes(&bundle);
+    assert!(!apart.contains(&"8480-6".to_owned()) && !apart.contains(&"8462-4".to_owned()));
+    let panels: Vec<&serde_json::Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|o| o["code"]["coding"][0]["code"] == "85354-9")
+        .collect();
+    assert_eq!(panels.len(), 2);
+    // Each panel measures one component and says the other was not performed.
+    for (k, panel) in panels.iter().enumerate() {
+        let c = panel["component"].as_array().unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(c[k].get("valueQuantity").is_some() && c[1 - k]["dataAbsentReason"]["coding"][0]["code"] == "not-performed");
+        assert_eq!(panel["identifier"].as_array().unwrap().len(), 1);
+    }
 }

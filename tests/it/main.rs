@@ -24,6 +24,7 @@ mod ips;
 mod local_rules;
 mod mappings;
 mod narrative;
+mod opdef;
 mod ops;
 mod outbound;
 mod packages;

@@ -21,12 +21,14 @@
 //! imports the walk.
 
 mod definitions;
+mod errata;
 mod json;
 mod keys;
 pub mod load;
 pub mod model;
 mod narrative;
 pub mod native;
+mod opdef;
 pub mod primitive;
 pub mod snapshot;
 pub mod terminology;
@@ -35,7 +37,7 @@ mod walk;
 pub mod xhtml;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 
@@ -174,19 +176,67 @@ pub struct Validator {
     unknown_extension_errors: bool,
     skip_contained: bool,
     check_references: bool,
-    /// LOINC code -> the R4 core vital-signs profile that fixes it (read from the profiles).
-    vital_signs: OnceLock<Vec<(String, String)>>,
     /// The wall clock (milliseconds since 1970, UTC), given at construction: read once per
     /// validation for "today" (`minValueDuration`, `maxValueDuration`), so the walk has no
     /// clock of its own and a test can fix the date.
     clock: fn() -> i64,
 }
 
-/// The R4 core vital-signs profiles (R4 `observation-vitalsigns.html`: an Observation using
-/// one of their LOINC codes SHALL conform to the profile). Their codes are read from their
-/// snapshots.
-const VITAL_SIGN_PROFILES: [&str; 10] =
-    ["vitalspanel", "resprate", "heartrate", "oxygensat", "bodytemp", "bodyheight", "headcircum", "bodyweight", "bmi", "bp"];
+/// The R4 core vital-signs profiles an Observation's code calls for (R4
+/// `observation-vitalsigns.html`: an Observation using one of these codes SHALL conform to the
+/// profile), as the HL7 validator's table has them (`BasePolicyAdvisorForFullValidation`): the
+/// profiles' own LOINC codes, the LOINC codes of the same measurement by other methods, and
+/// SNOMED CT's. Groups are tried in this order, LOINC first; the first group any coding
+/// matches decides.
+const VITAL_SIGNS: &[(&str, &str, &[&str])] = &[
+    (LOINC, "vitalspanel", &["85353-1"]),
+    (LOINC, "resprate", &["9279-1", "76170-0", "76172-6", "76171-8", "19840-8", "33438-3", "76270-8", "11291-2"]),
+    (
+        LOINC,
+        "heartrate",
+        &[
+            "60978-4", "73795-7", "73799-9", "76476-1", "76477-9", "8867-4", "8889-8", "8890-6", "8891-4", "8892-2", "8893-0", "40443-4",
+            "55425-3", "68999-2", "11328-2", "69000-8", "8886-4",
+        ],
+    ),
+    (LOINC, "oxygensat", &["2708-6", "19224-5", "20564-1", "2709-4", "2710-2", "2713-6", "51733-4", "59408-5", "59417-6", "89276-0", "97549-0"]),
+    (
+        LOINC,
+        "bodytemp",
+        &[
+            "8310-5", "60834-9", "60835-6", "60836-4", "60838-0", "60955-2", "61009-7", "75539-7", "75987-8", "76010-8", "76011-6", "76278-1",
+            "8309-7", "8328-7", "8329-5", "8330-3", "8331-1", "8332-9", "8333-7", "8334-5", "91371-5", "98657-0", "98663-8",
+        ],
+    ),
+    (LOINC, "bodyheight", &["8302-2", "3137-7", "3138-5", "8306-3", "8308-9"]),
+    (LOINC, "headcircum", &["9843-4", "8287-5"]),
+    (LOINC, "bodyweight", &["29463-7", "3141-9", "3142-7", "75292-3", "79348-9", "8350-1", "8351-9"]),
+    (LOINC, "bmi", &["39156-5", "89270-3"]),
+    (LOINC, "bp", &["85354-9", "35094-2", "8459-0", "76534-7", "55284-4", "8480-6"]),
+    (SCT, "vitalspanel", &["46680005"]),
+    (SCT, "resprate", &["86290005", "271625008", "271306003"]),
+    (SCT, "heartrate", &["271306003", "249043002", "444981005", "399017001", "251670001", "429525003", "429614003"]),
+    (SCT, "oxygensat", &["442476006", "431314004"]),
+    (
+        SCT,
+        "bodytemp",
+        &[
+            "386725007", "276885007", "300076005", "1222808002", "364246006", "307047009", "708499008", "431598003", "698831002", "698832009",
+            "415882003", "415974002", "415929009", "415945006",
+        ],
+    ),
+    (SCT, "bodyheight", &["1153637007", "1162419008", "50373000", "1162418000", "1230278008", "1162392001", "1162417005"]),
+    (SCT, "headcircum", &["363812007", "169876006", "1269262007", "363811000"]),
+    (SCT, "bodyweight", &["735395000", "425024002", "424927000", "784399000", "1162416001", "1162415002"]),
+    (SCT, "bmi", &["60621009"]),
+    (
+        SCT,
+        "bp",
+        &["251076008", "163033001", "163035008", "386534000", "386536003", "271649006", "271650006", "407556006", "407554009", "716579001", "399304008"],
+    ),
+];
+const LOINC: &str = "http://loinc.org";
+const SCT: &str = "http://snomed.info/sct";
 
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,7 +258,6 @@ impl Validator {
             unknown_extension_errors: false,
             skip_contained: false,
             check_references: false,
-            vital_signs: OnceLock::new(),
             clock: crate::calendar::now_ms,
         }
     }
@@ -264,30 +313,14 @@ impl Validator {
         self
     }
 
-    /// The core vital-signs profile an Observation's `code` calls for: the first LOINC coding
-    /// whose code one of them fixes (`Observation.code.coding:<slice>.code`).
+    /// The core vital-signs profile an Observation's `code` calls for ([`VITAL_SIGNS`]), with
+    /// the code that called for it (`LOINC 8310-5`).
     pub(super) fn vital_sign_profile(&self, obs: &serde_json::Map<String, Value>) -> Option<(String, Arc<Profile>)> {
-        let table = self.vital_signs.get_or_init(|| {
-            let mut t = Vec::new();
-            for name in VITAL_SIGN_PROFILES {
-                let url = format!("http://hl7.org/fhir/StructureDefinition/{name}");
-                let Some(sd) = self.packages.resolve(&url) else { continue };
-                for e in sd["snapshot"]["element"].as_array().into_iter().flatten() {
-                    let id = e["id"].as_str().unwrap_or_default();
-                    if id.starts_with("Observation.code.coding:") && id.ends_with(".code") {
-                        if let Some(code) = e["fixedCode"].as_str() {
-                            t.push((code.to_owned(), url.clone()));
-                        }
-                    }
-                }
-            }
-            t
-        });
         let codings = obs.get("code")?.get("coding")?.as_array()?;
-        codings.iter().filter(|c| c["system"] == "http://loinc.org").find_map(|c| {
-            let code = c["code"].as_str()?;
-            let (_, url) = table.iter().find(|(k, _)| k == code)?;
-            Some((code.to_owned(), self.profile(url)?))
+        VITAL_SIGNS.iter().find_map(|(system, name, codes)| {
+            let code = codings.iter().filter(|c| c["system"] == *system).find_map(|c| c["code"].as_str().filter(|c| codes.contains(c)))?;
+            let label = if *system == LOINC { "LOINC" } else { "SNOMED CT" };
+            Some((format!("{label} {code}"), self.profile(&format!("http://hl7.org/fhir/StructureDefinition/{name}"))?))
         })
     }
 

@@ -189,11 +189,14 @@ fn prefixed<'a>(obj: &'a Map<String, Value>, prefix: &str) -> Option<&'a Value> 
     obj.iter().find(|(k, _)| k.starts_with(prefix) && k.len() > prefix.len()).map(|(_, v)| v)
 }
 
+/// A `max`: `*` is unbounded. A definition that writes it as a JSON number (`"max": 0`) means
+/// that number, as the HL7 validator's parser reads it.
 fn card(v: &Value) -> Option<u32> {
-    match v.as_str() {
-        Some("*") => None,
-        Some(s) => s.parse().ok(),
-        None => None,
+    match v {
+        Value::String(s) if s == "*" => None,
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        _ => None,
     }
 }
 
@@ -240,10 +243,11 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
         .map(|a| {
             a.iter()
                 .filter_map(|c| {
+                    let key = c["key"].as_str()?;
                     Some(Constraint {
-                        key: c["key"].as_str()?.to_owned(),
+                        key: key.to_owned(),
                         error: c["severity"].as_str() != Some("warning"),
-                        expression: c["expression"].as_str()?.to_owned(),
+                        expression: super::errata::fix(key, c["expression"].as_str()?).into_owned(),
                         human: c["human"].as_str().unwrap_or_default().to_owned(),
                         compiled: std::sync::OnceLock::new(),
                         guard: std::sync::OnceLock::new(),

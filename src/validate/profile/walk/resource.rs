@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::model::Profile;
-use crate::validate::profile::{Severity, definitions};
+use crate::validate::profile::{Severity, definitions, opdef};
 
 impl Walk<'_> {
     /// A resource (at the root, in `contained`, in a Bundle entry or a Parameters value).
@@ -59,7 +59,7 @@ impl Walk<'_> {
                 }
             }
         }
-        // R4 (Vital Signs): an Observation coded with a vital sign's LOINC code SHALL conform to
+        // R4 (Vital Signs): an Observation coded with a vital sign's code SHALL conform to
         // that sign's core profile, whether it claims it or not.
         if rt == "Observation" {
             if let Some((code, p)) = self.v.vital_sign_profile(obj) {
@@ -67,7 +67,7 @@ impl Walk<'_> {
                     self.report(
                         Severity::Information,
                         "informational",
-                        format!("checked against {} as R4 requires of an Observation with the LOINC code {code}", p.url),
+                        format!("checked against {} as R4 requires of an Observation with the code {code}", p.url),
                     );
                     profiles.push(p);
                 }
@@ -86,6 +86,9 @@ impl Walk<'_> {
         }
         if rt == "StructureDefinition" {
             definitions::structure_definition(self.v, obj, &self.path.clone(), self.out);
+        }
+        if rt == "OperationDefinition" {
+            opdef::check(self.v, obj, &self.path.clone(), self.out);
         }
         if self.v.is_canonical_resource(rt) {
             definitions::canonical_resource(self.v, rt, obj, &self.path.clone(), is_contained, self.out);
