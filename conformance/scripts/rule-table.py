@@ -222,6 +222,20 @@ IMPLEMENTED = {
     "OPDEF_PROFILE_NOT_IN_PARAM": ("not-yet", "", "", "case 069"),
     "SECURITY_STRING_CONTENT_ERROR": ("not-yet", "", "", "Java's default is a warning-level check"),
     "SECURITY_STRING_CONTENT_WARNING": ("not-yet", "", "", ""),
+    # --- main (integrator): OperationDefinitionValidator, the implied vital-sign profiles
+    "OPDEF_PROFILE_NOT_FOUND": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
+    "OPDEF_PROFILE_NOT_PARAMETERS": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
+    "OPDEF_PROFILE_NO_SLICE": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", "one message for a slice without a fixed or pattern name"),
+    "OPDEF_PROFILE_NO_FIXED": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", "one message for a slice without a fixed or pattern name"),
+    "OPDEF_PROFILE_NOT_IN_PARAM": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", "a warning at inputProfile/outputProfile"),
+    "OPDEF_PROFILE_NOT_IN_PROFILE": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", "a warning at inputProfile.parameter[i], as Java locates it"),
+    "OPDEF_PROFILE_NOT_VALUE_MISMATCH": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", "min and max"),
+    "OPDEF_PROFILE_PROFILE_NOT_IN_PARAMS": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
+    "OPDEF_PROFILE_PROFILE_NOT_IN_PROFILE": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
+    "OPDEF_PROFILE_TYPE_NOT_IN_PARAMS": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
+    "OPDEF_PROFILE_TYPE_NOT_IN_PROFILE": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
+    "OPDEF_CIRCULAR_DEFINITION": ("implemented", "src/validate/profile/opdef.rs", "it opdef", ""),
+    "VALIDATION_VAL_PROFILE_SIGNPOST_OBS": ("implemented", "src/validate/profile/mod.rs (VITAL_SIGNS) + " + W + "resource.rs", "it profile::vital_sign_codes_call_for_their_profiles; suite 063", "Java's table of LOINC and SNOMED CT codes; an information message"),
 }
 
 # (status, note) by pattern on the key, first match wins.

@@ -43,9 +43,7 @@ pub fn results(b: &mut Builder, r: &Record, refs: &Refs) {
 /// A reading that can be a component of a blood pressure panel: a quantity, with no specimen
 /// or laboratory.
 fn panel_fit(res: &TestResult) -> bool {
-    matches!(res.specimen.as_deref(), None | Some("none"))
-        && res.laboratory.is_none()
-        && matches!(res.value, ResultValue::Quantity { .. })
+    matches!(res.specimen.as_deref(), None | Some("none")) && res.laboratory.is_none() && matches!(res.value, ResultValue::Quantity { .. })
 }
 
 /// Systolic and diastolic readings that belong together: taken at the same time, with the same

@@ -83,7 +83,10 @@ fn cardinality_types_and_targets_that_differ_are_errors_at_the_parameter() {
     assert!(text("'http://hl7.org/fhir/StructureDefinition/Group' is not allowed"), "{f:?}");
     assert!(text("'http://hl7.org/fhir/StructureDefinition/Patient' is allowed"), "{f:?}");
     // `other` is in the operation only: a warning at its own index.
-    assert!(at(&f, Severity::Warning).contains(&"OperationDefinition.inputProfile.parameter[0]".to_owned()), "{f:?}");
+    assert!(
+        at(&f, Severity::Warning).contains(&"OperationDefinition.inputProfile.parameter[0]".to_owned()),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -101,13 +104,13 @@ fn a_resource_parameter_may_name_target_profiles() {
     // R4's opd-3 as published refuses this; HL7's validator evaluates the corrected form, which
     // allows target profiles on parameters whose type is a resource type.
     let od = json!({"resourceType": "OperationDefinition", "url": "http://example.org/fhir/OperationDefinition/op2",
-        "name": "Op2", "status": "active", "kind": "operation", "code": "op2", "system": true, "type": false, "instance": false,
-        "parameter": [
-            {"name": "q", "use": "in", "min": 0, "max": "1", "type": "Questionnaire",
-             "targetProfile": ["http://example.org/fhir/StructureDefinition/q"]},
-            {"name": "s", "use": "in", "min": 0, "max": "1", "type": "string",
-             "targetProfile": ["http://example.org/fhir/StructureDefinition/q"]}
-        ]});
+    "name": "Op2", "status": "active", "kind": "operation", "code": "op2", "system": true, "type": false, "instance": false,
+    "parameter": [
+        {"name": "q", "use": "in", "min": 0, "max": "1", "type": "Questionnaire",
+         "targetProfile": ["http://example.org/fhir/StructureDefinition/q"]},
+        {"name": "s", "use": "in", "min": 0, "max": "1", "type": "string",
+         "targetProfile": ["http://example.org/fhir/StructureDefinition/q"]}
+    ]});
     let f = validator().validate(&od, &[]);
     let e: Vec<&Finding> = f.iter().filter(|x| x.severity == Severity::Error).collect();
     assert_eq!(e.len(), 1, "{f:?}");
@@ -128,4 +131,23 @@ fn timing_offsets_are_judged_on_every_when() {
     assert!(f.iter().all(|x| !x.text.contains("tim-9")), "{f:?}");
     let f = validator().validate(&mr(json!(["MORN", "CM"])), &[]);
     assert_eq!(at(&f, Severity::Error), ["MedicationRequest.dosageInstruction[0].timing.repeat"], "{f:?}");
+}
+
+#[test]
+fn an_operation_whose_base_chain_leads_back_to_it_is_an_error() {
+    // OPDEF_CIRCULAR_DEFINITION: a -> b -> a.
+    let op = |url: &str, base: &str| {
+        json!({"resourceType": "OperationDefinition", "url": url, "base": base, "name": "Op", "status": "active",
+               "kind": "operation", "code": "op", "system": true, "type": false, "instance": false})
+    };
+    let (a, b) = ("http://example.org/fhir/OperationDefinition/a", "http://example.org/fhir/OperationDefinition/b");
+    // Both loaded, as a package carrying them would have them.
+    let v = Validator::new(crate::profile::shipped()).with_loose([op(a, b), op(b, a)]);
+    let f = v.validate(&op(a, b), &[]);
+    assert!(
+        f.iter().any(|x| x.severity == Severity::Error && x.expression == "OperationDefinition" && x.text.contains("circular")),
+        "{f:?}"
+    );
+    let f = v.validate(&op(a, "http://example.org/fhir/OperationDefinition/elsewhere"), &[]);
+    assert!(f.iter().all(|x| !x.text.contains("circular")), "{f:?}");
 }

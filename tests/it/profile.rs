@@ -579,8 +579,9 @@ fn definitions_are_checked_as_definitions() {
     assert!(!got.iter().any(|g| g.contains("element[3]") || g.contains("element[4]")), "{f:#?}");
 }
 
-/// R4: an Observation with a vital sign's LOINC code SHALL conform to that sign's core profile,
-/// claimed or not (codes read from the profiles). A component's unit outside
+/// R4: an Observation with a vital sign's code SHALL conform to that sign's core profile,
+/// claimed or not (the codes of HL7's validator's table: LOINC, by method too, and SNOMED CT).
+/// A component's unit outside
 /// ucum-vitals-common is a warning (the errata HL7's validator applies), not an error.
 #[test]
 fn vital_sign_codes_call_for_their_profiles() {
@@ -621,7 +622,19 @@ fn vital_sign_codes_call_for_their_profiles() {
     assert!(
         f.iter().any(|f| f.severity == Severity::Warning && f.expression.starts_with("Observation.component[0].value")),
         "{f:#?}"
-    );
+    ); // An oral temperature (LOINC 8331-1) and a SNOMED CT body temperature (276885007) both
+    // call for bodytemp, whose LOINC 8310-5 they lack: an error at the code.
+    for (system, code) in [("http://loinc.org", "8331-1"), ("http://snomed.info/sct", "276885007")] {
+        let mut t = weight(true, "Cel");
+        t["code"]["coding"][0] = json!({"system": system, "code": code});
+        let f = validator().validate(&t, &[]);
+        assert!(f.iter().any(|f| f.severity == Severity::Information && f.text.contains("bodytemp")), "{f:#?}");
+        assert!(errors(&f).iter().any(|e| e.contains("Observation.code")), "{f:#?}");
+        // With 8310-5 beside it, the profile is met.
+        t["code"]["coding"].as_array_mut().unwrap().push(json!({"system": "http://loinc.org", "code": "8310-5"}));
+        let f = validator().validate(&t, &[]);
+        assert!(errors(&f).is_empty(), "{:#?}", errors(&f));
+    }
 }
 
 /// A relative reference is `Type/id`, its type spelt as FHIR spells it; an item matching two

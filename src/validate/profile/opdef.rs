@@ -21,6 +21,24 @@ fn finding(severity: Severity, expression: String, text: String) -> Finding {
 
 /// The cross-checks of an OperationDefinition at `path`.
 pub(super) fn check(v: &Validator, od: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
+    // The chain of `base` definitions must not lead back to this one.
+    if let (Some(url), Some(mut base)) = (od.get("url").and_then(Value::as_str), od.get("base").and_then(Value::as_str).map(str::to_owned))
+    {
+        let mut last = url.to_owned();
+        for _ in 0..32 {
+            let Some(def) = v.resolve(&base).filter(|d| d["resourceType"] == "OperationDefinition") else { break };
+            if def["url"].as_str() == Some(url) {
+                out.push(finding(
+                    Severity::Error,
+                    path.to_owned(),
+                    format!("The definition of the Operation is circular - it depends on itself (url = '{url}', from '{last}')"),
+                ));
+                break;
+            }
+            let Some(next) = def["base"].as_str() else { break };
+            last = std::mem::replace(&mut base, next.to_owned());
+        }
+    }
     for (key, usage) in [("inputProfile", "in"), ("outputProfile", "out")] {
         if let Some(url) = od.get(key).and_then(Value::as_str) {
             profile(v, od, url, usage, &format!("{path}.{key}"), out);
@@ -30,7 +48,11 @@ pub(super) fn check(v: &Validator, od: &Map<String, Value>, path: &str, out: &mu
 
 fn profile(v: &Validator, od: &Map<String, Value>, url: &str, usage: &str, at: &str, out: &mut Vec<Finding>) {
     let Some(sd) = v.profile(url) else {
-        out.push(finding(Severity::Error, at.to_owned(), format!("The '{usage}' profile '{url}' can not be resolved")));
+        out.push(finding(
+            Severity::Error,
+            at.to_owned(),
+            format!("The '{usage}' profile '{url}' can not be resolved"),
+        ));
         return;
     };
     if sd.type_name != "Parameters" {
@@ -53,8 +75,7 @@ fn profile(v: &Validator, od: &Map<String, Value>, url: &str, usage: &str, at: &
         for &slice_id in &parameter.slices {
             let slice = &sd.elements[slice_id];
             let slice_name = slice.slice_name.clone().unwrap_or_default();
-            let Some(name) = child(&sd, slice, "name").and_then(|n| n.fixed.as_ref().or(n.pattern.as_ref())).and_then(Value::as_str)
-            else {
+            let Some(name) = child(&sd, slice, "name").and_then(|n| n.fixed.as_ref().or(n.pattern.as_ref())).and_then(Value::as_str) else {
                 out.push(finding(
                     Severity::Error,
                     at.to_owned(),
@@ -75,7 +96,13 @@ fn profile(v: &Validator, od: &Map<String, Value>, url: &str, usage: &str, at: &
             };
             matched[i] = true;
 
-            compare(&sd, slice, params[i], &Ctx { usage, name, versioned: &versioned, at: format!("{at}.parameter[{i}]") }, out);
+            compare(
+                &sd,
+                slice,
+                params[i],
+                &Ctx { usage, name, versioned: &versioned, at: format!("{at}.parameter[{i}]") },
+                out,
+            );
         }
     }
     for (i, p) in params.iter().enumerate() {
@@ -84,7 +111,9 @@ fn profile(v: &Validator, od: &Map<String, Value>, url: &str, usage: &str, at: &
             out.push(finding(
                 Severity::Warning,
                 format!("{at}.parameter[{i}]"),
-                format!("The '{usage}' profile does not have a parameter '{name}' but it is in the parameters list in the operation definition"),
+                format!(
+                    "The '{usage}' profile does not have a parameter '{name}' but it is in the parameters list in the operation definition"
+                ),
             ));
         }
     }
@@ -154,10 +183,8 @@ fn compare(sd: &Profile, slice: &Elem, param: &Map<String, Value>, c: &Ctx, out:
     };
     let mut profile_types = Vec::new();
     let mut profile_targets = Vec::new();
-    for defn in [(value, resource, part), (resource, value, part)]
-        .into_iter()
-        .filter(|(f, a, b)| used(*f, *a, *b))
-        .filter_map(|(f, _, _)| f)
+    for defn in
+        [(value, resource, part), (resource, value, part)].into_iter().filter(|(f, a, b)| used(*f, *a, *b)).filter_map(|(f, _, _)| f)
     {
         for t in &defn.types {
             profile_types.push(t.code.clone());
