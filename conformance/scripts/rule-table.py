@@ -44,7 +44,7 @@ IMPLEMENTED = {
     "BUNDLE_ENTRY_URL_MATCHES_NO_ID": ("implemented", W + "bundle.rs", "lib walk::bundle::tests", ""),
     "Bundle_BUNDLE_Entry_IdUrlMismatch": ("implemented", W + "bundle.rs", "lib walk::bundle::tests", "RESTful fullUrls (Java checks no other form)"),
     "Bundle_BUNDLE_Entry_NotFound": ("implemented", W + "reference.rs", "suite references", ""),
-    "Reference_REF_NotFound_Bundle": ("implemented", W + "reference.rs", "suite references", ""),
+    "Reference_REF_NotFound_Bundle": ("implemented", W + "reference.rs", "it aggregation; suite profile 091", "a reference not resolved here whose aggregation lacks referenced"),
     "Bundle_BUNDLE_Not_Local": ("implemented", W + "reference.rs", "suite references", ""),
     "Bundle_BUNDLE_Entry_Document": ("implemented", "R4 invariant bdl-11 (" + W + "invariant.rs)", "suite bundle", ""),
     "Bundle_BUNDLE_Entry_NoFirst": ("implemented", "R4 invariants bdl-11/bdl-12", "suite bundle", ""),
@@ -173,7 +173,7 @@ IMPLEMENTED = {
     "Reference_REF_CantResolve": ("implemented", W + "reference.rs", "suite 073 (CHECK_EXISTS_AND_TYPE)", ""),
     "Reference_REF_Format1": ("not-yet", "", "", ""),
     "Reference_REF_Format2": ("not-yet", "", "", ""),
-    "Reference_REF_Aggregation": ("implemented", W + "reference.rs", "suite profile 091", ""),
+    "Reference_REF_Aggregation": ("implemented", W + "reference.rs", "it aggregation", "contained and bundled targets against the aggregation modes"),
     "Reference_REF_ResourceType": ("implemented", W + "reference.rs", "suite references", ""),
     # Terminology, local content
     "Terminology_TX_System_Relative": ("implemented", W + "binding.rs", "suite tx", ""),

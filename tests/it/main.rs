@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
 
+mod aggregation;
 mod auth;
 mod batch;
 mod cli;

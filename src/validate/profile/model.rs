@@ -19,6 +19,9 @@ pub struct TypeRef {
     pub profiles: Vec<String>,
     /// For references and canonicals: allowed targets (`type.targetProfile`).
     pub targets: Vec<String>,
+    /// For references: where the target may be (`contained`, `referenced`, `bundled`); empty
+    /// for anywhere.
+    pub aggregation: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +185,7 @@ fn type_ref(t: &Value) -> Option<TypeRef> {
     let strs = |k: &str| -> Vec<String> {
         t[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
     };
-    Some(TypeRef { code, profiles: strs("profile"), targets: strs("targetProfile") })
+    Some(TypeRef { code, profiles: strs("profile"), targets: strs("targetProfile"), aggregation: strs("aggregation") })
 }
 
 fn prefixed<'a>(obj: &'a Map<String, Value>, prefix: &str) -> Option<&'a Value> {

@@ -21,7 +21,10 @@ impl Walk<'_> {
         let Some(r) = obj.get("reference").and_then(Value::as_str) else {
             return;
         };
+        // Where the target was found: in a contained resource, in the Bundle, or not here.
+        let mut found_in: Option<&'static str> = None;
         let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
+            found_in = Some("contained");
             if id.is_empty() {
                 // `#` is the containing resource (for a contained one), else the resource itself.
                 let contained_in = scope.container.filter(|c| contains(c, scope.resource));
@@ -48,6 +51,7 @@ impl Walk<'_> {
             self.report(Severity::Error, "required", "a relative reference appears in a Bundle entry that has no fullUrl");
             return;
         } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
+            found_in = Some("bundled");
             found["resourceType"].as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
             if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
@@ -72,6 +76,7 @@ impl Walk<'_> {
             t
         };
         self.reference_type(prof, eid, obj, target_type.as_deref());
+        self.aggregation(prof, eid, found_in);
         let Some(tt) = target_type else { return };
         let targets: Vec<&String> = prof.elem(eid).types.iter().filter(|t| t.code == "Reference").flat_map(|t| t.targets.iter()).collect();
         if targets.is_empty() {
@@ -98,6 +103,34 @@ impl Walk<'_> {
 }
 
 impl Walk<'_> {
+    /// `type.aggregation` of the element's Reference type, as HL7's validator checks it: a
+    /// target that is not here (neither contained nor in the Bundle) needs `referenced`
+    /// (REFERENCE_REF_NOTFOUND_BUNDLE); a contained target needs `contained`; one in the Bundle
+    /// `bundled` or `referenced` (REFERENCE_REF_AGGREGATION).
+    fn aggregation(&mut self, prof: &Arc<Profile>, eid: ElemId, found_in: Option<&str>) {
+        let Some(modes) = prof.elem(eid).types.iter().find(|t| t.code == "Reference" && !t.aggregation.is_empty()).map(|t| &t.aggregation)
+        else {
+            return;
+        };
+        let has = |m: &str| modes.iter().any(|x| x == m);
+        match found_in {
+            None if !has("referenced") => {
+                self.report(Severity::Error, "required", "Bundled or contained reference not found within the bundle/resource");
+            }
+            Some(place) if !(has(place) || (place == "bundled" && has("referenced"))) => {
+                self.report(
+                    Severity::Error,
+                    "structure",
+                    format!(
+                        "Reference is {place} which isn't supported by the specified aggregation mode(s) for the reference ({})",
+                        modes.join(",")
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+
     /// `Reference.type` (R4): a type the element allows as a target (HL7's
     /// REFERENCE_REF_WRONGTARGET), and the type of what the reference points at when that is
     /// known (REFERENCE_REF_BADTARGETTYPE). Type names are quoted; they are not data.
