@@ -37,7 +37,7 @@ IMPLEMENTED = {
     "Terminology_TX_Confirm_2_CC": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "extensible bindings to value sets routed to a server: a warning"),
     "Terminology_TX_Confirm_5": ("implemented", "src/validate/profile/walk/binding.rs + src/terminology/delegate/", "it tx_delegation", "extensible bindings of codes to value sets routed to a server: a warning"),
     # Bundle
-    "Bundle_BUNDLE_Entry_NoFullUrl": ("implemented", W + "bundle.rs", "suite bundle", ""),
+    "Bundle_BUNDLE_Entry_NoFullUrl": ("implemented", W + "bundle.rs + " + W + "reference.rs", "suite bundle 021; it validator_options", "also at an entry (any Bundle type but responses) whose resource holds a reference, as Java's reference resolution reports it"),
     "BUNDLE_BUNDLE_ENTRY_FULLURL_REQUIRED": ("implemented", W + "bundle.rs", "suite bundle", ""),
     "BUNDLE_ENTRY_URL_ABSOLUTE": ("implemented", W + "bundle.rs", "suite 023 bundle-fullurl", ""),
     "BUNDLE_ENTRY_URL_MATCHES_TYPE_ID": ("implemented", W + "bundle.rs", "suite bundle", ""),
@@ -151,7 +151,7 @@ IMPLEMENTED = {
     "TERMINOLOGY_TX_SYSTEM_HTTPS": ("implemented", "src/validate/profile/walk/binding.rs", "tests/it/local_rules.rs", ""),
     "ARRAY_CANNOT_BE_EMPTY": ("implemented", W + "element.rs", "tests/it/profile.rs json_layer_and_primitives", ""),
     "_DT_Fixed_Wrong": ("implemented", W + "value.rs", "suite profile", ""),
-    "INV_FAILED": ("implemented", W + "invariant.rs", "suite general", ""),
+    "INV_FAILED": ("implemented", W + "invariant.rs + src/validate/profile/errata.rs", "suite general; it opdef, validator_options", "with Java's corrected expressions; best-practice invariants at the -best-practice level (default warning); --want-invariants-in-messages"),
     "INV_FAILED_SOURCE": ("implemented", W + "invariant.rs", "suite profile", ""),
     # Extensions
     "Extension_EXT_Unknown": ("implemented", W + "extension.rs", "suite extensions", "error with unknown_extension_errors, else a warning"),
@@ -236,6 +236,7 @@ IMPLEMENTED = {
     "OPDEF_PROFILE_TYPE_NOT_IN_PROFILE": ("implemented", "src/validate/profile/opdef.rs", "it opdef; suite 069 opdef-params", ""),
     "OPDEF_CIRCULAR_DEFINITION": ("implemented", "src/validate/profile/opdef.rs", "it opdef", ""),
     "VALIDATION_VAL_PROFILE_SIGNPOST_OBS": ("implemented", "src/validate/profile/mod.rs (VITAL_SIGNS) + " + W + "resource.rs", "it profile::vital_sign_codes_call_for_their_profiles; suite 063", "Java's table of LOINC and SNOMED CT codes; an information message"),
+    "VALIDATION_NO_EXPERIMENTAL_CONTENT": ("implemented", W + "resource.rs", "it validator_options; suite bundle 021", "off by default, as Java; mhg validate --no-experimental-content"),
 }
 
 # (status, note) by pattern on the key, first match wins.

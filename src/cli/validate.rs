@@ -50,6 +50,41 @@ pub struct Args {
     /// Longest one request to the `--tx` server may take, milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub tx_timeout_ms: u64,
+    /// The least severe issues printed, as the HL7 validator's `-level`: `hints` (all),
+    /// `warnings` (warnings and errors) or `errors`. The exit status is the same whatever it is.
+    #[arg(long, value_parser = ["hints", "warnings", "errors"], default_value = "hints")]
+    pub level: String,
+    /// What a failed best-practice invariant (`dom-6`...) is, as the HL7 validator's
+    /// `-best-practice`: ignore, hint, warning (the default) or error.
+    #[arg(long, value_parser = ["ignore", "hint", "warning", "error"], default_value = "warning")]
+    pub best_practice: String,
+    /// Invariant failures quote the FHIRPath expression (HL7's `-want-invariants-in-messages`).
+    #[arg(long)]
+    pub want_invariants_in_messages: bool,
+    /// A canonical resource marked experimental is an error (HL7's `-no-experimental-content`).
+    #[arg(long)]
+    pub no_experimental_content: bool,
+    /// Relative references must resolve in the content validated (HL7's reference policy
+    /// CHECK_EXISTS_AND_TYPE, without fetching anything).
+    #[arg(long)]
+    pub check_references: bool,
+}
+
+/// Drops the issues below `level` (`hints`, `warnings`, `errors`) from an OperationOutcome.
+fn at_level(mut oo: Value, level: &str) -> Value {
+    let keep = |sev: &str| match level {
+        "errors" => matches!(sev, "error" | "fatal"),
+        "warnings" => matches!(sev, "error" | "fatal" | "warning"),
+        _ => true,
+    };
+    if let Some(issues) = oo.get_mut("issue").and_then(Value::as_array_mut) {
+        issues.retain(|i| keep(i["severity"].as_str().unwrap_or_default()));
+        if issues.is_empty() {
+            // An OperationOutcome needs an issue: say that nothing at this level was found.
+            issues.push(json!({"severity": "information", "code": "informational", "details": {"text": "no issues at this level"}}));
+        }
+    }
+    oo
 }
 
 fn failure(text: &str) -> Value {
@@ -72,8 +107,14 @@ fn with_file(oo: Value, file: &std::path::Path) -> Value {
 }
 
 pub fn run(config: &Config, args: Args) -> i32 {
+    let best_practice =
+        crate::validate::profile::BestPractice::parse(&args.best_practice).unwrap_or(crate::validate::profile::BestPractice::Warning);
     let validator = match config.validator(&args.package, &args.load) {
-        Ok(v) => v,
+        Ok(v) => v
+            .with_best_practice(best_practice)
+            .with_invariants_in_messages(args.want_invariants_in_messages)
+            .with_no_experimental_content(args.no_experimental_content)
+            .with_references_checked(args.check_references),
         Err(e) => {
             eprintln!("mhg: {e}");
             return 2;
@@ -145,7 +186,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
             status = 1;
         }
         for oo in outcomes {
-            println!("{}", with_file(oo, f));
+            println!("{}", with_file(at_level(oo, &args.level), f));
         }
     }
     status

@@ -39,4 +39,5 @@ mod support;
 mod tx_delegation;
 mod txops;
 mod validate_ndjson;
+mod validator_options;
 mod validator_suite;

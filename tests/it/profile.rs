@@ -647,14 +647,15 @@ fn reference_form_and_overlapping_slices() {
     check(patient("urn:uuid:8f4e2b1c-0000-4000-8000-000000000001"), &[], &[]);
     check(patient("practitioner/p-1"), &[], &["Patient.generalPractitioner[0]"]);
     check(patient("p-1"), &[], &["Patient.generalPractitioner[0]"]);
-    // A relative canonical: a warning (R4's own examples have them).
+    // A relative canonical: an error, as HL7's validator has it; `#id` names a contained one.
     let plan = json!({"resourceType": "PlanDefinition", "status": "draft", "library": ["Library/example"]});
     let f = validator().validate(&plan, &[]);
-    assert!(errors(&f).is_empty(), "{f:#?}");
     assert!(
-        f.iter().any(|f| f.severity == Severity::Warning && f.expression == "PlanDefinition.library[0]"),
+        f.iter().any(|f| f.severity == Severity::Error && f.expression == "PlanDefinition.library[0]"),
         "{f:#?}"
     );
+    let plan = json!({"resourceType": "PlanDefinition", "status": "draft", "library": ["http://example.org/fhir/Library/example"]});
+    assert!(errors(&validator().validate(&plan, &[])).is_empty());
 
     let sd = json!({
         "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/two-ids", "name": "TwoIds",

@@ -128,7 +128,15 @@ fn hl7_validator_r4_cases_agree_with_the_baseline() {
                 .with_engine(engine.clone())
                 .with_unknown_extension_errors(true)
                 .with_contained_skipped(case["validateContains"] == "IGNORE")
-                .with_references_checked(case["validateReference"] == "CHECK_EXISTS_AND_TYPE");
+                .with_references_checked(case["validateReference"] == "CHECK_EXISTS_AND_TYPE")
+                .with_no_experimental_content(case["no-experimental-content"] == true)
+                // The suite's convention: no `best-practice` means best practice is ignored.
+                .with_best_practice(
+                    case["best-practice"]
+                        .as_str()
+                        .and_then(|b| mhg::validate::profile::BestPractice::parse(&b.to_lowercase()))
+                        .unwrap_or(mhg::validate::profile::BestPractice::Ignore),
+                );
             let (ov, oexpr) = ours(&v, &bytes, profile.as_deref());
             // `MHG_SUITE_CASE=033` prints our findings for the cases whose id starts so.
             if std::env::var("MHG_SUITE_CASE").is_ok_and(|c| id.starts_with(&c)) {

@@ -102,6 +102,27 @@ pub enum Severity {
     Information,
 }
 
+/// What a failed best-practice invariant is reported as (HL7's `-best-practice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BestPractice {
+    Ignore,
+    Hint,
+    Warning,
+    Error,
+}
+
+impl BestPractice {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ignore" => Self::Ignore,
+            "hint" => Self::Hint,
+            "warning" => Self::Warning,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -176,6 +197,12 @@ pub struct Validator {
     unknown_extension_errors: bool,
     skip_contained: bool,
     check_references: bool,
+    /// What a failed best-practice invariant is (HL7's `-best-practice`; default warning).
+    best_practice: BestPractice,
+    /// Invariant failures quote the expression (HL7's `-want-invariants-in-messages`).
+    invariants_in_messages: bool,
+    /// A canonical resource marked experimental is an error (HL7's `-no-experimental-content`).
+    no_experimental_content: bool,
     /// The wall clock (milliseconds since 1970, UTC), given at construction: read once per
     /// validation for "today" (`minValueDuration`, `maxValueDuration`), so the walk has no
     /// clock of its own and a test can fix the date.
@@ -298,6 +325,9 @@ impl Validator {
             unknown_extension_errors: false,
             skip_contained: false,
             check_references: false,
+            best_practice: BestPractice::Warning,
+            invariants_in_messages: false,
+            no_experimental_content: false,
             clock: crate::calendar::now_ms,
         }
     }
@@ -351,6 +381,39 @@ impl Validator {
     pub fn with_references_checked(mut self, on: bool) -> Self {
         self.check_references = on;
         self
+    }
+
+    /// What a failed best-practice invariant (one carrying R4's `elementdefinition-bestpractice`
+    /// extension, `dom-6` among them) is reported as; HL7's validator's `-best-practice`.
+    pub fn with_best_practice(mut self, level: BestPractice) -> Self {
+        self.best_practice = level;
+        self
+    }
+
+    /// Invariant failures quote the FHIRPath expression evaluated (HL7's
+    /// `-want-invariants-in-messages`). The expression is the definition's, never instance data.
+    pub fn with_invariants_in_messages(mut self, on: bool) -> Self {
+        self.invariants_in_messages = on;
+        self
+    }
+
+    /// A canonical resource with `experimental` true is an error (HL7's
+    /// `-no-experimental-content`), for production content.
+    pub fn with_no_experimental_content(mut self, on: bool) -> Self {
+        self.no_experimental_content = on;
+        self
+    }
+
+    pub fn best_practice(&self) -> BestPractice {
+        self.best_practice
+    }
+
+    pub fn invariants_in_messages(&self) -> bool {
+        self.invariants_in_messages
+    }
+
+    pub fn no_experimental_content(&self) -> bool {
+        self.no_experimental_content
     }
 
     /// The core vital-signs profile an Observation's `code` calls for ([`VITAL_SIGNS`]), with

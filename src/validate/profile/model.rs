@@ -72,6 +72,9 @@ pub struct Constraint {
     pub error: bool,
     pub expression: String,
     pub human: String,
+    /// Marked best practice (`elementdefinition-bestpractice`): reported as the validator's
+    /// best-practice level says, whatever its severity.
+    pub best_practice: bool,
     /// The expression compiled into the engine-free subset (`None` inside: outside it).
     pub compiled: std::sync::OnceLock<Option<std::sync::Arc<super::native::Expr>>>,
     /// For `A implies B` outside the subset: `A` compiled, when it is inside.
@@ -252,6 +255,12 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
                         error: c["severity"].as_str() != Some("warning"),
                         expression: super::errata::fix(key, c["expression"].as_str()?).into_owned(),
                         human: c["human"].as_str().unwrap_or_default().to_owned(),
+                        best_practice: c["extension"].as_array().is_some_and(|x| {
+                            x.iter().any(|x| {
+                                x["url"] == "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice"
+                                    && x["valueBoolean"] == true
+                            })
+                        }),
                         compiled: std::sync::OnceLock::new(),
                         guard: std::sync::OnceLock::new(),
                     })

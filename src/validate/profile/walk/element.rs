@@ -413,6 +413,7 @@ impl Walk<'_> {
             }
             let assigned = if ce.slicing.is_some() || !ce.slices.is_empty() { self.slices(cp, c, &items, ty, scope) } else { Vec::new() };
             for (i, (m, sh)) in items.iter().enumerate() {
+                let entry_len = self.path.len();
                 let len = self.push_element(if ce.choice { &ce.name } else { key }, ce.choice.then_some(ty), ce.base_many.then_some(i));
                 let plen = self.ptr.len();
                 push_key(&mut self.ptr, key);
@@ -425,6 +426,7 @@ impl Walk<'_> {
                 if ce.name == "resource" && host.ty == "BackboneElement" {
                     sc.full_url = obj.get("fullUrl").and_then(Value::as_str);
                     sc.in_entry = ce.path == "Bundle.entry.resource";
+                    sc.entry_len = entry_len;
                 }
                 self.item(&Item { prof: cp, eid: target, value: *m, shadow: *sh, ty, scope: sc, host });
                 self.path.truncate(len);

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::element::children_of;
 use super::{Scope, Walk};
 use crate::validate::profile::model::{Constraint, ElemId, Profile, is_primitive};
-use crate::validate::profile::{InvariantError, Severity, Validator, native};
+use crate::validate::profile::{BestPractice, InvariantError, Severity, Validator, native};
 
 impl Walk<'_> {
     pub(super) fn constraints<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, value: &'v Value, ty: &str, scope: Scope<'v>) {
@@ -49,8 +49,19 @@ impl Walk<'_> {
             match verdict {
                 None | Some(Ok(true)) => {}
                 Some(Ok(false)) => {
-                    let sev = if c.error { Severity::Error } else { Severity::Warning };
-                    self.report(sev, "invariant", format!("constraint {} failed: {}", c.key, c.human));
+                    let sev = match (c.best_practice, self.v.best_practice()) {
+                        (true, BestPractice::Ignore) => continue,
+                        (true, BestPractice::Hint) => Severity::Information,
+                        (true, BestPractice::Warning) => Severity::Warning,
+                        (true, BestPractice::Error) => Severity::Error,
+                        (false, _) if c.error => Severity::Error,
+                        (false, _) => Severity::Warning,
+                    };
+                    let mut text = format!("constraint {} failed: {}", c.key, c.human);
+                    if self.v.invariants_in_messages() {
+                        text.push_str(&format!(" (inv = {})", c.expression));
+                    }
+                    self.report(sev, "invariant", text);
                 }
                 Some(Err(_)) => self.report(Severity::Warning, "invariant", format!("constraint {} could not be evaluated", c.key)),
             }

@@ -68,6 +68,8 @@ struct Scope<'v> {
     pub full_url: Option<&'v str>,
     /// Inside an entry of `bundle` (whose `full_url` may be absent).
     pub in_entry: bool,
+    /// The entry's FHIRPath (`Bundle.entry[3]`): this many leading bytes of the walk's path.
+    pub entry_len: usize,
     /// The resource holding this one (a contained resource's siblings resolve through it).
     pub container: Option<&'v Value>,
     /// `resource`'s JSON Pointer: this many leading bytes of the walk's pointer.
@@ -150,7 +152,17 @@ pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], 
             }
         })
         .collect();
-    let scope = Scope { resource, root: resource, bundle: None, full_url: None, in_entry: false, container: None, res_ptr: 0, root_ptr: 0 };
+    let scope = Scope {
+        resource,
+        root: resource,
+        bundle: None,
+        full_url: None,
+        in_entry: false,
+        entry_len: 0,
+        container: None,
+        res_ptr: 0,
+        root_ptr: 0,
+    };
     w.resource(resource, &extra, scope);
 }
 

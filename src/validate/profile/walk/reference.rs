@@ -21,6 +21,26 @@ impl Walk<'_> {
         let Some(r) = obj.get("reference").and_then(Value::as_str) else {
             return;
         };
+        // HL7's BUNDLE_BUNDLE_ENTRY_NOFULLURL: resolving any reference but `#id` inside an
+        // entry looks for the entry's fullUrl, and an entry without one is an error at the
+        // entry (outside batch and transaction responses), once per entry.
+        if !r.starts_with('#')
+            && scope.in_entry
+            && scope.full_url.is_none()
+            && scope.bundle.is_some_and(|b| !matches!(b.kind, "batch-response" | "transaction-response"))
+        {
+            const TEXT: &str = "Bundle entry missing fullUrl";
+            let at = &self.path[..scope.entry_len.min(self.path.len())];
+            if !self.out.iter().any(|f| f.text == TEXT && f.expression == at) {
+                let at = at.to_owned();
+                self.out.push(crate::validate::profile::Finding {
+                    severity: Severity::Error,
+                    code: "required",
+                    text: TEXT.to_owned(),
+                    expression: at,
+                });
+            }
+        }
         // Where the target was found: in a contained resource, in the Bundle, or not here.
         let mut found_in: Option<&'static str> = None;
         let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {

@@ -48,11 +48,11 @@ impl Walk<'_> {
                 }
             }
             self.min_max(e.min_value.as_ref(), e.max_value.as_ref(), v, ty);
-            // A warning: the HL7 validator now makes it an error, but R4's own examples use
-            // relative canonicals (`Library/x`, 98 of them), which R4 let pass.
+            // An error, as HL7's validator has it (TYPE_SPECIFIC_CHECKS_CANONICAL_ABSOLUTE),
+            // though R4's own 2019 examples use relative canonicals (`Library/x`, 98 of them).
             if ty == "canonical" && v.as_str().is_some_and(|c| !c.starts_with('#') && !has_scheme(c)) {
                 self.report(
-                    Severity::Warning,
+                    Severity::Error,
                     "value",
                     "a canonical URL should be absolute (a relative one resolves only against an unstated server), unless it names a contained resource (#id)",
                 );
