@@ -22,6 +22,7 @@ import re
 import sys
 
 W = "src/validate/profile/walk/"
+LR = "tests/it/local_rules.rs"
 IMPLEMENTED = {
     # key: (status, where, test, note)
     # Terminology delegated ([terminology] servers, mhg validate --tx)
@@ -171,8 +172,6 @@ IMPLEMENTED = {
     "Reference_REF_BadTargetType": ("implemented", W + "reference.rs", "suite references", ""),
     "Reference_REF_BadTargetType2": ("implemented", W + "reference.rs", "suite references", ""),
     "Reference_REF_CantResolve": ("implemented", W + "reference.rs", "suite 073 (CHECK_EXISTS_AND_TYPE)", ""),
-    "Reference_REF_Format1": ("not-yet", "", "", ""),
-    "Reference_REF_Format2": ("not-yet", "", "", ""),
     "Reference_REF_Aggregation": ("implemented", W + "reference.rs", "suite profile 091", ""),
     "Reference_REF_ResourceType": ("implemented", W + "reference.rs", "suite references", ""),
     # Terminology, local content
@@ -220,8 +219,64 @@ IMPLEMENTED = {
     "SD_EXTENSION_URL_MISMATCH": ("not-yet", "", "", "case 045"),
     "SD_EXTENSION_URL_MISSING": ("not-yet", "", "", ""),
     "OPDEF_PROFILE_NOT_IN_PARAM": ("not-yet", "", "", "case 069"),
-    "SECURITY_STRING_CONTENT_ERROR": ("not-yet", "", "", "Java's default is a warning-level check"),
-    "SECURITY_STRING_CONTENT_WARNING": ("not-yet", "", "", ""),
+    # --- s3-1
+    # References
+    "Reference_REF_NoDisplay": ("implemented", W + "reference.rs", LR + " a_reference_without_reference_or_identifier_should_have_a_display", "a warning, as Java"),
+    "REFERENCE_REF_INVALID_REF": ("implemented", W + "reference.rs", LR + " a_reference_is_one_token", ""),
+    "REFERENCE_REF_QUERY_INVALID": ("implemented", W + "reference.rs", LR + " a_conditional_reference_has_a_valid_query", "Java's isSearchUrl: name=value pairs, names [_a-zA-Z][_a-zA-Z0-9.:-]*"),
+    "Reference_REF_Format1": ("implemented", W + "reference.rs", LR + " search_urls_as_references_only_in_transactions_and_batches", "search URLs in transactions and batches"),
+    "Reference_REF_Format2": ("implemented", W + "reference.rs", LR + " search_urls_as_references_only_in_transactions_and_batches", "other relative forms were already refused as Reference_REF_ResourceType"),
+    "REFERENCE_REF_SUSPICIOUS": ("not-applicable", "", "", "only with Java's assumeValidRestReferences setting, off by default"),
+    "REFERENCE_REF_REL_UNSOLVEABLE": ("not-applicable", "", "", "a hint (information), under the R5 Bundle relative-reference policy"),
+    "REFERENCE_RESOLUTION_FAILED": ("not-applicable", "", "", "a hint about a fetch; the gateway fetches nothing"),
+    # Primitives
+    "Type_Specific_Checks_DT_Primitive_NotEmpty": ("implemented", "src/validate/profile/primitive.rs", LR + " primitive_values_hl7_refuses", ""),
+    "Type_Specific_Checks_DT_Integer_LT0": ("implemented", "src/validate/profile/primitive.rs", LR + " primitive_values_hl7_refuses", ""),
+    "Type_Specific_Checks_DT_Integer_LT1": ("implemented", "src/validate/profile/primitive.rs", LR + " primitive_values_hl7_refuses", ""),
+    "Type_Specific_Checks_DT_Instant_Valid": ("implemented", "src/validate/profile/primitive.rs", LR + " primitive_values_hl7_refuses", "calendar dates checked with the grammar"),
+    "Type_Specific_Checks_DT_Primitive_WS": ("implemented", W + "value.rs", LR + " primitive_white_space_and_reasonable_years", "a warning, as Java"),
+    "Type_Specific_Checks_DT_String_WS": ("implemented", W + "value.rs", LR + " primitive_white_space_and_reasonable_years", "a warning, as Java"),
+    "Type_Specific_Checks_DT_String_Length": ("implemented", W + "value.rs", LR + " a_string_is_at_most_one_megabyte", ""),
+    "TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_WARNING": ("implemented", W + "value.rs", LR + " primitive_white_space_and_reasonable_years", "a warning in R4, as Java"),
+    "TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_ERROR": ("not-applicable", "", "", "R5 and later (R4 warns: TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_WARNING)"),
+    "Type_Specific_Checks_DT_DateTime_Reasonable": ("implemented", W + "value.rs", LR + " primitive_white_space_and_reasonable_years", "a warning; years 1800 to the caller's today + 80"),
+    "ILLEGAL_PROPERTY": ("implemented", W + "value.rs", LR + " a_primitive_value_is_not_in_its_element", "a 'value' property in a primitive's _element"),
+    "UNICODE_BIDI_CONTROLS_CHARS_DISALLOWED": ("not-applicable", "", "", "only with Java's noUnicodeBiDiControlChars setting, off by default"),
+    "SECURITY_STRING_CONTENT_ERROR": ("not-applicable", "", "", "only with Java's securityChecks setting, off by default"),
+    "SECURITY_STRING_CONTENT_WARNING": ("not-applicable", "", "", "a hint (information) by default, not a warning"),
+    "Text_should_not_be_present": ("not-applicable", "", "", "raised by Java's XML parser only"),
+    "OBJECT_CANNOT_BE_KEYED_ARRAY_CHILD_COUNT": ("not-applicable", "", "", "Java's JSON parser on keyed-array definitions (logical models), none in R4 resources"),
+    "OBJECT_CANNOT_BE_KEYED_ARRAY_NO_CHOICE": ("not-applicable", "", "", "Java's JSON parser on keyed-array definitions (logical models), none in R4 resources"),
+    "OBJECT_CANNOT_BE_KEYED_ARRAY_NO_LIST": ("not-applicable", "", "", "Java's JSON parser on keyed-array definitions (logical models), none in R4 resources"),
+    "OBJECT_CANNOT_BE_KEYED_ARRAY_PROP_NAME": ("not-applicable", "", "", "Java's JSON parser on keyed-array definitions (logical models), none in R4 resources"),
+    "OBJECT_CANNOT_BE_KEYED_ARRAY_PROP_TYPE": ("not-applicable", "", "", "Java's JSON parser on keyed-array definitions (logical models), none in R4 resources"),
+    "TYPE_SPECIFIER_ABSTRACT_TYPE": ("not-applicable", "", "", "Java's JSON parser on type-specifier extensions of logical models, none in R4 resources"),
+    "TYPE_SPECIFIER_ILLEGAL_TYPE": ("not-applicable", "", "", "Java's JSON parser on type-specifier extensions of logical models, none in R4 resources"),
+    "TYPE_SPECIFIER_NM_ABSTRACT_TYPE": ("not-applicable", "", "", "Java's JSON parser on type-specifier extensions of logical models, none in R4 resources"),
+    "TYPE_SPECIFIER_NM_ILLEGAL_TYPE": ("not-applicable", "", "", "Java's JSON parser on type-specifier extensions of logical models, none in R4 resources"),
+    "CODE_CASE_DIFFERENCE": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
+    "Coding_has_no_system__cannot_validate": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
+    "INVALID_DISPLAY_NAME": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
+    "UNKNOWN_PROPERTY": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
+    "Wrong_type_for_resource_expected": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
+    "Resource_RES_ID_Missing": ("not-applicable", "", "", "only with a resource-id rule (Java's default is optional); the gateway's $validate mode=update is its own"),
+    "Resource_RES_ID_Prohibited": ("not-applicable", "", "", "only with a resource-id rule (Java's default is optional)"),
+    "All_observations_should_have_a_performer": ("not-applicable", "", "", "best practice (bpCheck), off in the defaults compared"),
+    "All_observations_should_have_a_subject": ("not-applicable", "", "", "best practice (bpCheck), off in the defaults compared"),
+    "All_observations_should_have_an_effectiveDateTime_or_an_effectivePeriod": ("not-applicable", "", "", "best practice (bpCheck), off in the defaults compared"),
+    # Bundle
+    "Validation_BUNDLE_Message": ("implemented", W + "bundle.rs", LR + " a_message_starts_with_its_message_header", "at Java's path, which numbers the first entry 1 (Bundle.entry[1].resource)"),
+    "BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_MODE": ("implemented", W + "bundle_links.rs", LR + " search_set_entries_match_the_type_searched_for", "types from the self link, as Java reads them"),
+    "BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_NO_MODE": ("implemented", W + "bundle_links.rs", LR + " search_set_entries_match_the_type_searched_for", "a warning, as Java"),
+    "BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_OUTCOME": ("implemented", W + "bundle_links.rs", LR + " search_set_entries_match_the_type_searched_for", ""),
+    "BUNDLE_SEARCH_ENTRY_TYPE_NOT_SURE": ("not-applicable", "", "", "a hint (information)"),
+    "BUNDLE_SEARCH_SELF_NOT_UNDERSTOOD": ("not-applicable", "", "", "a hint (information)"),
+    "BUNDLE_LINK_STYELSHEET_NOT_FOUND": ("implemented", W + "bundle_links.rs", LR + " a_document_stylesheet_is_fhirs_own_or_in_the_bundle", ""),
+    "BUNDLE_LINK_STYELSHEET_EXTERNAL": ("implemented", W + "bundle_links.rs", LR + " a_document_stylesheet_is_fhirs_own_or_in_the_bundle", "a warning, as Java"),
+    "BUNDLE_LINK_STYELSHEET_INSECURE": ("implemented", W + "bundle_links.rs", LR + " a_document_stylesheet_is_fhirs_own_or_in_the_bundle", "a warning, as Java"),
+    "BUNDLE_LINK_STYELSHEET_LINKABLE": ("implemented", W + "bundle_links.rs", LR + " a_document_stylesheet_is_fhirs_own_or_in_the_bundle", "a warning, as Java (not a web link: not http, https or ftp)"),
+    "Bundle_Document_Date_Missing_html": ("not-applicable", "", "", "Java checks it for FHIR versions before 4.0.1 only"),
+    "Bundle_BUNDLE_Entry_NO_LOGICAL_EXPL": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
 }
 
 # (status, note) by pattern on the key, first match wins.

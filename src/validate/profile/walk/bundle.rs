@@ -59,6 +59,21 @@ impl Walk<'_> {
         let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
             return idx;
         };
+        if ty == "message" {
+            let first = entries.first().and_then(|e| e.get("resource"));
+            if let Some(rt) = first.and_then(|r| r.get("resourceType")).and_then(Value::as_str).filter(|rt| *rt != "MessageHeader") {
+                // HL7's Validation_BUNDLE_Message, beside the invariant bdl-12, at the path HL7's
+                // validator gives it: it numbers the first entry 1 there.
+                let len = self.path.len();
+                self.path.push_str(".entry[1].resource");
+                self.report(
+                    Severity::Error,
+                    "invalid",
+                    format!("the first entry in a message must be a MessageHeader, not a {rt}"),
+                );
+                self.path.truncate(len);
+            }
+        }
         idx.by_full_url.reserve(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let res = e.get("resource");
