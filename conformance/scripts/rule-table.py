@@ -59,7 +59,6 @@ IMPLEMENTED = {
     "BUNDLE_SEARCH_ENTRY_NO_RESOURCE_ID": ("implemented", W + "bundle.rs", "lib walk::bundle_links::tests", ""),
     "BUNDLE_SEARCH_NOSELF": ("implemented", W + "bundle.rs", "lib walk::bundle_links::tests", "a warning, as Java"),
     "BUNDLE_SEARCH_NO_MODE": ("implemented", W + "bundle.rs", "lib walk::bundle_links::tests", "a warning, as Java"),
-    "Bundle_BUNDLE_MultipleMatches": ("not-yet", "", "", ""),
     "Bundle_BUNDLE_FullUrl_NeedVersion": ("not-yet", "", "", ""),
     "DUPLICATE_ID": ("implemented", W + "ids.rs", "lib walk::ids::tests", "contained ids; fullUrl duplicates are bdl-7"),
     "RESOURCE_DUPLICATE_CONTAINED_ID": ("implemented", W + "ids.rs", "lib walk::ids::tests", ""),
@@ -276,6 +275,12 @@ IMPLEMENTED = {
     "BUNDLE_LINK_STYELSHEET_INSECURE": ("implemented", W + "bundle_links.rs", LR + " a_document_stylesheet_is_fhirs_own_or_in_the_bundle", "a warning, as Java"),
     "BUNDLE_LINK_STYELSHEET_LINKABLE": ("implemented", W + "bundle_links.rs", LR + " a_document_stylesheet_is_fhirs_own_or_in_the_bundle", "a warning, as Java (not a web link: not http, https or ftp)"),
     "Bundle_Document_Date_Missing_html": ("not-applicable", "", "", "Java checks it for FHIR versions before 4.0.1 only"),
+    "Language_XHTML_Lang_Missing1": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
+    "Language_XHTML_Lang_Missing2": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
+    "Language_XHTML_Lang_Missing3": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
+    "Language_XHTML_Lang_Different1": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
+    "Language_XHTML_Lang_Different2": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
+    "Bundle_BUNDLE_MultipleMatches": ("implemented", W + "reference.rs + " + W + "bundle.rs", LR + " a_reference_matching_several_entries_is_ambiguous", "references without a version to a fullUrl several entries share"),
     "Bundle_BUNDLE_Entry_NO_LOGICAL_EXPL": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
 }
 

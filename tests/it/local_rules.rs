@@ -286,3 +286,37 @@ fn a_document_stylesheet_is_fhirs_own_or_in_the_bundle() {
     assert!(!warned(doc("https://hl7.org/fhir/fhir.css"), "Bundle.link[0].url", "external stylesheets"));
     assert!(warned(doc("urn:x:style"), "Bundle.link[0].url", "not a resolvable link"));
 }
+
+#[test]
+fn a_resource_language_is_said_in_its_narrative() {
+    // Language_XHTML_Lang_Missing1/2/3, Language_XHTML_Lang_Different1/2 (warnings)
+    let p = |attrs: &str, inner: &str| {
+        let div = format!(r#"<div xmlns="http://www.w3.org/1999/xhtml"{attrs}>{inner}</div>"#);
+        json!({"resourceType": "Patient", "language": "en", "text": {"status": "generated", "div": div}})
+    };
+    assert!(warned(p("", "x"), "Patient", "neither lang nor xml:lang"));
+    assert!(warned(p(r#" lang="en""#, "x"), "Patient", "no xml:lang"));
+    assert!(warned(p(r#" xml:lang="en""#, "x"), "Patient", "no lang"));
+    assert!(warned(p(r#" lang="fr" xml:lang="fr""#, "x"), "Patient", "differ"));
+    assert!(!warned(p(r#" lang="en" xml:lang="en""#, "x"), "Patient", "lang"));
+    // A narrative of language divs: the first one speaks for it.
+    assert!(!warned(
+        p("", r#"<div lang="en" xml:lang="en">x</div><div lang="fr" xml:lang="fr">y</div>"#),
+        "Patient",
+        "lang"
+    ));
+}
+
+#[test]
+fn a_reference_matching_several_entries_is_ambiguous() {
+    // Bundle_BUNDLE_MultipleMatches: two versions of one fullUrl (bdl-7 allows it)
+    let pat = |v: &str| json!({"fullUrl": "http://x.org/fhir/Patient/1", "resource": {"resourceType": "Patient", "id": "1", "meta": {"versionId": v}}});
+    let b = |r: &str| {
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [pat("1"), pat("2"),
+            {"fullUrl": "http://x.org/fhir/Observation/o", "resource": observation(json!({"reference": r}))}]})
+    };
+    let at = "Bundle.entry[2].resource.subject";
+    assert!(has(b("Patient/1"), at, "several entries"));
+    assert!(has(b("http://x.org/fhir/Patient/1"), at, "several entries"));
+    assert!(!has(b("Patient/1/_history/2"), at, "several entries"));
+}

@@ -87,6 +87,13 @@ impl Walk<'_> {
             self.report(Severity::Error, "required", "a relative reference appears in a Bundle entry that has no fullUrl");
             return;
         } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
+            if scope.bundle.is_some_and(|b| b.ambiguous(r, scope.full_url)) {
+                self.report(
+                    Severity::Error,
+                    "forbidden",
+                    "the reference matches several entries of the Bundle (they share its fullUrl)",
+                );
+            }
             found["resourceType"].as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
             if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
