@@ -281,6 +281,12 @@ IMPLEMENTED = {
     "Language_XHTML_Lang_Different1": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
     "Language_XHTML_Lang_Different2": ("implemented", W + "resource.rs + src/validate/profile/xhtml.rs", LR + " a_resource_language_is_said_in_its_narrative", "a warning, as Java"),
     "Bundle_BUNDLE_MultipleMatches": ("implemented", W + "reference.rs + " + W + "bundle.rs", LR + " a_reference_matching_several_entries_is_ambiguous", "references without a version to a fullUrl several entries share"),
+    "TYPE_SPECIFIC_CHECKS_DT_ATT_NO_CONTENT": ("implemented", W + "element.rs", LR + " an_attachment_says_what_it_holds", "a warning, as Java"),
+    "TYPE_SPECIFIC_CHECKS_DT_ATT_NO_FETCHER": ("not-applicable", "", "", "Java formats it into a variable it never reports"),
+    "TYPE_SPECIFIC_CHECKS_DT_ATT_UNKNOWN_URL_SCHEME": ("not-applicable", "", "", "Java formats it into a variable it never reports"),
+    "TYPE_SPECIFIC_CHECKS_DT_ATT_URL_ERROR": ("not-applicable", "", "", "Java formats it into a variable it never reports"),
+    "TYPE_SPECIFIC_CHECKS_CANONICAL_CONTAINED": ("implemented", "src/validate/profile/definitions.rs", LR + " a_contained_canonical_resource_has_an_absolute_url", ""),
+    "UNICODE_BIDI_CONTROLS_CHARS_MATCH": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " bidi_controls_are_terminated; lib primitive::tests", "a warning, as Java; Java's checkUnicodeWellFormed"),
     "Bundle_BUNDLE_Entry_NO_LOGICAL_EXPL": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
 }
 

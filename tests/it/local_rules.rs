@@ -320,3 +320,28 @@ fn a_reference_matching_several_entries_is_ambiguous() {
     assert!(has(b("http://x.org/fhir/Patient/1"), at, "several entries"));
     assert!(!has(b("Patient/1/_history/2"), at, "several entries"));
 }
+
+#[test]
+fn an_attachment_says_what_it_holds() {
+    // TYPE_SPECIFIC_CHECKS_DT_ATT_NO_CONTENT (a warning)
+    let p = |a: Value| json!({"resourceType": "Patient", "photo": [a]});
+    assert!(warned(p(json!({"title": "x"})), "Patient.photo[0]", "contentType"));
+    assert!(!warned(p(json!({"contentType": "image/png"})), "Patient.photo[0]", "contentType"));
+}
+
+#[test]
+fn a_contained_canonical_resource_has_an_absolute_url() {
+    // TYPE_SPECIFIC_CHECKS_CANONICAL_CONTAINED
+    let vs = json!({"resourceType": "ValueSet", "id": "vs", "url": "vs1", "status": "draft"});
+    let p = json!({"resourceType": "Patient", "contained": [vs],
+                   "extension": [{"url": "http://x.org/fhir/StructureDefinition/vs", "valueCanonical": "#vs"}]});
+    assert!(has(p, "Patient.contained[0].url", "absolute"));
+}
+
+#[test]
+fn bidi_controls_are_terminated() {
+    // UNICODE_BIDI_CONTROLS_CHARS_MATCH (a warning)
+    let p = |family: &str| json!({"resourceType": "Patient", "name": [{"family": family}]});
+    assert!(warned(p("Smith\u{202e}txt.exe"), "Patient.name[0].family", "bi-directional"));
+    assert!(!warned(p("Smith\u{202e}txt\u{202c}"), "Patient.name[0].family", "bi-directional"));
+}

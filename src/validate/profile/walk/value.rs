@@ -109,7 +109,8 @@ impl Walk<'_> {
     /// space only (Type_Specific_Checks_DT_Primitive_WS, a warning unless extensions carry the
     /// meaning), a string's surrounding white space (Type_Specific_Checks_DT_String_WS, a
     /// warning) and its 1 MB limit (Type_Specific_Checks_DT_String_Length, an error), white
-    /// space in base64 (TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_WARNING, a warning in R4), and
+    /// space in base64 (TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_WARNING, a warning in R4),
+    /// unterminated bi-directional controls (UNICODE_BIDI_CONTROLS_CHARS_MATCH, a warning), and
     /// a year outside 1800 to eighty years from now (Type_Specific_Checks_DT_DateTime_Reasonable,
     /// a warning).
     fn lexical_warnings(&mut self, ty: &str, s: &str, extended: bool) {
@@ -118,6 +119,13 @@ impl Walk<'_> {
                 self.report(Severity::Warning, "invalid", "primitive types should not only be white space");
             }
             return;
+        }
+        if primitive::bidi_unterminated(s) {
+            self.report(
+                Severity::Warning,
+                "invalid",
+                "the value has unterminated bi-directional control characters (see CVE-2021-42574)",
+            );
         }
         match ty {
             "string" => {
