@@ -287,6 +287,8 @@ IMPLEMENTED = {
     "TYPE_SPECIFIC_CHECKS_DT_ATT_URL_ERROR": ("not-applicable", "", "", "Java formats it into a variable it never reports"),
     "TYPE_SPECIFIC_CHECKS_CANONICAL_CONTAINED": ("implemented", "src/validate/profile/definitions.rs", LR + " a_contained_canonical_resource_has_an_absolute_url", ""),
     "UNICODE_BIDI_CONTROLS_CHARS_MATCH": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " bidi_controls_are_terminated; lib primitive::tests", "a warning, as Java; Java's checkUnicodeWellFormed"),
+    "Type_Specific_Checks_DT_Decimal_Range": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " decimals_beyond_the_common_range_are_warned_of; lib primitive::tests", "a warning, as Java (over 18 digits or a 5-digit exponent)"),
+    "TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " html_in_markdown_is_warned_of; lib primitive::tests", "a warning (Java's default); Java's exception for an ElementDefinition.comment on a .text.div is not made"),
     "Bundle_BUNDLE_Entry_NO_LOGICAL_EXPL": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
 }
 

@@ -345,3 +345,21 @@ fn bidi_controls_are_terminated() {
     assert!(warned(p("Smith\u{202e}txt.exe"), "Patient.name[0].family", "bi-directional"));
     assert!(!warned(p("Smith\u{202e}txt\u{202c}"), "Patient.name[0].family", "bi-directional"));
 }
+
+#[test]
+fn decimals_beyond_the_common_range_are_warned_of() {
+    // Type_Specific_Checks_DT_Decimal_Range (a warning)
+    let q: Value = serde_json::from_str(
+        r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueQuantity": {"value": 1234567890.123456789}}"#,
+    )
+    .expect("json");
+    assert!(warned(q, "Observation.value.ofType(Quantity).value", "range"));
+}
+
+#[test]
+fn html_in_markdown_is_warned_of() {
+    // TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML (a warning by default)
+    let c = |text: &str| json!({"resourceType": "Condition", "subject": {"reference": "Patient/1"}, "note": [{"text": text}]});
+    assert!(warned(c("take <b>twice</b> daily"), "Condition.note[0].text", "HTML tag"));
+    assert!(!warned(c("a < b and b > c"), "Condition.note[0].text", "HTML tag"));
+}

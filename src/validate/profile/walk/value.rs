@@ -32,6 +32,14 @@ impl Walk<'_> {
                     self.report(severity, code, text);
                 }
             }
+            if ty == "decimal" && primitive::decimal_beyond_range(&v.to_string()) {
+                // HL7's Type_Specific_Checks_DT_Decimal_Range (a warning).
+                self.report(
+                    Severity::Warning,
+                    "value",
+                    "the value is outside the range of commonly supported decimals (over 18 digits, or an exponent over 4)",
+                );
+            }
             if let Some(s) = v.as_str() {
                 let extended = shadow.and_then(|sh| sh.get("extension")).is_some();
                 self.lexical_warnings(ty, s, extended);
@@ -140,6 +148,12 @@ impl Walk<'_> {
                     );
                 }
             }
+            // HL7's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML (a warning by default).
+            "markdown" if primitive::markdown_has_html(s) => self.report(
+                Severity::Warning,
+                "invalid",
+                "the markdown contains what appears to be an embedded HTML tag, which will (or should) be escaped when rendered",
+            ),
             "base64Binary" if s.contains(char::is_whitespace) => {
                 self.report(Severity::Warning, "invalid", "base64 encoded values should not contain white space (RFC 4648)")
             }
