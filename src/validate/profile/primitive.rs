@@ -342,10 +342,8 @@ pub fn bidi_unterminated(s: &str) -> bool {
         match c {
             '\n' => open.clear(),
             '\u{202d}' | '\u{202e}' | '\u{2066}' | '\u{2067}' | '\u{2068}' | '\u{200e}' | '\u{200f}' | '\u{061c}' => open.push(c),
-            '\u{202c}' => {
-                if open.last().is_some_and(|l| EMBEDS.contains(l)) {
-                    open.pop();
-                }
+            '\u{202c}' if open.last().is_some_and(|l| EMBEDS.contains(l)) => {
+                open.pop();
             }
             '\u{2069}' if open.iter().any(|o| ISOLATES.contains(o)) => {
                 while let Some(l) = open.pop() {
