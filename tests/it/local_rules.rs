@@ -123,3 +123,243 @@ fn reference_type_is_an_allowed_target_and_what_is_pointed_at() {
     assert!(has(p("Organization/1", "organization"), "Patient.managingOrganization", "Found organization"));
     assert!(errors(p("Organization/1", "Organization")).is_empty());
 }
+
+fn warned(r: Value, at: &str, text: &str) -> bool {
+    let w: Vec<String> = validator()
+        .validate(&r, &[])
+        .into_iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(|f| format!("{}: {}", f.expression, f.text))
+        .collect();
+    let ok = w.iter().any(|m| m.starts_with(&format!("{at}: ")) && m.contains(text));
+    if !ok {
+        eprintln!("{w:?}");
+    }
+    ok
+}
+
+fn observation(subject: Value) -> Value {
+    json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": subject})
+}
+
+#[test]
+fn a_reference_without_reference_or_identifier_should_have_a_display() {
+    // Reference_REF_NoDisplay (a warning)
+    let ext = json!({"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]});
+    assert!(warned(observation(ext), "Observation.subject", "should have a display"));
+    assert!(!warned(observation(json!({"display": "someone"})), "Observation.subject", "should have a display"));
+    assert!(!warned(
+        observation(json!({"identifier": {"value": "1"}})),
+        "Observation.subject",
+        "should have a display"
+    ));
+}
+
+#[test]
+fn a_reference_is_one_token() {
+    // REFERENCE_REF_INVALID_REF
+    assert!(has(
+        observation(json!({"reference": "http://x.org/fhir/Patient/1 2"})),
+        "Observation.subject",
+        "white space"
+    ));
+    assert!(!has(
+        observation(json!({"reference": "http://x.org/fhir/Patient/1"})),
+        "Observation.subject",
+        "white space"
+    ));
+}
+
+#[test]
+fn a_conditional_reference_has_a_valid_query() {
+    // REFERENCE_REF_QUERY_INVALID
+    assert!(has(observation(json!({"reference": "Patient?identifier"})), "Observation.subject", "query"));
+    assert!(has(observation(json!({"reference": "Patient?a=b=c"})), "Observation.subject", "query"));
+    assert!(errors(observation(json!({"reference": "Patient?identifier=http://x|1&name=a"}))).is_empty());
+}
+
+#[test]
+fn search_urls_as_references_only_in_transactions_and_batches() {
+    // Reference_REF_Format1 / Reference_REF_Format2
+    let b = |ty: &str, r: &str| {
+        let mut e = json!({"fullUrl": "urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11", "resource": observation(json!({"reference": r}))});
+        if ty == "transaction" {
+            e["request"] = json!({"method": "POST", "url": "Observation"});
+        }
+        json!({"resourceType": "Bundle", "type": ty, "entry": [e]})
+    };
+    let at = "Bundle.entry[0].resource.subject";
+    assert!(has(b("collection", "Patient?identifier=1"), at, "Type/id"));
+    assert!(!has(b("transaction", "Patient?identifier=1"), at, "Type/id"));
+    assert!(has(b("transaction", "x?identifier=1"), at, "Type/id"));
+}
+
+#[test]
+fn primitive_white_space_and_reasonable_years() {
+    // Type_Specific_Checks_DT_Primitive_WS, Type_Specific_Checks_DT_String_WS,
+    // TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_WARNING, Type_Specific_Checks_DT_DateTime_Reasonable
+    let p = |k: &str, v: Value| {
+        let mut p = json!({"resourceType": "Patient"});
+        p[k] = v;
+        p
+    };
+    assert!(warned(p("name", json!([{"family": " Smith"}])), "Patient.name[0].family", "white space"));
+    assert!(warned(p("name", json!([{"family": "   "}])), "Patient.name[0].family", "only be white space"));
+    assert!(!warned(p("name", json!([{"family": "Smith"}])), "Patient.name[0].family", "white space"));
+    assert!(warned(p("photo", json!([{"data": "aGVs bG8="}])), "Patient.photo[0].data", "white space"));
+    assert!(warned(p("birthDate", json!("1700-01-01")), "Patient.birthDate", "reasonable years"));
+    assert!(!warned(p("birthDate", json!("1970-01-01")), "Patient.birthDate", "reasonable years"));
+}
+
+#[test]
+fn a_string_is_at_most_one_megabyte() {
+    // Type_Specific_Checks_DT_String_Length
+    let long = "a".repeat(1_048_577);
+    assert!(has(
+        json!({"resourceType": "Patient", "name": [{"family": long}]}),
+        "Patient.name[0].family",
+        "1 MB"
+    ));
+}
+
+#[test]
+fn a_primitive_value_is_not_in_its_element() {
+    // ILLEGAL_PROPERTY
+    let p = json!({"resourceType": "Patient", "birthDate": "1970-01-01", "_birthDate": {"value": "1970-01-02"}});
+    assert!(has(p, "Patient.birthDate", "'value' is invalid"));
+}
+
+#[test]
+fn primitive_values_hl7_refuses() {
+    // Type_Specific_Checks_DT_Primitive_NotEmpty, Type_Specific_Checks_DT_Integer_LT0 / _LT1,
+    // Type_Specific_Checks_DT_Instant_Valid
+    assert!(has(json!({"resourceType": "Patient", "gender": ""}), "Patient.gender", "empty"));
+    assert!(has(
+        json!({"resourceType": "Patient", "photo": [{"size": -1}]}),
+        "Patient.photo[0].size",
+        "out of range"
+    ));
+    let cov = json!({"resourceType": "Coverage", "status": "active", "beneficiary": {"display": "x"},
+                     "payor": [{"display": "y"}], "order": 0});
+    assert!(has(cov, "Coverage.order", "out of range"));
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "issued": "2024-02-30T10:00:00Z"});
+    assert!(has(obs, "Observation.issued", "not a valid instant"));
+}
+
+#[test]
+fn search_set_entries_match_the_type_searched_for() {
+    // BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_MODE, _NO_MODE (a warning), _OUTCOME
+    let obs = json!({"resourceType": "Observation", "id": "1", "status": "final", "code": {"text": "x"}});
+    let b = |search: Option<&str>| {
+        let mut e = json!({"fullUrl": "http://x.org/fhir/Observation/1", "resource": obs});
+        if let Some(m) = search {
+            e["search"] = json!({"mode": m});
+        }
+        json!({"resourceType": "Bundle", "type": "searchset",
+               "link": [{"relation": "self", "url": "http://x.org/fhir/Patient?name=a"}], "entry": [e]})
+    };
+    assert!(has(b(Some("match")), "Bundle.entry[0].resource", "not a matching resource type"));
+    assert!(!has(b(Some("include")), "Bundle.entry[0].resource", "not a matching resource type"));
+    assert!(warned(b(None), "Bundle.entry[0]", "not a matching resource type"));
+    assert!(has(b(Some("outcome")), "Bundle.entry[0].resource", "must be an OperationOutcome"));
+}
+
+#[test]
+fn a_message_starts_with_its_message_header() {
+    // Validation_BUNDLE_Message, at HL7's path (its first entry numbered 1)
+    let b = json!({"resourceType": "Bundle", "type": "message",
+                   "entry": [{"fullUrl": "urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11", "resource": {"resourceType": "Patient"}}]});
+    assert!(has(b, "Bundle.entry[1].resource", "MessageHeader"));
+}
+
+#[test]
+fn a_document_stylesheet_is_fhirs_own_or_in_the_bundle() {
+    // BUNDLE_LINK_STYELSHEET_NOT_FOUND, _EXTERNAL, _INSECURE, _LINKABLE (warnings)
+    let doc = |url: &str| {
+        json!({"resourceType": "Bundle", "type": "document", "link": [{"relation": "stylesheet", "url": url}],
+               "entry": [{"fullUrl": "http://x.org/fhir/Binary/css", "resource": {"resourceType": "Binary", "id": "css", "contentType": "text/css"}}]})
+    };
+    assert!(has(doc("Binary/other"), "Bundle.link[0].url", "could not be resolved"));
+    assert!(!has(doc("Binary/css"), "Bundle.link[0].url", "could not be resolved"));
+    assert!(warned(doc("http://x.org/style.css"), "Bundle.link[0].url", "not secure"));
+    assert!(warned(doc("https://x.org/style.css"), "Bundle.link[0].url", "external stylesheets"));
+    assert!(!warned(doc("https://hl7.org/fhir/fhir.css"), "Bundle.link[0].url", "external stylesheets"));
+    assert!(warned(doc("urn:x:style"), "Bundle.link[0].url", "not a resolvable link"));
+}
+
+#[test]
+fn a_resource_language_is_said_in_its_narrative() {
+    // Language_XHTML_Lang_Missing1/2/3, Language_XHTML_Lang_Different1/2 (warnings)
+    let p = |attrs: &str, inner: &str| {
+        let div = format!(r#"<div xmlns="http://www.w3.org/1999/xhtml"{attrs}>{inner}</div>"#);
+        json!({"resourceType": "Patient", "language": "en", "text": {"status": "generated", "div": div}})
+    };
+    assert!(warned(p("", "x"), "Patient", "neither lang nor xml:lang"));
+    assert!(warned(p(r#" lang="en""#, "x"), "Patient", "no xml:lang"));
+    assert!(warned(p(r#" xml:lang="en""#, "x"), "Patient", "no lang"));
+    assert!(warned(p(r#" lang="fr" xml:lang="fr""#, "x"), "Patient", "differ"));
+    assert!(!warned(p(r#" lang="en" xml:lang="en""#, "x"), "Patient", "lang"));
+    // A narrative of language divs: the first one speaks for it.
+    assert!(!warned(
+        p("", r#"<div lang="en" xml:lang="en">x</div><div lang="fr" xml:lang="fr">y</div>"#),
+        "Patient",
+        "lang"
+    ));
+}
+
+#[test]
+fn a_reference_matching_several_entries_is_ambiguous() {
+    // Bundle_BUNDLE_MultipleMatches: two versions of one fullUrl (bdl-7 allows it)
+    let pat = |v: &str| json!({"fullUrl": "http://x.org/fhir/Patient/1", "resource": {"resourceType": "Patient", "id": "1", "meta": {"versionId": v}}});
+    let b = |r: &str| {
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [pat("1"), pat("2"),
+            {"fullUrl": "http://x.org/fhir/Observation/o", "resource": observation(json!({"reference": r}))}]})
+    };
+    let at = "Bundle.entry[2].resource.subject";
+    assert!(has(b("Patient/1"), at, "several entries"));
+    assert!(has(b("http://x.org/fhir/Patient/1"), at, "several entries"));
+    assert!(!has(b("Patient/1/_history/2"), at, "several entries"));
+}
+
+#[test]
+fn an_attachment_says_what_it_holds() {
+    // TYPE_SPECIFIC_CHECKS_DT_ATT_NO_CONTENT (a warning)
+    let p = |a: Value| json!({"resourceType": "Patient", "photo": [a]});
+    assert!(warned(p(json!({"title": "x"})), "Patient.photo[0]", "contentType"));
+    assert!(!warned(p(json!({"contentType": "image/png"})), "Patient.photo[0]", "contentType"));
+}
+
+#[test]
+fn a_contained_canonical_resource_has_an_absolute_url() {
+    // TYPE_SPECIFIC_CHECKS_CANONICAL_CONTAINED
+    let vs = json!({"resourceType": "ValueSet", "id": "vs", "url": "vs1", "status": "draft"});
+    let p = json!({"resourceType": "Patient", "contained": [vs],
+                   "extension": [{"url": "http://x.org/fhir/StructureDefinition/vs", "valueCanonical": "#vs"}]});
+    assert!(has(p, "Patient.contained[0].url", "absolute"));
+}
+
+#[test]
+fn bidi_controls_are_terminated() {
+    // UNICODE_BIDI_CONTROLS_CHARS_MATCH (a warning)
+    let p = |family: &str| json!({"resourceType": "Patient", "name": [{"family": family}]});
+    assert!(warned(p("Smith\u{202e}txt.exe"), "Patient.name[0].family", "bi-directional"));
+    assert!(!warned(p("Smith\u{202e}txt\u{202c}"), "Patient.name[0].family", "bi-directional"));
+}
+
+#[test]
+fn decimals_beyond_the_common_range_are_warned_of() {
+    // Type_Specific_Checks_DT_Decimal_Range (a warning)
+    let q: Value = serde_json::from_str(
+        r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueQuantity": {"value": 1234567890.123456789}}"#,
+    )
+    .expect("json");
+    assert!(warned(q, "Observation.value.ofType(Quantity).value", "range"));
+}
+
+#[test]
+fn html_in_markdown_is_warned_of() {
+    // TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML (a warning by default)
+    let c = |text: &str| json!({"resourceType": "Condition", "subject": {"reference": "Patient/1"}, "note": [{"text": text}]});
+    assert!(warned(c("take <b>twice</b> daily"), "Condition.note[0].text", "HTML tag"));
+    assert!(!warned(c("a < b and b > c"), "Condition.note[0].text", "HTML tag"));
+}

@@ -296,6 +296,72 @@ pub fn check(ty: &str, v: &Value) -> Option<String> {
     }
 }
 
+/// Whether a decimal's text is beyond what HL7's validator calls commonly supported (its
+/// `checkDecimal` bounds): more than 18 digits, or more than 4 in the exponent.
+pub fn decimal_beyond_range(t: &str) -> bool {
+    let (mant, exp) = t.split_once(['e', 'E']).unwrap_or((t, ""));
+    let digits = |s: &str| s.bytes().filter(u8::is_ascii_digit).count();
+    digits(mant) > 18 || digits(exp) > 4
+}
+
+/// Whether markdown holds what HL7's validator takes for an HTML tag (its markdown
+/// pre-processing): `<` or `</` not escaped by `\`, then a letter, letters, digits or `-`, then
+/// white space or `>`; or `<!`, `<?`.
+pub fn markdown_has_html(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).filter(|&i| b[i] == b'<').any(|i| {
+        if matches!(b.get(i + 1), Some(b'!' | b'?')) {
+            return true;
+        }
+        if i > 0 && b[i - 1] == b'\\' {
+            return false;
+        }
+        let mut j = i + 1;
+        if b.get(j) == Some(&b'/') {
+            j += 1;
+        }
+        if !b.get(j).is_some_and(u8::is_ascii_alphabetic) {
+            return false;
+        }
+        while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'-') {
+            j += 1;
+        }
+        b.get(j).is_some_and(|c| c.is_ascii_whitespace() || *c == b'>')
+    })
+}
+
+/// Whether bi-directional control characters are left open, as HL7's validator reads them
+/// (its `checkUnicodeWellFormed`): overrides (LRO, RLO), isolates (LRI, RLI, FSI) and marks
+/// (LRM, RLM, ALM) open; PDF closes the last open override, embedding or mark; PDI closes
+/// the last isolate and what was opened after it; a new line closes everything.
+pub fn bidi_unterminated(s: &str) -> bool {
+    const EMBEDS: [char; 7] = ['\u{202a}', '\u{202b}', '\u{202d}', '\u{202e}', '\u{200e}', '\u{200f}', '\u{061c}'];
+    const ISOLATES: [char; 3] = ['\u{2066}', '\u{2067}', '\u{2068}'];
+    let mut open: Vec<char> = Vec::new();
+    for c in s.chars() {
+        match c {
+            '\n' => open.clear(),
+            '\u{202d}' | '\u{202e}' | '\u{2066}' | '\u{2067}' | '\u{2068}' | '\u{200e}' | '\u{200f}' | '\u{061c}' => open.push(c),
+            '\u{202c}' if open.last().is_some_and(|l| EMBEDS.contains(l)) => {
+                open.pop();
+            }
+            '\u{2069}' if open.iter().any(|o| ISOLATES.contains(o)) => {
+                while let Some(l) = open.pop() {
+                    if ISOLATES.contains(&l) {
+                        break;
+                    }
+                    if !EMBEDS.contains(&l) {
+                        open.push(l);
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    !open.is_empty()
+}
+
 /// JSON kind a primitive takes (`true` = number, for range checks).
 pub fn is_numeric(ty: &str) -> bool {
     matches!(ty, "integer" | "positiveInt" | "unsignedInt" | "decimal" | "integer64")
@@ -348,5 +414,24 @@ mod tests {
         assert!(xhtml_entities("<div>a &lt; b &amp;&#160;&#xA0;</div>") && !xhtml_entities("<div>&reg;</div>"));
         assert_eq!((base64_len("aGVscCBpJ20gYSBidWc="), base64_len("aGk="), base64_len("a")), (Some(14), Some(2), None));
         assert!(!xhtml_entities("a & b") && !xhtml_entities("&#;") && !xhtml_entities("&#x;"));
+    }
+
+    #[test]
+    fn html_in_markdown() {
+        assert!(markdown_has_html("a <b>bold</b>") && markdown_has_html("x </p>") && markdown_has_html("<!-- c -->"));
+        assert!(!markdown_has_html("a < b") && !markdown_has_html("a \\<b> escaped") && !markdown_has_html("<b"));
+    }
+
+    #[test]
+    fn decimals_beyond_the_common_range() {
+        assert!(decimal_beyond_range("1234567890.123456789") && decimal_beyond_range("1e12345"));
+        assert!(!decimal_beyond_range("123456789.123456789") && !decimal_beyond_range("-1.5E-300"));
+    }
+
+    #[test]
+    fn bidi_controls_are_closed_as_hl7_reads_them() {
+        assert!(bidi_unterminated("a\u{202e}b") && bidi_unterminated("\u{2066}x\u{202e}"));
+        assert!(!bidi_unterminated("a\u{202e}b\u{202c}") && !bidi_unterminated("\u{2067}x\u{202d}y\u{2069}"));
+        assert!(!bidi_unterminated("a\u{202e}b\nc") && !bidi_unterminated("plain text"));
     }
 }

@@ -188,6 +188,27 @@ fn attribute_name(n: Node<'_, '_>, a: &roxmltree::Attribute<'_, '_>) -> String {
     }
 }
 
+/// A narrative's `lang` and `xml:lang`, as HL7's validator reads them for its language rules:
+/// the root `div`'s, or, when it has neither and every child with content is a language `div`
+/// (one with `xml:lang`), the first such child's. None when the XHTML does not parse.
+pub fn lang_attributes(div: &str) -> Option<(Option<String>, Option<String>)> {
+    let opts = ParsingOptions { allow_dtd: false, nodes_limit: u32::MAX };
+    let doc = Document::parse_with_options(div, opts).ok()?;
+    let langs = |n: Node<'_, '_>| (n.attribute("lang").map(str::to_owned), n.attribute((XML_NS, "lang")).map(str::to_owned));
+    let root = doc.root_element();
+    let (l, xl) = langs(root);
+    if l.is_some() || xl.is_some() {
+        return Some((l, xl));
+    }
+    let is_lang_div = |n: &Node<'_, '_>| n.is_element() && n.attribute((XML_NS, "lang")).is_some();
+    let has_content = |n: &Node<'_, '_>| n.descendants().any(|d| d.is_text() && d.text().is_some_and(|t| !t.trim().is_empty()));
+    let all_lang_divs = root.has_children() && root.children().all(|c| is_lang_div(&c) || !has_content(&c));
+    match root.children().find(is_lang_div) {
+        Some(first) if all_lang_divs => Some(langs(first)),
+        _ => Some((None, None)),
+    }
+}
+
 /// Checks one narrative `div`. Entities are checked with the primitive (`&reg;` and friends are
 /// reported there), so a parse error here is about structure.
 pub fn check(div: &str) -> Vec<Issue> {

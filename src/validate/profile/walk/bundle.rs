@@ -6,7 +6,7 @@
 //!
 //! No I/O, no clock; findings name the entry by index, never its content.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -19,6 +19,8 @@ pub(super) struct BundleIndex<'v> {
     /// self-contained (document, message, transaction, batch).
     pub(super) kind: &'v str,
     by_full_url: HashMap<&'v str, &'v Value>,
+    /// fullUrls that more than one entry has (bdl-7 allows it with distinct versionIds).
+    repeated: HashSet<&'v str>,
     by_type_id: HashMap<(&'v str, &'v str), &'v Value>,
 }
 
@@ -32,18 +34,30 @@ impl<'v> BundleIndex<'v> {
             // Absolute: `http://x/fhir/Patient/1` also matches an entry `Patient/1` of that server.
             return None;
         }
-        if let Some(b) = base.filter(|b| b.starts_with("http")) {
-            let mut parts: Vec<&str> = b.trim_end_matches('/').rsplitn(3, '/').collect();
-            if parts.len() == 3 {
-                let server = parts.pop().unwrap_or_default();
-                if let Some(v) = self.by_full_url.get(format!("{server}/{r}").as_str()) {
-                    return Some(v);
-                }
+        if let Some(u) = server_url(r, base) {
+            if let Some(v) = self.by_full_url.get(u.as_str()) {
+                return Some(v);
             }
         }
         let (t, id) = r.split_once('/')?;
         self.by_type_id.get(&(t, id)).copied()
     }
+
+    /// Whether a reference without a version names a fullUrl that several entries have (HL7's
+    /// Bundle_BUNDLE_MultipleMatches): absolute as written, relative against the entry's server.
+    pub fn ambiguous(&self, r: &str, base: Option<&str>) -> bool {
+        if r.contains("/_history/") || self.repeated.is_empty() {
+            return false;
+        }
+        self.repeated.contains(r) || (!r.contains(':') && server_url(r, base).is_some_and(|u| self.repeated.contains(u.as_str())))
+    }
+}
+
+/// `r` (`Type/id`) on the server of the RESTful fullUrl `base`.
+fn server_url(r: &str, base: Option<&str>) -> Option<String> {
+    let b = base.filter(|b| b.starts_with("http"))?;
+    let mut parts: Vec<&str> = b.trim_end_matches('/').rsplitn(3, '/').collect();
+    (parts.len() == 3).then(|| format!("{}/{r}", parts.pop().unwrap_or_default()))
 }
 
 impl Walk<'_> {
@@ -51,7 +65,7 @@ impl Walk<'_> {
     /// transactions and batches. Builds the index references resolve against (linear).
     pub(super) fn bundle_rules<'v>(&mut self, obj: &'v Map<String, Value>) -> BundleIndex<'v> {
         let ty = obj.get("type").and_then(Value::as_str).unwrap_or_default();
-        let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), by_type_id: HashMap::new() };
+        let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), repeated: HashSet::new(), by_type_id: HashMap::new() };
         self.bundle_links(obj, ty);
         if ty == "searchset" {
             self.search_set(obj);
@@ -59,6 +73,21 @@ impl Walk<'_> {
         let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
             return idx;
         };
+        if ty == "message" {
+            let first = entries.first().and_then(|e| e.get("resource"));
+            if let Some(rt) = first.and_then(|r| r.get("resourceType")).and_then(Value::as_str).filter(|rt| *rt != "MessageHeader") {
+                // HL7's Validation_BUNDLE_Message, beside the invariant bdl-12, at the path HL7's
+                // validator gives it: it numbers the first entry 1 there.
+                let len = self.path.len();
+                self.path.push_str(".entry[1].resource");
+                self.report(
+                    Severity::Error,
+                    "invalid",
+                    format!("the first entry in a message must be a MessageHeader, not a {rt}"),
+                );
+                self.path.truncate(len);
+            }
+        }
         idx.by_full_url.reserve(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let res = e.get("resource");
@@ -95,6 +124,7 @@ impl Walk<'_> {
                 if let Some(r) = res {
                     let dup = idx.by_full_url.insert(f, r);
                     if let Some(prev) = dup {
+                        idx.repeated.insert(f);
                         let same_version =
                             prev.get("meta").and_then(|m| m.get("versionId")) == r.get("meta").and_then(|m| m.get("versionId"));
                         if same_version && !matches!(ty, "history" | "searchset") {
@@ -201,7 +231,7 @@ mod tests {
     #[test]
     fn entries_resolve_by_full_url_and_by_type_and_id_on_the_same_server() {
         let (a, b) = (json!({"resourceType": "Patient", "id": "1"}), json!({"resourceType": "Patient", "id": "2"}));
-        let mut idx = BundleIndex { kind: "collection", by_full_url: HashMap::new(), by_type_id: HashMap::new() };
+        let mut idx = BundleIndex { kind: "collection", by_full_url: HashMap::new(), repeated: HashSet::new(), by_type_id: HashMap::new() };
         idx.by_full_url.insert("http://server/fhir/Patient/1", &a);
         idx.by_type_id.insert(("Patient", "2"), &b);
         assert!(idx.resolve("http://server/fhir/Patient/1/_history/4", None).is_some_and(|r| std::ptr::eq(r, &a)));

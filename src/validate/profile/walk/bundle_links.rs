@@ -47,6 +47,11 @@ impl Walk<'_> {
                         self.report(Severity::Error, "invalid", "the link relation self can only occur once");
                     }
                     self.path.truncate(l2);
+                    if ty == "document" && r == "stylesheet" {
+                        if let Some(url) = links[i].get("url").and_then(Value::as_str) {
+                            self.stylesheet(url, obj);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -54,13 +59,55 @@ impl Walk<'_> {
         }
     }
 
+    /// A document's stylesheet link (at `link[i]`), as HL7's validator checks it: an absolute
+    /// URL other than FHIR's own stylesheet is a warning (and one for `http:`, and one when it is
+    /// not a web link); a relative one must name an entry's `Type/id` (an error).
+    fn stylesheet(&mut self, url: &str, obj: &Map<String, Value>) {
+        let len = self.push("url", None);
+        let absolute = url.split_once(':').is_some_and(|(scheme, rest)| {
+            let token = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'+'));
+            token && scheme == scheme.to_ascii_lowercase() && !rest.is_empty() && !rest.contains(' ')
+        });
+        if absolute {
+            if url != "https://hl7.org/fhir/fhir.css" {
+                self.report(
+                    Severity::Warning,
+                    "business-rule",
+                    "external stylesheets other than https://hl7.org/fhir/fhir.css should not be used",
+                );
+                if url.starts_with("http://") {
+                    self.report(Severity::Warning, "business-rule", "the stylesheet reference is not secure");
+                }
+                let linkable = url
+                    .split_once(':')
+                    .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https" | "ftp") && !rest.is_empty() && !rest.contains(' '));
+                if !linkable {
+                    self.report(Severity::Warning, "business-rule", "the stylesheet reference is not a resolvable link");
+                }
+            }
+        } else {
+            let entries = obj.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let found = entries.iter().filter_map(|e| e.get("resource")).any(|r| {
+                let (t, id) = (r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str));
+                url.split_once('/').is_some_and(|(ut, uid)| Some(ut) == t && Some(uid) == id)
+            });
+            if !found {
+                self.report(Severity::Error, "not-found", "the stylesheet reference could not be resolved in this bundle");
+            }
+        }
+        self.path.truncate(len);
+    }
+
     /// A search set: a self link; each entry has a resource; matches and includes have ids,
     /// outcomes are OperationOutcomes; search modes given (warnings where Java warns).
     pub(super) fn search_set(&mut self, obj: &Map<String, Value>) {
         let links = obj.get("link").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        if !links.iter().any(|l| l.get("relation").and_then(Value::as_str) == Some("self")) {
+        let self_url = links.iter().find(|l| l.get("relation").and_then(Value::as_str) == Some("self"));
+        if self_url.is_none() {
             self.report(Severity::Warning, "invalid", "a search set should have a self link that says what the search was");
         }
+        // The types searched for, as HL7's validator reads them from the self link.
+        let searched = search_types(self, self_url.and_then(|l| l.get("url")).and_then(Value::as_str));
         let Some(entries) = obj.get("entry").and_then(Value::as_array) else { return };
         let mode = |e: &Value| e.get("search").and_then(|s| s.get("mode")).and_then(Value::as_str).map(str::to_owned);
         let any_mode = entries.iter().any(|e| mode(e).is_some());
@@ -77,6 +124,14 @@ impl Walk<'_> {
                     let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or_default();
                     let has_id = res.get("id").and_then(Value::as_str).is_some();
                     let l2 = self.push("resource", None);
+                    if m.as_deref() == Some("match") && !searched.is_empty() && !searched.iter().any(|t| t == rt) {
+                        // HL7's BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_MODE.
+                        self.report(
+                            Severity::Error,
+                            "invalid",
+                            format!("a {rt} is not a matching resource type for the search of the self link"),
+                        );
+                    }
                     match m.as_deref() {
                         Some("match" | "include") if !has_id => self.report(Severity::Error, "invalid", "search results must have ids"),
                         Some("outcome") if rt != "OperationOutcome" => self.report(
@@ -90,6 +145,14 @@ impl Walk<'_> {
                         _ => {}
                     }
                     self.path.truncate(l2);
+                    if !any_mode && !searched.is_empty() && !searched.iter().any(|t| t == rt) {
+                        // HL7's BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_NO_MODE (a warning).
+                        self.report(
+                            Severity::Warning,
+                            "invalid",
+                            format!("a {rt} is not a matching resource type for the search of the self link (is a search mode needed?)"),
+                        );
+                    }
                     if !any_mode && rt != "OperationOutcome" && !types.iter().any(|t| t == rt) {
                         types.push(rt.to_owned());
                     }
@@ -101,6 +164,23 @@ impl Walk<'_> {
             self.report(Severity::Warning, "invalid", "search set entries of several types should say their search modes");
         }
     }
+}
+
+/// The resource types a search URL asks for: its last path segment when that is a resource
+/// type (`.../Patient?name=x`), else the `_type` parameter's list.
+fn search_types(w: &Walk<'_>, url: Option<&str>) -> Vec<String> {
+    let Some(url) = url else { return Vec::new() };
+    let (head, tail) = url.split_once('?').map_or((url, None), |(h, t)| (h, Some(t)));
+    let last = head.rsplit('/').next().unwrap_or_default();
+    if super::is_resource_type(w.v, last) {
+        return vec![last.to_owned()];
+    }
+    tail.into_iter()
+        .flat_map(|t| t.split('&'))
+        .filter_map(|p| p.strip_prefix("_type="))
+        .flat_map(|t| t.split(','))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

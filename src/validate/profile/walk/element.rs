@@ -128,6 +128,14 @@ impl Walk<'_> {
             "Reference" => self.reference(prof, eid, obj, scope),
             "Identifier" => self.identifier(obj),
             "Attachment" => {
+                // HL7's TYPE_SPECIFIC_CHECKS_DT_ATT_NO_CONTENT (a warning).
+                if !["data", "url", "contentType", "language"].iter().any(|k| obj.contains_key(*k)) {
+                    self.report(
+                        Severity::Warning,
+                        "structure",
+                        "an Attachment has data and/or url, or else should have a contentType and/or language",
+                    );
+                }
                 // The stated size is the size of the data, when both are given.
                 let data = obj.get("data").and_then(Value::as_str);
                 let size = obj.get("size").and_then(Value::as_u64);

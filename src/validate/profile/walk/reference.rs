@@ -18,7 +18,18 @@ use crate::validate::profile::{CORE, Severity, Validator};
 
 impl Walk<'_> {
     pub(super) fn reference<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, scope: Scope<'v>) {
-        let Some(r) = obj.get("reference").and_then(Value::as_str) else {
+        let Some(r) = obj.get("reference").and_then(Value::as_str).filter(|r| !r.is_empty()) else {
+            // HL7's Reference_REF_NoDisplay (a warning): with neither a reference nor an
+            // identifier, only a display says what is meant.
+            let blank = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
+            let ident = obj.get("identifier");
+            if blank(ident.and_then(|i| i.get("system"))) && blank(ident.and_then(|i| i.get("value"))) && blank(obj.get("display")) {
+                self.report(
+                    Severity::Warning,
+                    "structure",
+                    "a Reference without an actual reference or identifier should have a display",
+                );
+            }
             return;
         };
         // HL7's BUNDLE_BUNDLE_ENTRY_NOFULLURL: resolving any reference but `#id` inside an
@@ -40,6 +51,34 @@ impl Walk<'_> {
                     expression: at,
                 });
             }
+        }
+        // HL7's REFERENCE_REF_INVALID_REF: a reference is one token, without white space.
+        if r.contains(char::is_whitespace) {
+            self.report(Severity::Error, "invalid", "a reference cannot contain white space");
+        }
+        if r.contains('?') && !r.contains(':') && !(scope.in_entry && scope.full_url.is_none()) {
+            let conditional = r.split_once('?').is_some_and(|(t, _)| is_resource_type(self.v, t));
+            let slashes = r.matches('/').count();
+            if let (Some(b), Some(_), false) = (scope.bundle, scope.full_url, matches!(slashes, 1 | 3)) {
+                // HL7's Reference_REF_Format1 / Format2: inside a Bundle a relative reference
+                // is Type/id, or (in transactions and batches only) a search URL.
+                if !matches!(b.kind, "transaction" | "batch") || !conditional || !is_search_url(r) {
+                    self.report(
+                        Severity::Error,
+                        "invalid",
+                        "relative references must be of the format Type/id (a search URL Type?parameters only in transactions and batches)",
+                    );
+                }
+            }
+            if conditional && !is_search_url(r) {
+                // HL7's REFERENCE_REF_QUERY_INVALID.
+                self.report(
+                    Severity::Error,
+                    "invalid",
+                    "the query part of the conditional reference is not a valid query string",
+                );
+            }
+            return;
         }
         // Where the target was found: in a contained resource, in the Bundle, or not here.
         let mut found_in: Option<&'static str> = None;
@@ -72,6 +111,13 @@ impl Walk<'_> {
             return;
         } else if let Some(found) = scope.bundle.and_then(|b| b.resolve(r, scope.full_url)) {
             found_in = Some("bundled");
+            if scope.bundle.is_some_and(|b| b.ambiguous(r, scope.full_url)) {
+                self.report(
+                    Severity::Error,
+                    "forbidden",
+                    "the reference matches several entries of the Bundle (they share its fullUrl)",
+                );
+            }
             found["resourceType"].as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
             if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
@@ -244,6 +290,20 @@ fn held_in(root: &Value, r: &str) -> bool {
                 .any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
+}
+
+/// The query of `Type?name=value&...` as HL7's validator reads a search URL (its
+/// `isSearchUrl`; the caller checks `Type`): each parameter a name of
+/// `[_a-zA-Z][_a-zA-Z0-9.:-]*` with a value (`=`, possibly empty).
+fn is_search_url(r: &str) -> bool {
+    let Some((_, query)) = r.split_once('?') else { return false };
+    let name_ok = |n: &str| {
+        let mut b = n.bytes();
+        b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
+    };
+    let pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    !pairs.is_empty() && pairs.iter().all(|p| p.split_once('=').is_some_and(|(n, v)| name_ok(n) && !v.contains('=')))
 }
 
 /// `Type/id` or `Type/id/_history/version`, with a resource type and FHIR ids.

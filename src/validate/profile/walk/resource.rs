@@ -106,6 +106,7 @@ impl Walk<'_> {
             self.orphans(value, contained);
         }
         self.unique_ids(obj);
+        self.narrative_language(obj);
         // A derived profile's snapshot holds everything of the base: check against the
         // profiles alone when there are any.
         if profiles.is_empty() {
@@ -188,5 +189,31 @@ fn refers_to_container(v: &Value) -> bool {
         Value::Array(a) => a.iter().any(refers_to_container),
         Value::Object(m) => m.values().any(refers_to_container),
         _ => false,
+    }
+}
+
+impl Walk<'_> {
+    /// HL7's Language_XHTML_Lang_* (warnings, at the resource): a resource with a `language`
+    /// says it in its narrative too, as both `lang` and `xml:lang`, and the same. Codes are not
+    /// quoted.
+    fn narrative_language(&mut self, obj: &serde_json::Map<String, Value>) {
+        let Some(lang) = obj.get("language").and_then(Value::as_str) else { return };
+        let Some(div) = obj.get("text").and_then(|t| t.get("div")).and_then(Value::as_str) else { return };
+        let Some((l, xl)) = crate::validate::profile::xhtml::lang_attributes(div) else { return };
+        let warn = |w: &mut Self, text: &str| w.report(Severity::Warning, "business-rule", text.to_owned());
+        if l.is_none() && xl.is_none() {
+            warn(self, "the resource has a language, but the XHTML has neither lang nor xml:lang (it needs both)");
+            return;
+        }
+        match l.as_deref() {
+            None => warn(self, "the resource has a language, but the XHTML has no lang (it needs both lang and xml:lang)"),
+            Some(l) if l != lang => warn(self, "the resource's language and the XHTML's lang differ"),
+            Some(_) => {}
+        }
+        match xl.as_deref() {
+            None => warn(self, "the resource has a language, but the XHTML has no xml:lang (it needs both lang and xml:lang)"),
+            Some(x) if x != lang && Some(x) != l.as_deref() => warn(self, "the resource's language and the XHTML's xml:lang differ"),
+            Some(_) => {}
+        }
     }
 }

@@ -32,6 +32,18 @@ impl Walk<'_> {
                     self.report(severity, code, text);
                 }
             }
+            if ty == "decimal" && primitive::decimal_beyond_range(&v.to_string()) {
+                // HL7's Type_Specific_Checks_DT_Decimal_Range (a warning).
+                self.report(
+                    Severity::Warning,
+                    "value",
+                    "the value is outside the range of commonly supported decimals (over 18 digits, or an exponent over 4)",
+                );
+            }
+            if let Some(s) = v.as_str() {
+                let extended = shadow.and_then(|sh| sh.get("extension")).is_some();
+                self.lexical_warnings(ty, s, extended);
+            }
             if let Some(f) = &e.fixed {
                 if !same(v, f) {
                     self.report(Severity::Error, "value", "value is not the fixed value of the profile");
@@ -69,6 +81,10 @@ impl Walk<'_> {
                 None => self.report(Severity::Error, "structure", "a primitive's _element must be an object"),
                 Some(m) if m.is_empty() => self.report(Severity::Error, "structure", "a primitive's _element must not be empty"),
                 Some(m) => {
+                    if m.contains_key("value") {
+                        // HL7's ILLEGAL_PROPERTY: a primitive's value is never in its _element.
+                        self.report(Severity::Error, "invalid", "the property 'value' is invalid in a primitive's _element");
+                    }
                     if value.is_none() && !m.contains_key("extension") {
                         self.report(
                             Severity::Error,
@@ -94,6 +110,65 @@ impl Walk<'_> {
             }
         } else if value.is_none() {
             self.report(Severity::Error, "structure", "null in an array needs an _element with content");
+        }
+    }
+
+    /// What HL7's validator says of a lexically valid value beyond its type's grammar: white
+    /// space only (Type_Specific_Checks_DT_Primitive_WS, a warning unless extensions carry the
+    /// meaning), a string's surrounding white space (Type_Specific_Checks_DT_String_WS, a
+    /// warning) and its 1 MB limit (Type_Specific_Checks_DT_String_Length, an error), white
+    /// space in base64 (TYPE_SPECIFIC_CHECKS_DT_BASE64_NO_WS_WARNING, a warning in R4),
+    /// unterminated bi-directional controls (UNICODE_BIDI_CONTROLS_CHARS_MATCH, a warning), and
+    /// a year outside 1800 to eighty years from now (Type_Specific_Checks_DT_DateTime_Reasonable,
+    /// a warning).
+    fn lexical_warnings(&mut self, ty: &str, s: &str, extended: bool) {
+        if !s.is_empty() && s.chars().all(char::is_whitespace) {
+            if !extended {
+                self.report(Severity::Warning, "invalid", "primitive types should not only be white space");
+            }
+            return;
+        }
+        if primitive::bidi_unterminated(s) {
+            self.report(
+                Severity::Warning,
+                "invalid",
+                "the value has unterminated bi-directional control characters (see CVE-2021-42574)",
+            );
+        }
+        match ty {
+            "string" => {
+                if s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+                    self.report(Severity::Warning, "invalid", "value should not start or finish with white space");
+                }
+                if s.encode_utf16().count() > 1_048_576 {
+                    self.report(
+                        Severity::Error,
+                        "too-long",
+                        "value is longer than the permitted maximum length of 1 MB (1048576 characters)",
+                    );
+                }
+            }
+            // HL7's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML (a warning by default).
+            "markdown" if primitive::markdown_has_html(s) => self.report(
+                Severity::Warning,
+                "invalid",
+                "the markdown contains what appears to be an embedded HTML tag, which will (or should) be escaped when rendered",
+            ),
+            "base64Binary" if s.contains(char::is_whitespace) => {
+                self.report(Severity::Warning, "invalid", "base64 encoded values should not contain white space (RFC 4648)")
+            }
+            "date" | "dateTime" | "instant" => {
+                let (this_year, _, _) = crate::calendar::civil_from_days(self.today);
+                let year: Option<i64> = s.get(..4).and_then(|y| y.parse().ok());
+                if year.is_some_and(|y| y < 1800 || y > this_year + 80) {
+                    self.report(
+                        Severity::Warning,
+                        "invalid",
+                        "the year is outside the range of reasonable years: check for a data entry error",
+                    );
+                }
+            }
+            _ => {}
         }
     }
 
