@@ -29,6 +29,7 @@ mod narrative;
 pub mod native;
 pub mod primitive;
 pub mod snapshot;
+mod structure;
 pub mod terminology;
 pub mod ucum;
 mod walk;
