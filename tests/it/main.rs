@@ -34,6 +34,7 @@ mod privacy;
 mod profile;
 mod property;
 mod relay;
+mod sd_rules;
 mod summary;
 mod support;
 mod tx_delegation;

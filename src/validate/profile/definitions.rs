@@ -41,6 +41,7 @@ fn at(expression: String, code: &'static str, text: String) -> Finding {
 /// The checks on a StructureDefinition at `path` (its FHIRPath, e.g. `StructureDefinition` or
 /// `Bundle.entry[3].resource`).
 pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
+    super::structure::check(v, sd, path, out);
     let Some(elements) = sd.get("differential").and_then(|d| d.get("element")).and_then(Value::as_array) else {
         return;
     };

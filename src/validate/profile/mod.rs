@@ -31,6 +31,7 @@ pub mod native;
 mod opdef;
 pub mod primitive;
 pub mod snapshot;
+mod structure;
 pub mod terminology;
 pub mod ucum;
 mod walk;

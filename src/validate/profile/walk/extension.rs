@@ -46,7 +46,18 @@ impl Walk<'_> {
             self.path.push_str("[url='");
             self.path.push_str(url);
             self.path.push_str("']");
-            self.report(Severity::Error, "structure", "an extension URL must not carry a version");
+            // EXT_VER_URL_NOT_ALLOWED / _REVERSION (errors) when the extension is known by its
+            // unversioned URL; EXT_VER_URL_NO_MATCH (a warning) when it is not.
+            let unversioned = url.split('|').next().unwrap_or(url);
+            if self.v.profile(unversioned).is_some() {
+                self.report(Severity::Error, "structure", "an extension URL must not carry a version");
+            } else {
+                self.report(
+                    Severity::Warning,
+                    "structure",
+                    "extension URLs carry no version, and no extension is known by this URL with or without it",
+                );
+            }
             self.path.truncate(len);
         }
         match self.v.profile(url) {
