@@ -23,6 +23,7 @@
 //! - [`auth`]: who may call: API keys, JWT bearer tokens, client certificates, scopes, rate limits.
 //! - [`ops`]: the metrics registry and its Prometheus text.
 //! - [`json_strict`]: duplicate keys in JSON objects, refused by every reader of input.
+//! - [`json_lean`]: JSON parsed into a `serde_json::Value` sized exactly (large Bundles).
 //! - [`calendar`]: calendar arithmetic and the one read of the clock; a leaf everyone may use.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`markup`]: escaping text for HTML and XML (pages, narratives, console, reports).
@@ -43,6 +44,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod json_lean;
 pub mod json_strict;
 pub mod map;
 pub mod markup;

@@ -73,13 +73,24 @@ pub fn validate_bytes(
     max_depth: usize,
     tx: Option<&TxAnswers>,
 ) -> (Value, bool) {
+    match parse_document(bytes, max_depth) {
+        Ok(value) => validate_value(v, value, profiles, mode, tx),
+        Err(oo) => (oo, true),
+    }
+}
+
+/// One JSON document's bytes as a resource, or the OperationOutcome refusing them (always an
+/// error): not JSON, nested deeper than `max_depth`, a key twice in an object (named by the
+/// object's pointer). The tree is built at its exact size ([`crate::json_lean`]), and nothing
+/// of `bytes` is kept: a caller that owns them can free them before validating.
+pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, Value> {
     let bytes = crate::ingest::reader::strip_bom(bytes);
     if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
-        return (failure(&format!("JSON nested deeper than {max_depth} levels")), true);
+        return Err(failure(&format!("JSON nested deeper than {max_depth} levels")));
     }
-    let value: Value = match serde_json::from_slice(bytes) {
+    let value: Value = match crate::json_lean::from_slice(bytes) {
         Ok(v) => v,
-        Err(_) => return (failure("not JSON"), true),
+        Err(_) => return Err(failure("not JSON")),
     };
     let duplicates = crate::json_strict::duplicate_keys(bytes);
     if !duplicates.is_empty() {
@@ -93,13 +104,22 @@ pub fn validate_bytes(
                 i
             })
             .collect();
-        return (json!({"resourceType": "OperationOutcome", "issue": issues}), true);
+        return Err(json!({"resourceType": "OperationOutcome", "issue": issues}));
     }
+    Ok(value)
+}
+
+/// The OperationOutcome for a parsed document ([`parse_document`]), and whether it holds an
+/// error: no `resourceType`, the mode's findings, or the validator's. The document is freed
+/// once its findings are made, before the OperationOutcome is built (a large Bundle's tree and
+/// its outcome's are not held together; issue 17).
+pub fn validate_value(v: &Validator, value: Value, profiles: &[&str], mode: Option<Mode>, tx: Option<&TxAnswers>) -> (Value, bool) {
     if value.get("resourceType").and_then(Value::as_str).is_none() {
         return (failure("not a FHIR resource: no resourceType"), true);
     }
     let mut findings = mode_findings(mode, &value);
     findings.extend(v.validate_with(&value, profiles, tx));
+    drop(value);
     (outcome(&findings), has_errors(&findings))
 }
 
@@ -156,6 +176,45 @@ mod tests {
     fn ndjson_lines_are_numbered_from_one_and_blank_ones_skipped() {
         let lines: Vec<(usize, &[u8])> = ndjson_lines(b"{\"a\":1}\r\n\n  \n{\"b\":2}\n").collect();
         assert_eq!(lines, vec![(1, &b"{\"a\":1}"[..]), (4, &b"{\"b\":2}"[..])]);
+    }
+
+    /// Issue 17: `parse_document` builds its tree with `json_lean`; the OperationOutcome is the
+    /// one serde_json's own tree gives, on the golden Bundles, the HL7 suite's Bundle cases
+    /// and a generated 2,000-entry Bundle (golden Bundle 04's entries repeated, as
+    /// `examples/bundle.rs` builds them).
+    #[test]
+    fn outcomes_are_those_of_serde_jsons_tree() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let v = crate::validate::profile::load::load(&root.join("conformance/packages"), &[], &[]).unwrap();
+        let check = |name: &str, bytes: &[u8]| {
+            let theirs: Value = serde_json::from_slice(bytes).unwrap();
+            let ours = parse_document(bytes, 64).unwrap();
+            assert_eq!(validate_value(&v, ours, &[], None, None), validate_value(&v, theirs, &[], None, None), "{name}");
+        };
+        let mut bundles = 0;
+        for dir in [root.join("tests/golden/expected"), root.join("../shared/test-suites/fhir-validator-r4/cases")] {
+            for f in std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()) {
+                let bytes = std::fs::read(&f).unwrap_or_default();
+                let is_bundle = serde_json::from_slice::<Value>(&bytes).is_ok_and(|b| b["resourceType"] == "Bundle");
+                if is_bundle {
+                    check(&f.display().to_string(), &bytes);
+                    bundles += 1;
+                }
+            }
+        }
+        assert!(bundles >= 32, "{bundles} Bundles compared");
+        let golden: Value =
+            serde_json::from_slice(&std::fs::read(root.join("tests/golden/expected/04-ca-ime-ukr-cyrillic-maiden.json")).unwrap()).unwrap();
+        let entries = golden["entry"].as_array().unwrap();
+        let mut all = entries.clone();
+        for n in 0..2_000 - entries.len() {
+            let mut e = entries[n % entries.len()].clone();
+            e["fullUrl"] = json!(format!("urn:uuid:00000000-0000-4000-8000-{n:012x}"));
+            all.push(e);
+        }
+        let mut big = golden.clone();
+        big["entry"] = Value::Array(all);
+        check("2,000 entries", &serde_json::to_vec(&big).unwrap());
     }
 
     #[test]
