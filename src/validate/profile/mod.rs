@@ -173,6 +173,8 @@ type Memo<T> = RwLock<HashMap<String, Option<Arc<T>>>>;
 enum SystemKind {
     ValueSet,
     Supplement,
+    /// A CodeSystem that is not a supplement (complete or not).
+    CodeSystem,
     Other,
 }
 
@@ -570,7 +572,8 @@ impl Validator {
         self.system_kind(url) == SystemKind::Supplement
     }
 
-    /// What a URL used as a Coding's system names, memoised.
+    /// What a URL used as a Coding's system names, memoised (one lookup answers the walk's
+    /// questions about a Coding's system; issue 17).
     fn system_kind(&self, url: &str) -> SystemKind {
         if let Some(k) = self.value_set_systems.read().ok().and_then(|m| m.get(url).copied()) {
             return k;
@@ -580,6 +583,7 @@ impl Validator {
             Some(r) if r["resourceType"] == "CodeSystem" && (r.get("supplements").is_some() || r["content"] == "supplement") => {
                 SystemKind::Supplement
             }
+            Some(r) if r["resourceType"] == "CodeSystem" => SystemKind::CodeSystem,
             _ => SystemKind::Other,
         };
         if let Ok(mut m) = self.value_set_systems.write() {

@@ -13,7 +13,7 @@ use super::Walk;
 use crate::terminology::delegate::{Answer, VsQuery};
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
-use crate::validate::profile::{Severity, ucum};
+use crate::validate::profile::{Severity, SystemKind, ucum};
 
 /// At most `n` characters of `s` (a server's message).
 fn truncate(s: &str, n: usize) -> String {
@@ -37,18 +37,21 @@ impl Walk<'_> {
             self.path.truncate(len);
             return;
         }
-        if self.v.is_supplement(system) {
+        let kind = self.v.system_kind(system);
+        if kind == SystemKind::Supplement {
             let len = self.push("system", None);
             self.report(Severity::Error, "invalid", "the Coding.system is a supplement: use the code system it supplements");
             self.path.truncate(len);
             return;
         }
-        let Some(cs) = self.v.code_system(system) else {
-            if self.v.is_value_set(system) {
+        // Only a CodeSystem can be a complete one loaded here.
+        let cs = if kind == SystemKind::CodeSystem { self.v.code_system(system) } else { None };
+        let Some(cs) = cs else {
+            if kind == SystemKind::ValueSet {
                 let len = self.push("system", None);
                 self.report(Severity::Error, "invalid", "the Coding.system is a value set, not a code system");
                 self.path.truncate(len);
-            } else if let Some(msg) = self.wrong_system(system) {
+            } else if let Some(msg) = self.wrong_system(system, kind) {
                 self.report(Severity::Error, "code-invalid", msg);
             } else {
                 let given = get(obj, "display").and_then(Value::as_str);
@@ -96,11 +99,12 @@ impl Walk<'_> {
     /// system's URL, a known
     /// terminology's URL with something appended (`http://loinc.org/`), or `https:` where the
     /// code system's URL is `http:`.
-    fn wrong_system(&self, system: &str) -> Option<String> {
+    /// `kind` is what [`Validator::system_kind`](crate::validate::profile::Validator) says of `system`.
+    fn wrong_system(&self, system: &str, kind: SystemKind) -> Option<String> {
         const TERMINOLOGIES: [&str; 4] =
             ["http://snomed.info/sct", "http://loinc.org", "http://unitsofmeasure.org", "http://www.nlm.nih.gov/research/umls/rxnorm"];
-        let is_code_system = |url: &str| self.v.resolve(url).is_some_and(|c| c["resourceType"] == "CodeSystem");
-        if is_code_system(system) {
+        let is_code_system = |k: SystemKind| matches!(k, SystemKind::CodeSystem | SystemKind::Supplement);
+        if is_code_system(kind) {
             return None;
         }
         if system.starts_with("http://build.fhir.org") || system.starts_with("https://build.fhir.org") {
@@ -120,7 +124,7 @@ impl Walk<'_> {
         }
         if let Some(rest) = system.strip_prefix("https:") {
             let http = format!("http:{rest}");
-            if TERMINOLOGIES.contains(&http.as_str()) || is_code_system(&http) {
+            if TERMINOLOGIES.contains(&http.as_str()) || is_code_system(self.v.system_kind(&http)) {
                 return Some(format!("the system URL {system} wrongly starts with https: not http:"));
             }
         }

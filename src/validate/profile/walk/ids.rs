@@ -16,17 +16,10 @@ use crate::validate::profile::Severity;
 impl Walk<'_> {
     /// Element ids and contained ids of the resource `obj`, the walk's path being at it.
     pub(super) fn unique_ids(&mut self, obj: &Map<String, Value>) {
-        let mut seen: HashSet<&str> = HashSet::new();
-        for (k, v) in obj {
-            if k == "contained" || k == "id" {
-                continue;
-            }
-            if k == "snapshot" && obj.get("resourceType").and_then(Value::as_str) == Some("StructureDefinition") {
-                // A snapshot repeats the differential's element ids (Java resets here too).
-                self.element_ids(k, v, &mut HashSet::new());
-                continue;
-            }
-            self.element_ids(k, v, &mut seen);
+        // Paths are built only for a resource with a repeated element id: a first pass
+        // without them answers whether there is one (issue 17: nearly none has).
+        if has_duplicate_element_id(obj) {
+            self.located_element_ids(obj);
         }
         if let Some(labels) = obj.get("meta").and_then(|m| m.get("security")).and_then(Value::as_array) {
             let mut seen: HashSet<(Option<&str>, Option<&str>)> = HashSet::new();
@@ -56,6 +49,22 @@ impl Walk<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// The element ids of `obj` with their paths: a finding at each repeated one.
+    fn located_element_ids(&mut self, obj: &Map<String, Value>) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (k, v) in obj {
+            if k == "contained" || k == "id" {
+                continue;
+            }
+            if k == "snapshot" && obj.get("resourceType").and_then(Value::as_str) == Some("StructureDefinition") {
+                // A snapshot repeats the differential's element ids (Java resets here too).
+                self.element_ids(k, v, &mut HashSet::new());
+                continue;
+            }
+            self.element_ids(k, v, &mut seen);
         }
     }
 
@@ -95,6 +104,37 @@ impl Walk<'_> {
             }
         }
     }
+}
+
+/// Whether [`Walk::located_element_ids`] would find a repeated element id in `obj`: the same
+/// traversal, without paths.
+fn has_duplicate_element_id(obj: &Map<String, Value>) -> bool {
+    fn value<'v>(v: &'v Value, seen: &mut HashSet<&'v str>) -> bool {
+        match v {
+            Value::Array(items) => items.iter().any(|i| object(i, seen)),
+            Value::Object(_) => object(v, seen),
+            _ => false,
+        }
+    }
+    fn object<'v>(v: &'v Value, seen: &mut HashSet<&'v str>) -> bool {
+        let Some(m) = v.as_object() else { return false };
+        if m.contains_key("resourceType") {
+            return false;
+        }
+        if let Some(id) = m.get("id").and_then(Value::as_str) {
+            if !seen.insert(id) {
+                return true;
+            }
+        }
+        m.iter().any(|(k, c)| k != "id" && value(c, seen))
+    }
+    let mut seen: HashSet<&str> = HashSet::new();
+    let is_sd = obj.get("resourceType").and_then(Value::as_str) == Some("StructureDefinition");
+    obj.iter().any(|(k, v)| match k.as_str() {
+        "contained" | "id" => false,
+        "snapshot" if is_sd => value(v, &mut HashSet::new()),
+        _ => value(v, &mut seen),
+    })
 }
 
 #[cfg(test)]
