@@ -135,8 +135,7 @@ fn bp_panel(b: &mut Builder, r: &Record, sys: Option<(usize, &TestResult)>, dia:
             continue;
         };
         let ResultValue::Quantity { quantity: q, unit, comparator } = &res.value else { continue };
-        let cin = format!("/results/{idx}");
-        let v = quantity(b, q, unit, comparator.as_deref(), &format!("{cin}/value"), &format!("{cout}.value"));
+        let v = quantity(b, q, unit, comparator.as_deref(), &format!("/results/{idx}/value"), &format!("{cout}.value"));
         components.push(crate::obj! {"code": code, "valueQuantity": v});
     }
     put(&mut obs, "component", Value::Array(components));

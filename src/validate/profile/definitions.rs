@@ -34,7 +34,8 @@ use super::{Finding, Severity, Validator};
 const BINDABLE: [&str; 10] =
     ["code", "Coding", "CodeableConcept", "Quantity", "string", "uri", "url", "canonical", "Duration", "CodeableReference"];
 
-fn at(expression: String, code: &'static str, text: String) -> Finding {
+/// An error finding (shared with `structure.rs`).
+pub(super) fn at(expression: String, code: &'static str, text: String) -> Finding {
     Finding { severity: Severity::Error, code, text, expression }
 }
 

@@ -35,7 +35,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{Finding, Severity, Validator};
+use super::definitions::at as error;
+use super::{Finding, Validator};
 
 const CORE_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/Extension";
 const EXT_FHIR_TYPE: &str = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
@@ -67,10 +68,6 @@ const PRIMITIVES: [&str; 20] = [
     "uuid",
     "xhtml",
 ];
-
-fn error(expression: String, code: &'static str, text: String) -> Finding {
-    Finding { severity: Severity::Error, code, text, expression }
-}
 
 fn str_of<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str)

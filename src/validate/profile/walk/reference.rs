@@ -41,16 +41,11 @@ impl Walk<'_> {
             && scope.bundle.is_some_and(|b| !matches!(b.kind, "batch-response" | "transaction-response"))
         {
             const TEXT: &str = "Bundle entry missing fullUrl";
-            let at = &self.path[..scope.entry_len.min(self.path.len())];
-            if !self.out.iter().any(|f| f.text == TEXT && f.expression == at) {
-                let at = at.to_owned();
-                self.out.push(crate::validate::profile::Finding {
-                    severity: Severity::Error,
-                    code: "required",
-                    text: TEXT.to_owned(),
-                    expression: at,
-                });
+            let here = self.path.split_off(scope.entry_len.min(self.path.len()));
+            if !self.out.iter().any(|f| f.text == TEXT && f.expression == self.path) {
+                self.report(Severity::Error, "required", TEXT);
             }
+            self.path.push_str(&here);
         }
         // HL7's REFERENCE_REF_INVALID_REF: a reference is one token, without white space.
         if r.contains(char::is_whitespace) {

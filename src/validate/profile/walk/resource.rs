@@ -90,10 +90,10 @@ impl Walk<'_> {
         if rt == "OperationDefinition" {
             opdef::check(self.v, obj, &self.path.clone(), self.out);
         }
-        if self.v.no_experimental_content() && obj.get("experimental") == Some(&Value::Bool(true)) && self.v.is_canonical_resource(rt) {
-            self.report(Severity::Error, "business-rule", "Experimental content is not allowed in this context");
-        }
         if self.v.is_canonical_resource(rt) {
+            if self.v.no_experimental_content() && obj.get("experimental") == Some(&Value::Bool(true)) {
+                self.report(Severity::Error, "business-rule", "Experimental content is not allowed in this context");
+            }
             definitions::canonical_resource(self.v, rt, obj, &self.path.clone(), is_contained, self.out);
         }
         if rt == "Bundle" {
