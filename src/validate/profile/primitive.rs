@@ -151,7 +151,22 @@ fn uri_rules(ty: &str, s: &str) -> Option<&'static str> {
 }
 
 pub fn uri(s: &str) -> bool {
-    !s.is_empty() && !s.contains(char::is_whitespace)
+    // Bytes first (`char::is_whitespace` on ASCII is space and TAB..CR); decode only when a
+    // non-ASCII byte may start Unicode white space.
+    !s.is_empty()
+        && match s.bytes().try_fold((), |(), b| {
+            if b >= 0x80 {
+                Err(true)
+            } else if matches!(b, b' ' | b'\t'..=b'\r') {
+                Err(false)
+            } else {
+                Ok(())
+            }
+        }) {
+            Ok(()) => true,
+            Err(false) => false,
+            Err(true) => !s.contains(char::is_whitespace),
+        }
 }
 
 /// Whether a URI starts with a scheme (`http:`, `urn:`, `mailto:`...), i.e. is absolute.
@@ -337,6 +352,11 @@ pub fn markdown_has_html(s: &str) -> bool {
 pub fn bidi_unterminated(s: &str) -> bool {
     const EMBEDS: [char; 7] = ['\u{202a}', '\u{202b}', '\u{202d}', '\u{202e}', '\u{200e}', '\u{200f}', '\u{061c}'];
     const ISOLATES: [char; 3] = ['\u{2066}', '\u{2067}', '\u{2068}'];
+    // Every control above is U+061C (UTF-8 lead byte 0xD8) or U+200E..U+2069 (lead byte 0xE2):
+    // a string with neither byte, nearly every string, has none. This runs on every string.
+    if !s.as_bytes().contains(&0xe2) && !s.as_bytes().contains(&0xd8) {
+        return false;
+    }
     let mut open: Vec<char> = Vec::new();
     for c in s.chars() {
         match c {
@@ -395,6 +415,9 @@ mod tests {
         }
         assert!(check("canonical", &json!("urn:uuid:0b6f5fd7-4c1d-4e4e-9d56-0d2b9a1b7c11|1.0")).is_none());
         assert!(check("canonical", &json!("urn:oid:1.2.3.4.5|2")).is_none());
+        for (u, ok) in [("http://x/é", true), ("a\u{0b}b", false), ("a\u{a0}b", false), ("a\u{3000}", false), ("a\rb", false)] {
+            assert_eq!(uri(u), ok, "{u:?}");
+        }
     }
 
     #[test]
@@ -433,5 +456,6 @@ mod tests {
         assert!(bidi_unterminated("a\u{202e}b") && bidi_unterminated("\u{2066}x\u{202e}"));
         assert!(!bidi_unterminated("a\u{202e}b\u{202c}") && !bidi_unterminated("\u{2067}x\u{202d}y\u{2069}"));
         assert!(!bidi_unterminated("a\u{202e}b\nc") && !bidi_unterminated("plain text"));
+        assert!(bidi_unterminated("\u{061c}x") && bidi_unterminated("\u{200f}") && !bidi_unterminated("é\u{00a0}"));
     }
 }

@@ -140,7 +140,8 @@ impl Walk<'_> {
                 if s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
                     self.report(Severity::Warning, "invalid", "value should not start or finish with white space");
                 }
-                if s.encode_utf16().count() > 1_048_576 {
+                // UTF-16 units never outnumber UTF-8 bytes: count them only for a long string.
+                if s.len() > 1_048_576 && s.encode_utf16().count() > 1_048_576 {
                     self.report(
                         Severity::Error,
                         "too-long",
