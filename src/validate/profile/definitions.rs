@@ -206,7 +206,7 @@ fn concept_map(v: &Validator, cm: &Map<String, Value>, path: &str, out: &mut Vec
 
 /// A known, complete code system whose codes are the whole of it: not R4 core's 2019 copy of
 /// an external one (whose newer codes it lacks).
-fn authoritative_code_system(v: &Validator, system: &str) -> Option<std::sync::Arc<std::collections::HashMap<String, Option<String>>>> {
+fn authoritative_code_system(v: &Validator, system: &str) -> Option<std::sync::Arc<foldhash::HashMap<String, Option<String>>>> {
     v.code_system(system).filter(|_| !v.is_external_copy(system))
 }
 

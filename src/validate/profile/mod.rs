@@ -37,7 +37,7 @@ pub mod ucum;
 mod walk;
 pub mod xhtml;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
@@ -187,7 +187,7 @@ pub struct Validator {
     /// Base definitions by type name (`Patient`, `HumanName`): the hot lookup, without building
     /// the canonical URL each time. Only types that exist are kept, so the names are the
     /// definitions' (never an instance's), hashed with FxHash rather than SipHash (issue 17).
-    types: RwLock<HashMap<String, Arc<Profile>, std::hash::BuildHasherDefault<keys::Fx>>>,
+    types: RwLock<std::collections::HashMap<String, Arc<Profile>, std::hash::BuildHasherDefault<keys::Fx>>>,
     expansions: Memo<Expansion>,
     /// Complete CodeSystems by URL: code -> display.
     code_systems: Memo<HashMap<String, Option<String>>>,

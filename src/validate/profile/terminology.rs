@@ -5,7 +5,7 @@
 //!
 //! Expansions are memoised by the validator. No I/O beyond the definition lookups.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -105,7 +105,7 @@ fn entry_codes(
                         let these = match (prop, op) {
                             ("concept", "is-a") => descendants(&all, value, true),
                             ("concept", "descendent-of") => descendants(&all, value, false),
-                            ("concept", "=") => HashSet::from([value.to_owned()]),
+                            ("concept", "=") => HashSet::from_iter([value.to_owned()]),
                             ("concept", "in") => value.split(',').map(|s| s.trim().to_owned()).collect(),
                             _ => return None,
                         };

@@ -6,7 +6,7 @@
 //!
 //! No I/O, no clock; findings name the entry by index, never its content.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 

@@ -6,7 +6,7 @@
 //!
 //! No I/O, no clock; findings name the element, never the id.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 

@@ -5,9 +5,9 @@
 //!
 //! No I/O, no clock. Depth is bounded by [`MAX_DEPTH`](super::MAX_DEPTH).
 
+use foldhash::{HashMap, HashMapExt};
 use std::any::Any;
 use std::cell::OnceCell;
-use std::collections::HashMap;
 
 use serde_json::Value;
 
