@@ -22,7 +22,7 @@ pub(super) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || x.to_string().parse::<f64>().ok() == y.to_string().parse::<f64>().ok(),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| get(y, k).is_some_and(|w| same(v, w))),
         _ => a == b,
     }
 }
@@ -31,10 +31,33 @@ pub(super) fn same(a: &Value, b: &Value) -> bool {
 /// a pattern array matches some item of the instance array.
 pub(super) fn matches_pattern(v: &Value, p: &Value) -> bool {
     match (v, p) {
-        (Value::Object(x), Value::Object(y)) => y.iter().all(|(k, pv)| x.get(k).is_some_and(|xv| matches_pattern(xv, pv))),
+        (Value::Object(x), Value::Object(y)) => y.iter().all(|(k, pv)| get(x, k).is_some_and(|xv| matches_pattern(xv, pv))),
         (Value::Array(x), Value::Array(y)) => y.iter().all(|pv| x.iter().any(|xv| matches_pattern(xv, pv))),
         (Value::Array(x), y) => x.iter().any(|xv| matches_pattern(xv, y)),
         _ => same(v, p),
+    }
+}
+
+/// `.get(key)` on an object (or a JSON value, `None` unless an object) by [`get`]: the walk's
+/// lookups of a literal key, without SipHash for FHIR's small objects (issue 17).
+pub(super) trait SmallGet {
+    fn sget(&self, key: &str) -> Option<&Value>;
+}
+
+impl SmallGet for Value {
+    #[inline]
+    fn sget(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(m) => get(m, key),
+            _ => None,
+        }
+    }
+}
+
+impl SmallGet for Map<String, Value> {
+    #[inline]
+    fn sget(&self, key: &str) -> Option<&Value> {
+        get(self, key)
     }
 }
 

@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::{Finding, Severity};
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 
 /// Where a narrative is: the path segments down to its resource.
 enum Seg<'v> {
@@ -50,7 +52,7 @@ fn find<'v>(v: &'v Value, at: &mut Vec<Seg<'v>>, out: &mut Vec<(String, &'v str)
         Value::Object(m) => {
             if super::json::get(m, "resourceType").is_some() {
                 if let Some(div) =
-                    super::json::get(m, "text").and_then(|t| t.get("div")).and_then(Value::as_str).filter(|d| links_to_fragment(d))
+                    super::json::get(m, "text").and_then(|t| t.sget("div")).and_then(Value::as_str).filter(|d| links_to_fragment(d))
                 {
                     let mut p = String::from(root);
                     for s in at.iter() {
@@ -113,7 +115,7 @@ fn anchors<'v>(v: &'v Value, out: &mut HashSet<&'v str>) {
 
 /// Reports each narrative with a fragment link that lands nowhere (once per narrative).
 pub(super) fn links(root: &Value, out: &mut Vec<Finding>) {
-    let rt = root.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
+    let rt = root.sget("resourceType").and_then(Value::as_str).unwrap_or("Resource");
     let mut divs = Vec::new();
     find(root, &mut Vec::new(), &mut divs, rt);
     if divs.is_empty() {
@@ -140,8 +142,8 @@ const NARRATIVE_LINK: &str = "http://hl7.org/fhir/StructureDefinition/narrativeL
 fn narrative_links<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
     match v {
         Value::Object(m) => {
-            if m.get("url").and_then(Value::as_str) == Some(NARRATIVE_LINK) {
-                if let Some(s) = m.get("valueUrl").or_else(|| m.get("valueUri")).and_then(Value::as_str) {
+            if super::json::get(m, "url").and_then(Value::as_str) == Some(NARRATIVE_LINK) {
+                if let Some(s) = super::json::get(m, "valueUrl").or_else(|| super::json::get(m, "valueUri")).and_then(Value::as_str) {
                     out.push(s);
                 }
             }
@@ -172,13 +174,13 @@ fn anchor_count(v: &Value, fragment: &str) -> usize {
 /// name exactly one place in that entry's narrative. Reported at the Bundle, as the HL7
 /// validator does, without repeating the link.
 pub(super) fn bundle_narrative_links(root: &Value, out: &mut Vec<Finding>) {
-    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+    if root.sget("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return;
     }
-    let Some(entries) = root.get("entry").and_then(Value::as_array) else { return };
+    let Some(entries) = root.sget("entry").and_then(Value::as_array) else { return };
     let mut links = Vec::new();
     for e in entries {
-        if let Some(r) = e.get("resource") {
+        if let Some(r) = e.sget("resource") {
             narrative_links(r, &mut links);
         }
     }
@@ -187,7 +189,7 @@ pub(super) fn bundle_narrative_links(root: &Value, out: &mut Vec<Finding>) {
         if base.is_empty() {
             continue; // within its own resource: the narrative link rule above
         }
-        let target = entries.iter().find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(base)).and_then(|e| e.get("resource"));
+        let target = entries.iter().find(|e| e.sget("fullUrl").and_then(Value::as_str) == Some(base)).and_then(|e| e.sget("resource"));
         let problem = match target.map(|t| anchor_count(t, fragment)) {
             None => "a narrativeLink names an entry the Bundle does not hold".to_owned(),
             Some(0) => "a narrativeLink names an anchor its entry's narrative does not have".to_owned(),

@@ -10,6 +10,8 @@
 //! engine. The subset has no empty results: each term is a boolean, so the logic is two-valued
 //! and agrees with FHIRPath's three-valued logic on it.
 
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use serde_json::Value;
 
 /// A compiled invariant of the subset.
@@ -351,7 +353,7 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         // Checked on the contained resources themselves (`Walk::orphans`).
         "dom-3" => Some(true),
         "dom-2" | "dom-4" | "dom-5" => obj.and_then(|m| (!m.contains_key("contained")).then_some(true)),
-        "dom-6" => obj.map(|m| m.get("text").and_then(|t| t.get("div")).is_some()),
+        "dom-6" => obj.map(|m| m.sget("text").and_then(|t| t.sget("div")).is_some()),
         // Only a `#` reference looks into the root's `contained`: that case goes to the engine.
         "ref-1" => obj.and_then(|m| s(m, "reference").is_none_or(|r| !r.starts_with('#')).then_some(true)),
         "bdl-8" => obj.map(|m| s(m, "fullUrl").is_none_or(|u| !u.contains("/_history/"))),
@@ -360,7 +362,7 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
             _ => true,
         }),
         "org-1" => obj.map(|m| {
-            m.get("identifier").is_some_and(|i| i.as_array().is_none_or(|a| !a.is_empty()))
+            m.sget("identifier").is_some_and(|i| i.as_array().is_none_or(|a| !a.is_empty()))
                 || m.contains_key("name")
                 || m.contains_key("_name")
         }),
@@ -368,8 +370,8 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         "ppc-2" | "ppc-3" | "ppc-4" | "ppc-5" => obj.map(|m| {
             let code = consent_code(expr).unwrap_or_default();
             m.contains_key("patient")
-                || !m.get("scope").and_then(|sc| sc.get("coding")).and_then(Value::as_array).into_iter().flatten().any(|c| {
-                    c.get("system").and_then(Value::as_str) == Some("something") && c.get("code").and_then(Value::as_str) == Some(code)
+                || !m.sget("scope").and_then(|sc| sc.sget("coding")).and_then(Value::as_array).into_iter().flatten().any(|c| {
+                    c.sget("system").and_then(Value::as_str) == Some("something") && c.sget("code").and_then(Value::as_str) == Some(code)
                 })
         }),
         "obs-7" => obj.map(|m| {
@@ -378,7 +380,7 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
                 return true;
             }
             let own: Vec<&Value> = resource["code"]["coding"].as_array().into_iter().flatten().collect();
-            !m.get("component")
+            !m.sget("component")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -386,19 +388,20 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         }),
         "bdl-4" => obj.map(|m| {
             let want = matches!(s(m, "type"), Some("batch-response" | "transaction-response" | "history"));
-            m.get("entry").and_then(Value::as_array).into_iter().flatten().all(|e| e.get("response").is_some() == want)
+            m.sget("entry").and_then(Value::as_array).into_iter().flatten().all(|e| e.sget("response").is_some() == want)
         }),
         // Bundle rules done in `bundle_rules`.
         "bdl-3" | "bdl-7" => Some(true),
         "bdl-1" => obj.map(|m| !m.contains_key("total") || matches!(s(m, "type"), Some("searchset" | "history"))),
         "bdl-2" => obj.map(|m| {
             s(m, "type") == Some("searchset")
-                || m.get("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.get("search").is_none()))
+                || m.sget("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.sget("search").is_none()))
         }),
         "bdl-9" => obj.map(|m| {
-            s(m, "type") != Some("document") || m.get("identifier").is_some_and(|i| i.get("system").is_some() && i.get("value").is_some())
+            s(m, "type") != Some("document")
+                || m.sget("identifier").is_some_and(|i| i.sget("system").is_some() && i.sget("value").is_some())
         }),
-        "bdl-10" => obj.map(|m| s(m, "type") != Some("document") || m.get("timestamp").is_some()),
+        "bdl-10" => obj.map(|m| s(m, "type") != Some("document") || m.sget("timestamp").is_some()),
         "bdl-11" => obj.map(|m| s(m, "type") != Some("document") || first_entry_type(m) == Some("Composition")),
         "bdl-12" => obj.map(|m| s(m, "type") != Some("message") || first_entry_type(m) == Some("MessageHeader")),
         _ => None,
@@ -454,7 +457,7 @@ fn s<'a>(m: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a str> {
 }
 
 fn first_entry_type(m: &serde_json::Map<String, Value>) -> Option<&str> {
-    m.get("entry")?.get(0)?.get("resource")?.get("resourceType")?.as_str()
+    m.sget("entry")?.get(0)?.sget("resource")?.sget("resourceType")?.as_str()
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use serde_json::Value;
 
 /// The codes of an expanded ValueSet, as (system, code).
@@ -138,7 +140,7 @@ pub fn expand(defs: &dyn Lookup, vs: &Value, depth: usize, memo: &dyn Fn(&str, u
         return None;
     }
     let mut codes: HashSet<(String, String)> = HashSet::new();
-    if let Some(compose) = vs.get("compose") {
+    if let Some(compose) = vs.sget("compose") {
         for inc in compose["include"].as_array().into_iter().flatten() {
             codes.extend(entry_codes(defs, inc, depth, memo)?);
         }

@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::terminology::delegate::{Answer, VsQuery};
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
 use crate::validate::profile::{Severity, SystemKind, ucum};
@@ -205,10 +207,10 @@ impl Walk<'_> {
     /// A code of UCUM (a Quantity's unit, or a Coding) is a valid UCUM expression, checked
     /// offline by the grammar ([`ucum`](crate::validate::profile::ucum)).
     pub(super) fn ucum(&mut self, obj: &Map<String, Value>) {
-        if obj.get("system").and_then(Value::as_str) != Some(ucum::SYSTEM) {
+        if obj.sget("system").and_then(Value::as_str) != Some(ucum::SYSTEM) {
             return;
         }
-        let Some(code) = obj.get("code").and_then(Value::as_str) else { return };
+        let Some(code) = obj.sget("code").and_then(Value::as_str) else { return };
         if let Err(e) = ucum::check(code) {
             self.report(Severity::Error, "code-invalid", format!("the code is not a valid UCUM expression ({e})"));
         }
@@ -218,7 +220,7 @@ impl Walk<'_> {
         let Some(b) = &prof.elem(eid).binding else {
             return;
         };
-        let codings = obj.get("coding").and_then(Value::as_array);
+        let codings = obj.sget("coding").and_then(Value::as_array);
         let Some(codings) = codings.filter(|c| !c.is_empty()) else {
             // HL7's TERMINOLOGY_TX_CODE_VALUESET: text alone does not meet a required binding.
             if b.strength == Strength::Required && self.v.resolve(b.value_set.split('|').next().unwrap_or_default()).is_some() {
@@ -232,7 +234,7 @@ impl Walk<'_> {
         };
         let pairs: Vec<(Option<&str>, &str)> = codings
             .iter()
-            .filter_map(|c| Some((c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str)?)))
+            .filter_map(|c| Some((c.sget("system").and_then(Value::as_str), c.sget("code").and_then(Value::as_str)?)))
             .collect();
         let in_set = |exp: &crate::validate::profile::terminology::Expansion| pairs.iter().any(|(s, c)| exp.has(*s, c));
         if b.strength != Strength::Other {

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 
 use super::{Walk, is_resource_type};
 use crate::validate::profile::Severity;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 
 /// Entries of the Bundle being validated, for references that resolve inside it.
 pub(super) struct BundleIndex<'v> {
@@ -64,18 +66,18 @@ impl Walk<'_> {
     /// Bundle rules that need the whole Bundle: fullUrl form and uniqueness, `request` for
     /// transactions and batches. Builds the index references resolve against (linear).
     pub(super) fn bundle_rules<'v>(&mut self, obj: &'v Map<String, Value>) -> BundleIndex<'v> {
-        let ty = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+        let ty = obj.sget("type").and_then(Value::as_str).unwrap_or_default();
         let mut idx = BundleIndex { kind: ty, by_full_url: HashMap::new(), repeated: HashSet::new(), by_type_id: HashMap::new() };
         self.bundle_links(obj, ty);
         if ty == "searchset" {
             self.search_set(obj);
         }
-        let Some(entries) = obj.get("entry").and_then(Value::as_array) else {
+        let Some(entries) = obj.sget("entry").and_then(Value::as_array) else {
             return idx;
         };
         if ty == "message" {
-            let first = entries.first().and_then(|e| e.get("resource"));
-            if let Some(rt) = first.and_then(|r| r.get("resourceType")).and_then(Value::as_str).filter(|rt| *rt != "MessageHeader") {
+            let first = entries.first().and_then(|e| e.sget("resource"));
+            if let Some(rt) = first.and_then(|r| r.sget("resourceType")).and_then(Value::as_str).filter(|rt| *rt != "MessageHeader") {
                 // HL7's Validation_BUNDLE_Message, beside the invariant bdl-12, at the path HL7's
                 // validator gives it: it numbers the first entry 1 there.
                 let len = self.path.len();
@@ -90,8 +92,8 @@ impl Walk<'_> {
         }
         idx.by_full_url.reserve(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            let res = e.get("resource");
-            let full = e.get("fullUrl").and_then(Value::as_str);
+            let res = e.sget("resource");
+            let full = e.sget("fullUrl").and_then(Value::as_str);
             let len = self.push("entry", Some(i));
             if let Some(f) = full {
                 // The form of a fullUrl is reported at the first entry, as the HL7 validator
@@ -99,9 +101,9 @@ impl Walk<'_> {
                 if !f.contains(':') {
                     self.at_first_entry(len, format!("entry {i}: the fullUrl must be an absolute URL"));
                 } else if let Some(r) = res {
-                    let rt = r.get("resourceType").and_then(Value::as_str);
+                    let rt = r.sget("resourceType").and_then(Value::as_str);
                     if rt.is_some() && restful_url(f).is_some_and(|t| is_resource_type(self.v, t)) {
-                        match r.get("id").and_then(Value::as_str) {
+                        match r.sget("id").and_then(Value::as_str) {
                             None => self.at_first_entry(
                                 len,
                                 format!("entry {i}: the fullUrl looks like a RESTful server URL, so the resource must have an id"),
@@ -126,7 +128,7 @@ impl Walk<'_> {
                     if let Some(prev) = dup {
                         idx.repeated.insert(f);
                         let same_version =
-                            prev.get("meta").and_then(|m| m.get("versionId")) == r.get("meta").and_then(|m| m.get("versionId"));
+                            prev.sget("meta").and_then(|m| m.sget("versionId")) == r.sget("meta").and_then(|m| m.sget("versionId"));
                         if same_version && !matches!(ty, "history" | "searchset") {
                             self.report(Severity::Error, "invariant", "constraint bdl-7 failed: FullUrl must be unique in a bundle, or else entries with the same fullUrl must have different meta.versionId");
                         }
@@ -142,11 +144,11 @@ impl Walk<'_> {
                 );
             }
             if let Some(r) = res {
-                if let (Some(t), Some(id)) = (r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str)) {
+                if let (Some(t), Some(id)) = (r.sget("resourceType").and_then(Value::as_str), r.sget("id").and_then(Value::as_str)) {
                     idx.by_type_id.entry((t, id)).or_insert(r);
                 }
             }
-            if matches!(ty, "transaction" | "batch" | "history") && e.get("request").is_none() {
+            if matches!(ty, "transaction" | "batch" | "history") && e.sget("request").is_none() {
                 self.report(
                     Severity::Error,
                     "invariant",

@@ -9,14 +9,16 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::validate::profile::Severity;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 
 const PAGING: [&str; 4] = ["first", "previous", "next", "last"];
 
 impl Walk<'_> {
     /// `Bundle.link`: the relations a Bundle of this type may carry.
     pub(super) fn bundle_links(&mut self, obj: &Map<String, Value>, ty: &str) {
-        let Some(links) = obj.get("link").and_then(Value::as_array) else { return };
-        let rel = |l: &Value| l.get("relation").and_then(Value::as_str).map(str::to_owned);
+        let Some(links) = obj.sget("link").and_then(Value::as_array) else { return };
+        let rel = |l: &Value| l.sget("relation").and_then(Value::as_str).map(str::to_owned);
         let rels: Vec<Option<String>> = links.iter().map(rel).collect();
         for (i, r) in rels.iter().enumerate() {
             let Some(r) = r.as_deref() else { continue };
@@ -48,7 +50,7 @@ impl Walk<'_> {
                     }
                     self.path.truncate(l2);
                     if ty == "document" && r == "stylesheet" {
-                        if let Some(url) = links[i].get("url").and_then(Value::as_str) {
+                        if let Some(url) = links[i].sget("url").and_then(Value::as_str) {
                             self.stylesheet(url, obj);
                         }
                     }
@@ -86,9 +88,9 @@ impl Walk<'_> {
                 }
             }
         } else {
-            let entries = obj.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-            let found = entries.iter().filter_map(|e| e.get("resource")).any(|r| {
-                let (t, id) = (r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str));
+            let entries = obj.sget("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let found = entries.iter().filter_map(|e| e.sget("resource")).any(|r| {
+                let (t, id) = (r.sget("resourceType").and_then(Value::as_str), r.sget("id").and_then(Value::as_str));
                 url.split_once('/').is_some_and(|(ut, uid)| Some(ut) == t && Some(uid) == id)
             });
             if !found {
@@ -101,15 +103,15 @@ impl Walk<'_> {
     /// A search set: a self link; each entry has a resource; matches and includes have ids,
     /// outcomes are OperationOutcomes; search modes given (warnings where Java warns).
     pub(super) fn search_set(&mut self, obj: &Map<String, Value>) {
-        let links = obj.get("link").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let self_url = links.iter().find(|l| l.get("relation").and_then(Value::as_str) == Some("self"));
+        let links = obj.sget("link").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let self_url = links.iter().find(|l| l.sget("relation").and_then(Value::as_str) == Some("self"));
         if self_url.is_none() {
             self.report(Severity::Warning, "invalid", "a search set should have a self link that says what the search was");
         }
         // The types searched for, as HL7's validator reads them from the self link.
-        let searched = search_types(self, self_url.and_then(|l| l.get("url")).and_then(Value::as_str));
-        let Some(entries) = obj.get("entry").and_then(Value::as_array) else { return };
-        let mode = |e: &Value| e.get("search").and_then(|s| s.get("mode")).and_then(Value::as_str).map(str::to_owned);
+        let searched = search_types(self, self_url.and_then(|l| l.sget("url")).and_then(Value::as_str));
+        let Some(entries) = obj.sget("entry").and_then(Value::as_array) else { return };
+        let mode = |e: &Value| e.sget("search").and_then(|s| s.sget("mode")).and_then(Value::as_str).map(str::to_owned);
         let any_mode = entries.iter().any(|e| mode(e).is_some());
         let mut types: Vec<String> = Vec::new();
         for (i, e) in entries.iter().enumerate() {
@@ -118,11 +120,11 @@ impl Walk<'_> {
             if any_mode && m.is_none() {
                 self.report(Severity::Warning, "invalid", "search set entries should have a search mode");
             }
-            match e.get("resource") {
+            match e.sget("resource") {
                 None => self.report(Severity::Error, "invalid", "search set entries must have a resource"),
                 Some(res) => {
-                    let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or_default();
-                    let has_id = res.get("id").and_then(Value::as_str).is_some();
+                    let rt = res.sget("resourceType").and_then(Value::as_str).unwrap_or_default();
+                    let has_id = res.sget("id").and_then(Value::as_str).is_some();
                     let l2 = self.push("resource", None);
                     if m.as_deref() == Some("match") && !searched.is_empty() && !searched.iter().any(|t| t == rt) {
                         // HL7's BUNDLE_SEARCH_ENTRY_WRONG_RESOURCE_TYPE_MODE.

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::Severity;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::model::{Discriminator, ElemId, Profile, Strength, is_primitive};
 
@@ -60,7 +62,7 @@ fn segments(path: &str) -> Vec<Seg<'_>> {
 
 /// Values at `path` inside `v`, each with its FHIR type when known.
 fn values_at<'v>(v: &'v Value, ty: &str, path: &str, scope: Scope<'v>) -> Vec<(&'v Value, String)> {
-    let mut cur: Vec<(&'v Value, String)> = vec![(v, v.get("resourceType").and_then(Value::as_str).unwrap_or(ty).to_owned())];
+    let mut cur: Vec<(&'v Value, String)> = vec![(v, v.sget("resourceType").and_then(Value::as_str).unwrap_or(ty).to_owned())];
     for seg in segments(path) {
         let mut next = Vec::new();
         for (x, t) in cur {
@@ -72,7 +74,7 @@ fn values_at<'v>(v: &'v Value, ty: &str, path: &str, scope: Scope<'v>) -> Vec<(&
                     }
                 }
                 Seg::Resolve => {
-                    let Some(r) = x.get("reference").and_then(Value::as_str) else {
+                    let Some(r) = x.sget("reference").and_then(Value::as_str) else {
                         continue;
                     };
                     let found = if let Some(id) = r.strip_prefix('#') {
@@ -87,7 +89,7 @@ fn values_at<'v>(v: &'v Value, ty: &str, path: &str, scope: Scope<'v>) -> Vec<(&
                     }
                 }
                 Seg::Ext(url) => {
-                    for e in x.get("extension").and_then(Value::as_array).into_iter().flatten() {
+                    for e in x.sget("extension").and_then(Value::as_array).into_iter().flatten() {
                         if e["url"].as_str() == Some(url) {
                             next.push((e, "Extension".to_owned()));
                         }
@@ -123,7 +125,7 @@ fn values_at<'v>(v: &'v Value, ty: &str, path: &str, scope: Scope<'v>) -> Vec<(&
         // A resource found by name (`resource`) has its own type.
         cur = next
             .into_iter()
-            .map(|(x, t)| match x.get("resourceType").and_then(Value::as_str) {
+            .map(|(x, t)| match x.sget("resourceType").and_then(Value::as_str) {
                 Some(rt) if t.is_empty() => (x, rt.to_owned()),
                 _ => (x, t),
             })
@@ -248,7 +250,7 @@ pub(super) fn matches<'v>(
                                 Value::String(c) => exp.has(None, c),
                                 Value::Object(o) => {
                                     let one = |c: &Value| c["code"].as_str().is_some_and(|k| exp.has(c["system"].as_str(), k));
-                                    one(val) || o.get("coding").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(one))
+                                    one(val) || o.sget("coding").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(one))
                                 }
                                 _ => false,
                             }),
@@ -348,7 +350,7 @@ fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str,
         today: w.today,
         tx: w.tx,
     };
-    if val.get("resourceType").is_some() {
+    if val.sget("resourceType").is_some() {
         sub.resource(val, std::slice::from_ref(prof), scope);
     } else {
         let ty = if ty.is_empty() { prof.type_name.as_str() } else { ty };

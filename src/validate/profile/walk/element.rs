@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use super::pointer::push_key;
 use super::{Host, Item, MAX_DEPTH, Scope, Walk, is_resource_type};
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{get, matches_pattern, same};
 use crate::validate::profile::keys::KeyIndex;
 use crate::validate::profile::model::{ElemId, Profile, is_primitive};
@@ -36,7 +38,7 @@ impl Walk<'_> {
                 // A type's profiles apply to resources of that type (`Practitioner` with one
                 // profile, `PractitionerRole` with another); when no type names the resource's,
                 // every profile is tried (and names the type it is for).
-                let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+                let rt = value.sget("resourceType").and_then(Value::as_str).unwrap_or_default();
                 let types = &prof.elem(eid).types;
                 let own = |t: &&crate::validate::profile::model::TypeRef| {
                     matches!(t.code.as_str(), "Resource" | "DomainResource") || t.code == rt
@@ -98,7 +100,7 @@ impl Walk<'_> {
             }
         }
         if e.min_value.is_some() || e.max_value.is_some() {
-            let num = |x: Option<&Value>| x.and_then(|q| q.get("value")).and_then(|v| v.to_string().parse::<f64>().ok());
+            let num = |x: Option<&Value>| x.and_then(|q| q.sget("value")).and_then(|v| v.to_string().parse::<f64>().ok());
             let x = num(Some(value));
             if let (Some(m), Some(x)) = (num(e.min_value.as_ref()), x) {
                 if x < m {
@@ -137,15 +139,15 @@ impl Walk<'_> {
                     );
                 }
                 // The stated size is the size of the data, when both are given.
-                let data = obj.get("data").and_then(Value::as_str);
-                let size = obj.get("size").and_then(Value::as_u64);
+                let data = obj.sget("data").and_then(Value::as_str);
+                let size = obj.sget("size").and_then(Value::as_u64);
                 if let (Some(d), Some(n)) = (data, size) {
                     if primitive::base64_len(d).is_some_and(|len| len != n) {
                         self.report(Severity::Error, "value", "Attachment.size is not the size of Attachment.data");
                     }
                 }
                 // The stated hash is the SHA-1 of the data (HL7's TYPE_SPECIFIC_CHECKS_DT_ATT_HASH_MISMATCH).
-                if let (Some(d), Some(h)) = (data, obj.get("hash").and_then(Value::as_str)) {
+                if let (Some(d), Some(h)) = (data, obj.sget("hash").and_then(Value::as_str)) {
                     use base64::Engine as _;
                     let b64 = base64::engine::general_purpose::STANDARD;
                     if let (Ok(bytes), Ok(stated)) = (b64.decode(d), b64.decode(h)) {
@@ -288,7 +290,7 @@ impl Walk<'_> {
                 // An extension's value of a type its definition does not allow: reported at
                 // the extension, as the HL7 validator does.
                 let t = fhir_type_of_suffix(&key[ce.name.len()..]);
-                let url = obj.get("url").and_then(Value::as_str).unwrap_or_default();
+                let url = obj.sget("url").and_then(Value::as_str).unwrap_or_default();
                 self.report(Severity::Error, "structure", format!("the extension {url} does not allow a value of type {t}"));
             } else if let Some(ce) = choice {
                 let t = fhir_type_of_suffix(&key[ce.name.len()..]);
@@ -432,7 +434,7 @@ impl Walk<'_> {
                 let target = assigned.get(i).copied().flatten().unwrap_or(c);
                 let mut sc = scope;
                 if ce.name == "resource" && host.ty == "BackboneElement" {
-                    sc.full_url = obj.get("fullUrl").and_then(Value::as_str);
+                    sc.full_url = obj.sget("fullUrl").and_then(Value::as_str);
                     sc.in_entry = ce.path == "Bundle.entry.resource";
                     sc.entry_len = entry_len;
                 }

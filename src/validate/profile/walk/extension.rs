@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::Severity;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::{ElemId, Profile};
 
 impl Walk<'_> {
@@ -22,7 +24,7 @@ impl Walk<'_> {
         scope: Scope<'v>,
         host: Host<'_>,
     ) {
-        let Some(url) = obj.get("url").and_then(Value::as_str) else {
+        let Some(url) = obj.sget("url").and_then(Value::as_str) else {
             return;
         };
         let e = prof.elem(eid);

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::validate::profile::Severity;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 
 impl Walk<'_> {
     /// Element ids and contained ids of the resource `obj`, the walk's path being at it.
@@ -21,10 +23,10 @@ impl Walk<'_> {
         if has_duplicate_element_id(obj) {
             self.located_element_ids(obj);
         }
-        if let Some(labels) = obj.get("meta").and_then(|m| m.get("security")).and_then(Value::as_array) {
+        if let Some(labels) = obj.sget("meta").and_then(|m| m.sget("security")).and_then(Value::as_array) {
             let mut seen: HashSet<(Option<&str>, Option<&str>)> = HashSet::new();
             for (i, l) in labels.iter().enumerate() {
-                if !seen.insert((l.get("system").and_then(Value::as_str), l.get("code").and_then(Value::as_str))) {
+                if !seen.insert((l.sget("system").and_then(Value::as_str), l.sget("code").and_then(Value::as_str))) {
                     // Located as HL7's validator locates it (at `meta.profile[i]`, i the label's
                     // index), so that the two agree on where.
                     let len = self.path.len();
@@ -38,10 +40,10 @@ impl Walk<'_> {
                 }
             }
         }
-        if let Some(contained) = obj.get("contained").and_then(Value::as_array) {
+        if let Some(contained) = obj.sget("contained").and_then(Value::as_array) {
             let mut ids: HashSet<&str> = HashSet::new();
             for (i, c) in contained.iter().enumerate() {
-                if let Some(id) = c.get("id").and_then(Value::as_str) {
+                if let Some(id) = c.sget("id").and_then(Value::as_str) {
                     if !ids.insert(id) {
                         let len = self.push("contained", Some(i));
                         self.report(Severity::Error, "duplicate", "a contained resource has the id of another contained resource");
@@ -59,7 +61,7 @@ impl Walk<'_> {
             if k == "contained" || k == "id" {
                 continue;
             }
-            if k == "snapshot" && obj.get("resourceType").and_then(Value::as_str) == Some("StructureDefinition") {
+            if k == "snapshot" && obj.sget("resourceType").and_then(Value::as_str) == Some("StructureDefinition") {
                 // A snapshot repeats the differential's element ids (Java resets here too).
                 self.element_ids(k, v, &mut HashSet::new());
                 continue;
@@ -93,7 +95,7 @@ impl Walk<'_> {
         if m.contains_key("resourceType") {
             return;
         }
-        if let Some(id) = m.get("id").and_then(Value::as_str) {
+        if let Some(id) = m.sget("id").and_then(Value::as_str) {
             if !seen.insert(id) {
                 self.report(Severity::Error, "business-rule", "duplicate element id: an id occurs once in its resource");
             }
@@ -121,7 +123,7 @@ fn has_duplicate_element_id(obj: &Map<String, Value>) -> bool {
         if m.contains_key("resourceType") {
             return false;
         }
-        if let Some(id) = m.get("id").and_then(Value::as_str) {
+        if let Some(id) = m.sget("id").and_then(Value::as_str) {
             if !seen.insert(id) {
                 return true;
             }
@@ -129,7 +131,7 @@ fn has_duplicate_element_id(obj: &Map<String, Value>) -> bool {
         m.iter().any(|(k, c)| k != "id" && value(c, seen))
     }
     let mut seen: HashSet<&str> = HashSet::new();
-    let is_sd = obj.get("resourceType").and_then(Value::as_str) == Some("StructureDefinition");
+    let is_sd = obj.sget("resourceType").and_then(Value::as_str) == Some("StructureDefinition");
     obj.iter().any(|(k, v)| match k.as_str() {
         "contained" | "id" => false,
         "snapshot" if is_sd => value(v, &mut HashSet::new()),

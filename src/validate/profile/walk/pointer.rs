@@ -13,6 +13,8 @@ use serde_json::Value;
 
 use super::MAX_DEPTH;
 use crate::validate::profile::InvariantEngine;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 
 /// What one validation prepares lazily for the FHIRPath engine: the root converted once, and
 /// the pointer of every resource in it (for the slicing sub-walks, which start at a value
@@ -35,7 +37,7 @@ impl<'r> Prep<'r> {
     /// The JSON Pointer of `target`, a node inside `within` (whose pointer is `base`); a
     /// resource is found by address in an index of the root's resources.
     pub fn locate(&self, target: &Value, within: &Value, base: &str) -> Option<String> {
-        if target.get("resourceType").is_some() {
+        if target.sget("resourceType").is_some() {
             let map = self.resources.get_or_init(|| {
                 let mut m = HashMap::new();
                 index_resources(self.root, &mut String::new(), &mut m, 0);

@@ -13,17 +13,19 @@ use serde_json::{Map, Value};
 
 use super::resource::contains;
 use super::{Scope, Walk, is_resource_type};
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::{ElemId, Profile};
 use crate::validate::profile::{CORE, Severity, Validator};
 
 impl Walk<'_> {
     pub(super) fn reference<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, scope: Scope<'v>) {
-        let Some(r) = obj.get("reference").and_then(Value::as_str).filter(|r| !r.is_empty()) else {
+        let Some(r) = obj.sget("reference").and_then(Value::as_str).filter(|r| !r.is_empty()) else {
             // HL7's Reference_REF_NoDisplay (a warning): with neither a reference nor an
             // identifier, only a display says what is meant.
             let blank = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
-            let ident = obj.get("identifier");
-            if blank(ident.and_then(|i| i.get("system"))) && blank(ident.and_then(|i| i.get("value"))) && blank(obj.get("display")) {
+            let ident = obj.sget("identifier");
+            if blank(ident.and_then(|i| i.sget("system"))) && blank(ident.and_then(|i| i.sget("value"))) && blank(obj.sget("display")) {
                 self.report(
                     Severity::Warning,
                     "structure",
@@ -196,7 +198,7 @@ impl Walk<'_> {
     /// REFERENCE_REF_WRONGTARGET), and the type of what the reference points at when that is
     /// known (REFERENCE_REF_BADTARGETTYPE). Type names are quoted; they are not data.
     fn reference_type(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, found: Option<&str>) {
-        let Some(ty) = obj.get("type").and_then(Value::as_str) else { return };
+        let Some(ty) = obj.sget("type").and_then(Value::as_str) else { return };
         let tu = if ty.contains(':') { ty.to_owned() } else { format!("{CORE}{ty}") };
         let targets: Vec<&str> = prof
             .elem(eid)
@@ -229,7 +231,7 @@ impl Walk<'_> {
     /// HL7's identifier rules: the system is absolute (`http:`, `https:`, `urn:`, `ldap:`), and
     /// under `urn:ietf:rfc:3986` the value is itself an absolute URI. Values are not quoted.
     pub(super) fn identifier(&mut self, obj: &Map<String, Value>) {
-        let system = obj.get("system").and_then(Value::as_str);
+        let system = obj.sget("system").and_then(Value::as_str);
         if let Some(s) = system {
             if !["http:", "https:", "urn:", "ldap:"].iter().any(|p| s.starts_with(p)) {
                 self.report(
@@ -240,7 +242,7 @@ impl Walk<'_> {
             }
         }
         if system == Some("urn:ietf:rfc:3986") {
-            if let Some(v) = obj.get("value").and_then(Value::as_str) {
+            if let Some(v) = obj.sget("value").and_then(Value::as_str) {
                 let absolute = v.split_once(':').is_some_and(|(scheme, tail)| {
                     let token = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
                         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));

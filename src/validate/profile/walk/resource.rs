@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Host, Item, Scope, Walk};
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::Profile;
 use crate::validate::profile::{Severity, definitions, opdef};
 
@@ -21,7 +23,7 @@ impl Walk<'_> {
             self.report(Severity::Error, "structure", "a resource must be a JSON object");
             return;
         };
-        let Some(rt) = obj.get("resourceType").and_then(Value::as_str) else {
+        let Some(rt) = obj.sget("resourceType").and_then(Value::as_str) else {
             self.report(Severity::Error, "structure", "resourceType is missing: not a FHIR resource");
             return;
         };
@@ -37,7 +39,7 @@ impl Walk<'_> {
                 self.report(Severity::Error, "structure", format!("profile {} is for {}, not {rt}", p.url, p.type_name));
             }
         }
-        if let Some(mp) = obj.get("meta").and_then(|m| m.get("profile")).and_then(Value::as_array) {
+        if let Some(mp) = obj.sget("meta").and_then(|m| m.sget("profile")).and_then(Value::as_array) {
             for (i, u) in mp.iter().enumerate() {
                 let Some(u) = u.as_str() else { continue };
                 match self.v.profile(u) {
@@ -91,7 +93,7 @@ impl Walk<'_> {
             opdef::check(self.v, obj, &self.path.clone(), self.out);
         }
         if self.v.is_canonical_resource(rt) {
-            if self.v.no_experimental_content() && obj.get("experimental") == Some(&Value::Bool(true)) {
+            if self.v.no_experimental_content() && obj.sget("experimental") == Some(&Value::Bool(true)) {
                 self.report(Severity::Error, "business-rule", "Experimental content is not allowed in this context");
             }
             definitions::canonical_resource(self.v, rt, obj, &self.path.clone(), is_contained, self.out);
@@ -102,7 +104,7 @@ impl Walk<'_> {
             scope.full_url = None;
             scope.in_entry = false;
         }
-        if let Some(contained) = obj.get("contained").and_then(Value::as_array).filter(|_| !self.v.contained_skipped()) {
+        if let Some(contained) = obj.sget("contained").and_then(Value::as_array).filter(|_| !self.v.contained_skipped()) {
             self.orphans(value, contained);
         }
         self.unique_ids(obj);
@@ -121,7 +123,7 @@ impl Walk<'_> {
     /// (FHIR: several `type.profile`s are alternatives). When none has no errors, the findings
     /// of all are reported.
     pub(super) fn resource_one_of<'v>(&mut self, value: &'v Value, profiles: &[Arc<Profile>], scope: Scope<'v>) {
-        let rt = value.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+        let rt = value.sget("resourceType").and_then(Value::as_str).unwrap_or_default();
         let mine: Vec<&Arc<Profile>> = profiles.iter().filter(|p| p.type_name == rt).collect();
         if mine.len() < 2 {
             return self.resource(value, profiles, scope);
@@ -162,7 +164,7 @@ impl Walk<'_> {
             return;
         }
         for (i, c) in contained.iter().enumerate() {
-            let Some(id) = c.get("id").and_then(Value::as_str) else { continue };
+            let Some(id) = c.sget("id").and_then(Value::as_str) else { continue };
             if refs.contains(id) || (refs.contains("") && refers_to_container(c)) {
                 continue;
             }
@@ -197,8 +199,8 @@ impl Walk<'_> {
     /// says it in its narrative too, as both `lang` and `xml:lang`, and the same. Codes are not
     /// quoted.
     fn narrative_language(&mut self, obj: &serde_json::Map<String, Value>) {
-        let Some(lang) = obj.get("language").and_then(Value::as_str) else { return };
-        let Some(div) = obj.get("text").and_then(|t| t.get("div")).and_then(Value::as_str) else { return };
+        let Some(lang) = obj.sget("language").and_then(Value::as_str) else { return };
+        let Some(div) = obj.sget("text").and_then(|t| t.sget("div")).and_then(Value::as_str) else { return };
         let Some((l, xl)) = crate::validate::profile::xhtml::lang_attributes(div) else { return };
         let warn = |w: &mut Self, text: &str| w.report(Severity::Warning, "business-rule", text.to_owned());
         if l.is_none() && xl.is_none() {

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use super::{Host, Item, Walk};
 use crate::validate::profile::Severity;
+#[allow(unused_imports)]
+use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::primitive::{self, has_scheme};
 use crate::validate::profile::xhtml;
@@ -41,7 +43,7 @@ impl Walk<'_> {
                 );
             }
             if let Some(s) = v.as_str() {
-                let extended = shadow.and_then(|sh| sh.get("extension")).is_some();
+                let extended = shadow.and_then(|sh| sh.sget("extension")).is_some();
                 self.lexical_warnings(ty, s, extended);
             }
             if let Some(f) = &e.fixed {
@@ -99,7 +101,7 @@ impl Walk<'_> {
                     self.ptr_ok = ptr_ok;
                     // HL7's FHIR_RESOURCE_ID_CANT_BE_EXTENDED: a resource's id is a key, not data.
                     if e.base_path == "Resource.id" {
-                        for i in 0..m.get("extension").and_then(Value::as_array).map_or(0, Vec::len) {
+                        for i in 0..m.sget("extension").and_then(Value::as_array).map_or(0, Vec::len) {
                             let len = self.path.len();
                             let _ = std::fmt::Write::write_fmt(&mut self.path, format_args!(".extension[{i}]"));
                             self.report(Severity::Error, "business-rule", "extensions are not allowed on Resource.id");
@@ -281,8 +283,8 @@ impl Walk<'_> {
 /// `today` (days since 1970-01-01) shifted by a UCUM duration (`a`, `mo`, `wk`, `d`), as
 /// `YYYY-MM-DD`.
 fn relative_date(d: &Value, sign: i64, today: i64) -> Option<String> {
-    let n: f64 = d.get("value")?.to_string().parse().ok()?;
-    let days_per = match d.get("code").and_then(Value::as_str)? {
+    let n: f64 = d.sget("value")?.to_string().parse().ok()?;
+    let days_per = match d.sget("code").and_then(Value::as_str)? {
         "a" => 365.25,
         "mo" => 30.4375,
         "wk" => 7.0,
