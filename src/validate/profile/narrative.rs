@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::{Finding, Severity};
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 
 /// Where a narrative is: the path segments down to its resource.

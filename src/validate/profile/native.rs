@@ -10,7 +10,6 @@
 //! engine. The subset has no empty results: each term is a boolean, so the logic is two-valued
 //! and agrees with FHIRPath's three-valued logic on it.
 
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use serde_json::Value;
 

@@ -8,7 +8,6 @@
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use serde_json::Value;
 

@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::terminology::delegate::{Answer, VsQuery};
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};

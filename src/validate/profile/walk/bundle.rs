@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 
 use super::{Walk, is_resource_type};
 use crate::validate::profile::Severity;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 
 /// Entries of the Bundle being validated, for references that resolve inside it.

@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::validate::profile::Severity;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 
 const PAGING: [&str; 4] = ["first", "previous", "next", "last"];

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::Severity;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::model::{Discriminator, ElemId, Profile, Strength, is_primitive};

@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 
 use super::pointer::push_key;
 use super::{Host, Item, MAX_DEPTH, Scope, Walk, is_resource_type};
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{get, matches_pattern, same};
 use crate::validate::profile::keys::KeyIndex;

@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::Severity;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::{ElemId, Profile};
 

@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::validate::profile::Severity;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 
 impl Walk<'_> {

@@ -13,7 +13,6 @@ use serde_json::Value;
 
 use super::MAX_DEPTH;
 use crate::validate::profile::InvariantEngine;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 
 /// What one validation prepares lazily for the FHIRPath engine: the root converted once, and

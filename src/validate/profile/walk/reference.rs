@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 
 use super::resource::contains;
 use super::{Scope, Walk, is_resource_type};
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::{ElemId, Profile};
 use crate::validate::profile::{CORE, Severity, Validator};

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Host, Item, Scope, Walk};
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::Profile;
 use crate::validate::profile::{Severity, definitions, opdef};

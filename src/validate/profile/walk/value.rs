@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::{Host, Item, Walk};
 use crate::validate::profile::Severity;
-#[allow(unused_imports)]
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::primitive::{self, has_scheme};
