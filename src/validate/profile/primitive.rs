@@ -179,11 +179,23 @@ pub fn has_scheme(u: &str) -> bool {
 }
 
 pub fn base64(s: &str) -> bool {
-    let compact: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    compact.len() % 4 == 0 && {
-        let pad = compact.iter().rev().take_while(|c| **c == b'=').count();
-        pad <= 2 && compact[..compact.len() - pad].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
-    }
+    // HL7's Base64Util.isValidBase64: white space skipped, characters outside the alphabet
+    // ignored, and the count of alphabet characters a multiple of 4. A value this passes
+    // may still not decode (`base64_decode`, which an Attachment's data and hash must pass).
+    let n = s.chars().filter(|c| c.is_alphanumeric() || matches!(c, '/' | '=' | '+')).count();
+    n % 4 == 0
+}
+
+/// Decoded as Java's basic `Base64.getDecoder()` decodes: the standard alphabet only, no white
+/// space, padding accepted but not required.
+pub fn base64_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const JAVA_BASIC: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true),
+    );
+    JAVA_BASIC.decode(s)
 }
 
 fn number_text(v: &Value) -> Option<String> {
@@ -431,6 +443,8 @@ mod tests {
         assert!(oid("urn:oid:1.2.3") && !oid("urn:oid:3.1"));
         assert!(uuid("urn:uuid:0b4e6a4e-1111-4b8e-9c1d-2e5c1f0a0b0c") && !uuid("urn:uuid:xyz"));
         assert!(base64("aGVsbG8=") && !base64("aGVsbG8"));
+        // As HL7's validator: characters outside the alphabet are left to the decoder.
+        assert!(base64("...") && base64_decode("...").is_err() && base64_decode("aGVsbG8").is_ok());
         assert!(check("positiveInt", &json!(0)).is_some() && check("unsignedInt", &json!(0)).is_none());
         assert!(check("integer", &json!(1.5)).is_some() && check("decimal", &json!(1.50)).is_none());
         assert!(check("string", &json!("")).is_some() && check("boolean", &json!("true")).is_some());

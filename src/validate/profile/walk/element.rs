@@ -145,15 +145,27 @@ impl Walk<'_> {
                         self.report(Severity::Error, "value", "Attachment.size is not the size of Attachment.data");
                     }
                 }
+                // Data and hash decode (HL7's TYPE_SPECIFIC_CHECKS_DT_ATT_B64_DECODE_FAIL, at the
+                // Attachment; data that fails the primitive's own check is reported there only).
+                let hash = obj.sget("hash").and_then(Value::as_str);
+                let mut decoded = |name: &str, text: &str| match primitive::base64_decode(text) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        self.report(
+                            Severity::Error,
+                            "structure",
+                            format!("The base64 content in the {name} element is not valid base64: {e}"),
+                        );
+                        None
+                    }
+                };
+                let hash_bytes = hash.and_then(|h| decoded("hash", h));
+                let data_bytes = data.filter(|d| primitive::base64(d)).and_then(|d| decoded("data", d));
                 // The stated hash is the SHA-1 of the data (HL7's TYPE_SPECIFIC_CHECKS_DT_ATT_HASH_MISMATCH).
-                if let (Some(d), Some(h)) = (data, obj.sget("hash").and_then(Value::as_str)) {
-                    use base64::Engine as _;
-                    let b64 = base64::engine::general_purpose::STANDARD;
-                    if let (Ok(bytes), Ok(stated)) = (b64.decode(d), b64.decode(h)) {
-                        let actual = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &bytes);
-                        if actual.as_ref() != stated.as_slice() {
-                            self.report(Severity::Error, "structure", "Attachment.hash is not the SHA-1 hash of Attachment.data");
-                        }
+                if let (Some(bytes), Some(stated)) = (data_bytes, hash_bytes) {
+                    let actual = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &bytes);
+                    if actual.as_ref() != stated.as_slice() {
+                        self.report(Severity::Error, "structure", "Attachment.hash is not the SHA-1 hash of Attachment.data");
                     }
                 }
             }
@@ -291,14 +303,24 @@ impl Walk<'_> {
                 let t = fhir_type_of_suffix(&key[ce.name.len()..]);
                 let url = obj.sget("url").and_then(Value::as_str).unwrap_or_default();
                 self.report(Severity::Error, "structure", format!("the extension {url} does not allow a value of type {t}"));
+            } else if let Some(ce) = choice.filter(|ce| ce.types.len() > 1) {
+                // HL7's Validation_VAL_Profile_NoType: at the element holding the choice.
+                let valid: Vec<&str> = ce.types.iter().map(|t| t.code.as_str()).collect();
+                self.report(
+                    Severity::Error,
+                    "structure",
+                    format!(
+                        "The type of element {key} is not known - it could not be determined from the information available. Valid types at this point are {}",
+                        valid.join(", ")
+                    ),
+                );
             } else if let Some(ce) = choice {
                 let t = fhir_type_of_suffix(&key[ce.name.len()..]);
                 let len = self.push_element(&ce.name, Some(&t), None);
                 self.report(Severity::Error, "structure", format!("type {t} is not allowed for {}[x] here", ce.name));
                 self.path.truncate(len);
-            } else if key == "fhir_comments" {
-                self.report(Severity::Warning, "structure", format!("unrecognized property {key}"));
             } else {
+                // `fhir_comments` too: HL7's parser allows it in DSTU2 only.
                 self.report(Severity::Error, "structure", format!("unrecognized property {key}"));
             }
         }
