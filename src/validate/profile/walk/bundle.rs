@@ -156,6 +156,7 @@ impl Walk<'_> {
             }
             self.path.truncate(len);
         }
+        self.document_references(ty, obj, entries);
         idx
     }
 
@@ -172,7 +173,7 @@ impl Walk<'_> {
 /// The resource type of a RESTful URL (`http(s)://server/path/Type/id`, optionally
 /// `/_history/version`; the HL7 validator's pattern: path segments of letters, digits and
 /// `.:%$\`, ids and versions of letters, digits, `-` and `.`, at most 64).
-fn restful_url(u: &str) -> Option<&str> {
+pub(super) fn restful_url(u: &str) -> Option<&str> {
     let ok_id = |x: &str| (1..=64).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"))?;
     let rest = match rest.rsplit_once("/_history/") {

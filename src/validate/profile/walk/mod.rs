@@ -32,6 +32,7 @@
 
 mod binding;
 mod bundle;
+mod bundle_document;
 mod bundle_links;
 mod discriminator;
 mod element;
