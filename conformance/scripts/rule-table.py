@@ -361,6 +361,18 @@ IMPLEMENTED = {
     "SD_TYPE_PARAMETER_INVALID_REF": ("not-applicable", "", "", "type parameters: the R5 tools typeParameter extension (R5 CDS types), no R4 type declares one"),
     "SD_TYPE_PARAMETER_ABSTRACT_WARNING": ("not-applicable", "", "", "type parameters: the R5 tools typeParameter extension (R5 CDS types), no R4 type declares one"),
     "SD_TYPE_PARAM_NOT_SPECIFIED": ("not-applicable", "", "", "type parameters: the R5 tools typeParameter extension (R5 CDS types), no R4 type declares one"),
+    # --- 2026-12-03: rules found by the R4 suite cases the repository does not carry
+    "Bundle_BUNDLE_Entry_NotFound": ("implemented", W + "reference.rs + " + W + "bundle_document.rs", "suite references; unit bundle_document", "a document's and a message's own references at HL7's locations (entry[1], counted from 1)"),
+    "BUNDLE_BUNDLE_ENTRY_FOUND_MULTIPLE": ("implemented", W + "bundle_document.rs", "suite references 018", ""),
+    "BUNDLE_BUNDLE_ENTRY_NOTFOUND_APPARENT": ("implemented", W + "bundle_document.rs", "suite references 018", "fullUrl rules of matching relative references (R4)"),
+    "BUNDLE_BUNDLE_ENTRY_NOTFOUND_CANNOT": ("implemented", W + "bundle_document.rs", "unit bundle_document; suite bundle 028", ""),
+    "Bundle_BUNDLE_Entry_Orphan_DOCUMENT": ("implemented", W + "bundle_document.rs", "suite bundle (held-out mni-patientOverview-bundle-example1b)", "an error, at entry[k+1] as Java numbers it"),
+    "Bundle_BUNDLE_Entry_Orphan_MESSAGE": ("implemented", W + "bundle_document.rs", "", "a warning"),
+    "BUNDLE_BUNDLE_ENTRY_REVERSE_R4": ("implemented", W + "bundle_document.rs", "", "a warning, Provenance excepted, at entry[n] as Java gives it"),
+    "BUNDLE_BUNDLE_ENTRY_REVERSE_MSG": ("partial", W + "bundle_document.rs", "", "backward links from a message count as reached; Java's hint itself is not emitted"),
+    "Validation_VAL_Profile_NoType": ("implemented", W + "element.rs", "it profile (AU base); held-out bb-obs-value-is-not-quantity-or-string", "at the element holding the choice"),
+    "TYPE_SPECIFIC_CHECKS_DT_ATT_B64_DECODE_FAIL": ("implemented", W + "element.rs", "unit primitive; held-out parameters-attachment", "Java's basic decoder: no white space, padding optional"),
+    "Type_Specific_Checks_DT_Base64_Valid": ("implemented", "src/validate/profile/primitive.rs", "suite general", "as Java's Base64Util: the count of alphabet characters, others left to the decoder"),
 }
 
 # (status, note) by pattern on the key, first match wins.
