@@ -91,7 +91,6 @@ impl Walk<'_> {
         if (ty, rt) != ("document", "Composition") && (ty, rt) != ("message", "MessageHeader") {
             return;
         }
-        let maps = maps;
         let ctx = Ctx {
             full_url: first.sget("fullUrl").and_then(Value::as_str),
             ty: rt,
