@@ -105,11 +105,21 @@ pub struct Validation {
     /// entries, a Parameters' resources): for receivers that take only self-contained
     /// submissions. Off by default: a reference to a resource the receiver holds is normal.
     pub check_references: bool,
+    /// URL prefixes whose extensions may be unknown without a finding (a national base's
+    /// `https://fhir.example.gov/StructureDefinition/`; `any`: all), as HL7's `-extension`.
+    pub extension_domains: Vec<String>,
 }
 
 impl Default for Validation {
     fn default() -> Self {
-        Validation { packages: Vec::new(), load: Vec::new(), profile_gate: true, unknown_extension_errors: false, check_references: false }
+        Validation {
+            packages: Vec::new(),
+            load: Vec::new(),
+            profile_gate: true,
+            unknown_extension_errors: false,
+            check_references: false,
+            extension_domains: Vec::new(),
+        }
     }
 }
 
@@ -326,7 +336,8 @@ impl Config {
             tracing::warn!(package = %d.package, needs = %d.needs, "a package's dependency is not loaded: profiles using its definitions will find them unknown");
         }
         Ok(v.with_unknown_extension_errors(self.validation.unknown_extension_errors)
-            .with_references_checked(self.validation.check_references))
+            .with_references_checked(self.validation.check_references)
+            .with_extension_domains(self.validation.extension_domains.clone()))
     }
 
     /// Dependencies of the packages added to the shipped ones that no loaded package serves.

@@ -64,6 +64,17 @@ pub struct Args {
     /// A canonical resource marked experimental is an error (HL7's `-no-experimental-content`).
     #[arg(long)]
     pub no_experimental_content: bool,
+    /// Example URLs (example.org, acme.com...) are accepted unresolved (HL7's
+    /// `-allow-example-urls`); `false` makes one an error where a URL must resolve.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_example_urls: bool,
+    /// Extensions under this URL prefix may be unknown (HL7's `-extension`); `any` for all;
+    /// repeatable.
+    #[arg(long, value_name = "URL")]
+    pub extension_domain: Vec<String>,
+    /// A string that looks like it embeds HTML tags is an error (HL7's `-security-checks`).
+    #[arg(long)]
+    pub security_checks: bool,
     /// Relative references must resolve in the content validated (HL7's reference policy
     /// CHECK_EXISTS_AND_TYPE, without fetching anything).
     #[arg(long)]
@@ -114,7 +125,10 @@ pub fn run(config: &Config, args: Args) -> i32 {
             .with_best_practice(best_practice)
             .with_invariants_in_messages(args.want_invariants_in_messages)
             .with_no_experimental_content(args.no_experimental_content)
-            .with_references_checked(args.check_references),
+            .with_references_checked(args.check_references)
+            .with_example_urls(args.allow_example_urls)
+            .with_extension_domains(config.validation.extension_domains.iter().chain(&args.extension_domain).cloned().collect())
+            .with_security_checks(args.security_checks),
         Err(e) => {
             eprintln!("mhg: {e}");
             return 2;

@@ -1,6 +1,7 @@
 //! The HL7 validator's options the gateway's validator exposes, with Java's defaults:
 //! `--level`, `--best-practice`, `--want-invariants-in-messages`, `--no-experimental-content`,
-//! `--check-references` on `mhg validate`, and the same as `Validator` settings. Also HL7's rule
+//! `--check-references`, `--allow-example-urls`, `--extension-domain`, `--security-checks` on
+//! `mhg validate`, and the same as `Validator` settings. Also HL7's rule
 //! that an entry holding a reference needs a fullUrl (BUNDLE_BUNDLE_ENTRY_NOFULLURL).
 
 use std::process::Command;
@@ -111,4 +112,53 @@ fn an_entry_holding_a_reference_needs_a_full_url() {
     let with = bundle(Some("urn:uuid:0c2d7a8e-3f4b-4a5c-8d6e-7f8091a2b3c4"));
     let errors: Vec<_> = crate::profile::validator().validate(&with, &[]).into_iter().filter(|f| f.severity == Severity::Error).collect();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn example_urls_are_allowed_unless_told_otherwise() {
+    // HL7's `-allow-example-urls`: on as the HL7 test harness runs (the gateway resolves no URL
+    // over the network); off, an example URL that names nothing loaded is an error.
+    let doc = json!({"resourceType": "DocumentReference", "status": "current",
+                     "content": [{"attachment": {"url": "http://repository.example.org/fhir/Binary/1"}}]});
+    let at = "error DocumentReference.content[0].attachment.url".to_owned();
+    let (status, issues) = validate(&doc, &[]);
+    assert_eq!(status, 0, "{issues:?}");
+    assert!(!issues.contains(&at), "{issues:?}");
+    let (status, issues) = validate(&doc, &["--allow-example-urls", "false"]);
+    assert_eq!(status, 1, "{issues:?}");
+    assert!(issues.contains(&at), "{issues:?}");
+}
+
+#[test]
+fn extension_domains_let_unknown_extensions_through() {
+    // HL7's `-extension`: a national domain's extensions need no loaded definition.
+    let patient = json!({"resourceType": "Patient", "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-x", "valueString": "y"}]});
+    let (_, issues) = validate(&patient, &[]);
+    assert!(issues.iter().any(|i| i.ends_with(" Patient.extension[0]")), "{issues:?}");
+    let (_, issues) = validate(&patient, &["--extension-domain", "https://fhir.nhs.uk/StructureDefinition"]);
+    assert!(!issues.iter().any(|i| i.ends_with(" Patient.extension[0]")), "{issues:?}");
+    let (_, issues) = validate(&patient, &["--extension-domain", "any"]);
+    assert!(!issues.iter().any(|i| i.ends_with(" Patient.extension[0]")), "{issues:?}");
+}
+
+#[test]
+fn security_checks_refuse_strings_that_embed_html() {
+    // HL7's `-security-checks` (SECURITY_STRING_CONTENT_ERROR); off by default.
+    let patient = json!({"resourceType": "Patient", "name": [{"text": "Standard <script>x</script>"}]});
+    let at = "error Patient.name[0].text".to_owned();
+    assert!(!validate(&patient, &[]).1.contains(&at));
+    let (status, issues) = validate(&patient, &["--security-checks"]);
+    assert_eq!(status, 1);
+    assert!(issues.contains(&at), "{issues:?}");
+}
+
+#[test]
+fn a_period_whose_ends_differ_in_precision_and_agree_fails_per_1() {
+    // FHIRPath's `start <= end` is empty for 2023-06-21 against 2023-06-21T06:20:00Z, and
+    // HL7's validator fails a constraint that evaluates to empty.
+    let enc = json!({"resourceType": "Encounter", "status": "unknown", "class": {"code": "AMB"},
+                     "period": {"start": "2023-06-21", "end": "2023-06-21T06:20:00Z"}});
+    let (status, issues) = validate(&enc, &[]);
+    assert_eq!(status, 1);
+    assert!(issues.contains(&"error Encounter.period".to_owned()), "{issues:?}");
 }

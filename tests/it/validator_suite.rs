@@ -130,6 +130,18 @@ fn hl7_validator_r4_cases_agree_with_the_baseline() {
                 .with_contained_skipped(case["validateContains"] == "IGNORE")
                 .with_references_checked(case["validateReference"] == "CHECK_EXISTS_AND_TYPE")
                 .with_no_experimental_content(case["no-experimental-content"] == true)
+                // The harness's defaults: example URLs allowed, no extension domains, no
+                // security checks.
+                .with_example_urls(case["examples"] != false)
+                .with_extension_domains(
+                    case["allowed-extension-domain"]
+                        .as_str()
+                        .into_iter()
+                        .chain(case["allowed-extension-domains"].as_array().into_iter().flatten().filter_map(Value::as_str))
+                        .map(str::to_owned)
+                        .collect(),
+                )
+                .with_security_checks(case["security-checks"] == true)
                 // The suite's convention: no `best-practice` means best practice is ignored.
                 .with_best_practice(
                     case["best-practice"]

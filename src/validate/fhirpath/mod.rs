@@ -458,7 +458,10 @@ impl FhirPath {
     }
 }
 
-/// FHIR constraint semantics: only a single `false` fails.
+/// FHIR constraint semantics: only a single `false` fails. HL7's validator fails an empty
+/// result too (`convertToBoolean`), but here empty also comes from functions the engine does
+/// not evaluate (`memberOf`), so empty holds; the one published invariant that turns on an
+/// empty comparison, per-1 (dates of different precisions), is decided natively as Java does.
 fn holds(result: &Collection) -> bool {
     !matches!(result.iter().collect::<Vec<_>>().as_slice(), [FhirPathValue::Boolean(false, _, _)])
 }

@@ -206,6 +206,13 @@ pub struct Validator {
     invariants_in_messages: bool,
     /// A canonical resource marked experimental is an error (HL7's `-no-experimental-content`).
     no_experimental_content: bool,
+    /// Example URLs (example.org, acme.com...) are accepted unresolved (HL7's
+    /// `-allow-example-urls`; on, as HL7's test harness runs it).
+    allow_example_urls: bool,
+    /// Extensions from these URL prefixes may be unknown (HL7's `-extension`; `any`: all).
+    extension_domains: Vec<String>,
+    /// A string that looks like it embeds HTML tags is an error (HL7's `-security-checks`).
+    security_checks: bool,
     /// The wall clock (milliseconds since 1970, UTC), given at construction: read once per
     /// validation for "today" (`minValueDuration`, `maxValueDuration`), so the walk has no
     /// clock of its own and a test can fix the date.
@@ -331,6 +338,9 @@ impl Validator {
             best_practice: BestPractice::Warning,
             invariants_in_messages: false,
             no_experimental_content: false,
+            allow_example_urls: true,
+            extension_domains: Vec::new(),
+            security_checks: false,
             clock: crate::calendar::now_ms,
         }
     }
@@ -405,6 +415,48 @@ impl Validator {
     pub fn with_no_experimental_content(mut self, on: bool) -> Self {
         self.no_experimental_content = on;
         self
+    }
+
+    /// Example URLs (HL7's isExampleUrl: example.org, example.com, example.net, acme.com,
+    /// acme.org, and the example OIDs) are accepted without resolving (on, the default), or
+    /// are errors where a URL must resolve (TYPE_SPECIFIC_CHECKS_DT_URL_EXAMPLE); HL7's
+    /// `-allow-example-urls`. On, an unknown extension on example.org or acme.com is accepted.
+    pub fn with_example_urls(mut self, allowed: bool) -> Self {
+        self.allow_example_urls = allowed;
+        self
+    }
+
+    /// URL prefixes whose extensions may be unknown without an error (HL7's `-extension`,
+    /// repeatable; `any` allows every unknown extension).
+    pub fn with_extension_domains(mut self, domains: Vec<String>) -> Self {
+        self.extension_domains = domains;
+        self
+    }
+
+    /// Every primitive but xhtml that looks like it embeds an HTML tag is an error (HL7's
+    /// `-security-checks`, SECURITY_STRING_CONTENT_ERROR).
+    pub fn with_security_checks(mut self, on: bool) -> Self {
+        self.security_checks = on;
+        self
+    }
+
+    pub fn example_urls_allowed(&self) -> bool {
+        self.allow_example_urls
+    }
+
+    pub fn security_checks(&self) -> bool {
+        self.security_checks
+    }
+
+    /// Whether an extension whose definition is not loaded is still allowed (HL7's
+    /// allowUnknownExtension): example domains while example URLs are allowed, DICOM's
+    /// nema.org, HL7's tooling extensions, and the configured extension domains.
+    pub fn allows_unknown_extension(&self, url: &str) -> bool {
+        (self.allow_example_urls && (url.contains("example.org") || url.contains("acme.com")))
+            || url.contains("nema.org")
+            || url.starts_with("http://hl7.org/fhir/tools/StructureDefinition/")
+            || url == "http://hl7.org/fhir/StructureDefinition/structuredefinition-expression"
+            || self.extension_domains.iter().any(|d| d == "any" || url.starts_with(d.as_str()))
     }
 
     pub fn best_practice(&self) -> BestPractice {

@@ -356,8 +356,9 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         // Only a `#` reference looks into the root's `contained`: that case goes to the engine.
         "ref-1" => obj.and_then(|m| s(m, "reference").is_none_or(|r| !r.starts_with('#')).then_some(true)),
         "bdl-8" => obj.map(|m| s(m, "fullUrl").is_none_or(|u| !u.contains("/_history/"))),
+        // `start <= end`: empty (ambiguous) fails, as HL7's validator evaluates it.
         "per-1" => obj.map(|m| match (s(m, "start"), s(m, "end")) {
-            (Some(a), Some(b)) => !after(a, b),
+            (Some(a), Some(b)) => order(a, b).is_some_and(|o| o != std::cmp::Ordering::Greater),
             _ => true,
         }),
         "org-1" => obj.map(|m| {
@@ -415,17 +416,24 @@ fn consent_code(expr: &str) -> Option<&str> {
     (!code.contains('\'')).then_some(code)
 }
 
-/// Whether dateTime `a` is certainly after `b` (FHIRPath `a > b` is true). Two instants (with
-/// times) are compared in UTC, seconds and fractions as one precision; otherwise the date
-/// components both have are compared, and equal components at different precisions are
-/// ambiguous (empty: not after). Unparseable values are left to the format check.
-fn after(a: &str, b: &str) -> bool {
+/// FHIRPath's order of two dateTimes, as HL7's FHIRPathEngine compares them: two with times
+/// in UTC (a time without a zone read as UTC), seconds and fractions as one precision;
+/// otherwise the date components both have, and equal components at different precisions
+/// are ambiguous (`None`: the comparison is empty). Unparseable values are ambiguous too
+/// (the format check reports them).
+fn order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
     match (instant(a), instant(b)) {
-        (Some(x), Some(y)) => x > y,
+        (Some(x), Some(y)) => x.partial_cmp(&y),
         _ => {
             let (da, db) = (&a[..a.len().min(10)], &b[..b.len().min(10)]);
             let n = da.len().min(db.len());
-            da.is_char_boundary(n) && db.is_char_boundary(n) && da[..n] > db[..n]
+            if !da.is_char_boundary(n) || !db.is_char_boundary(n) {
+                return None;
+            }
+            match da[..n].cmp(&db[..n]) {
+                std::cmp::Ordering::Equal if a.len() != b.len() => None,
+                o => Some(o),
+            }
         }
     }
 }
@@ -438,6 +446,8 @@ fn instant(v: &str) -> Option<f64> {
     let (y, mo, da) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
     let (clock, offset) = if let Some(c) = time.strip_suffix('Z') {
         (c, 0)
+    } else if !time.contains(['+', '-']) {
+        (time, 0)
     } else {
         let i = time.rfind(['+', '-'])?;
         let (h, m) = time[i + 1..].split_once(':')?;
@@ -528,7 +538,11 @@ mod tests {
             )
         };
         assert_eq!(per("2020-01-02", "2020-01-01"), Some(false));
-        assert_eq!(per("2020-01", "2020-01-01"), Some(true));
+        // Equal at the precision both have, different precisions: empty, and per-1 fails.
+        assert_eq!(per("2020-01", "2020-01-01"), Some(false));
+        assert_eq!(per("2023-06-21", "2023-06-21T06:20:00Z"), Some(false));
+        assert_eq!(per("2020-01", "2020-02-01"), Some(true));
+        assert_eq!(per("2020-01-01", "2020-01-01"), Some(true));
         assert_eq!(per("2020-01-01T10:00:00+02:00", "2020-01-01T09:00:00Z"), Some(true));
         assert_eq!(per("2020-01-01T10:00:00-02:00", "2020-01-01T09:00:00Z"), Some(false));
         assert_eq!(per("2020-01-01T09:00:00.5Z", "2020-01-01T09:00:00Z"), Some(false));

@@ -92,7 +92,9 @@ fn unroll(v: &Validator, list: &mut Vec<Value>, at: usize, depth: usize) -> bool
         return true;
     }
     let e = &list[at];
-    let Some(t) = e["type"].as_array().and_then(|t| t.first()) else { return false };
+    // A choice whose type list is not constrained to one has no children to constrain: HL7's
+    // snapshot generator refuses the path, and the validator never applies it.
+    let Some(t) = e["type"].as_array().filter(|t| t.len() == 1).and_then(|t| t.first()) else { return false };
     let url = t["profile"].as_array().and_then(|p| p.first()).and_then(Value::as_str).map(str::to_owned);
     let code = t["code"].as_str().unwrap_or_default();
     let url = url.unwrap_or_else(|| format!("{CORE}{code}"));

@@ -74,16 +74,22 @@ impl Walk<'_> {
                 self.item(&Item::root(&ext, value, "Extension", scope, host));
             }
             _ => {
+                // HL7's allowUnknownExtension: example domains (while example URLs are
+                // allowed), nema.org, the tooling extensions and the configured domains.
+                if self.v.allows_unknown_extension(url) {
+                    return;
+                }
                 if e.path.ends_with("modifierExtension") {
                     self.report(Severity::Error, "structure", format!("unknown modifier extension {url}"));
                 } else {
                     let sev = if self.v.unknown_extension_errors() { Severity::Error } else { Severity::Warning };
                     self.report(sev, "structure", format!("unknown extension {url}: not checked"));
-                    if is_example_url(url) {
-                        let len = self.push("url", None);
-                        self.report(sev, "value", "example URLs (example.org, example.com) are not allowed for extensions");
-                        self.path.truncate(len);
-                    }
+                }
+                // TYPE_SPECIFIC_CHECKS_DT_URL_EXAMPLE on the URL, which resolves to nothing.
+                if !self.v.example_urls_allowed() && is_example_url(url) {
+                    let len = self.push("url", None);
+                    self.report(Severity::Error, "value", format!("example URLs are not allowed in this context ({url})"));
+                    self.path.truncate(len);
                 }
             }
         }
@@ -114,10 +120,13 @@ fn context_ok(ext: &Profile, host: Host<'_>, canonical: impl Fn() -> bool) -> bo
     })
 }
 
-/// A URL on a domain reserved for examples (RFC 2606), as the HL7 validator recognises them.
-fn is_example_url(url: &str) -> bool {
-    let host = url.split_once("://").map_or("", |(_, r)| r.split(['/', ':', '?', '#']).next().unwrap_or_default());
-    ["example.org", "example.com", "example.net"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+/// A URL HL7's validator takes for an example (BaseValidator.isExampleUrl): on a domain
+/// reserved for examples (RFC 2606) or acme's, or under the example OID arcs.
+pub(super) fn is_example_url(url: &str) -> bool {
+    const HOSTS: [&str; 5] = ["example.org", "acme.com", "acme.org", "example.com", "example.net"];
+    HOSTS.iter().any(|h| url.contains(&format!("{h}/")) || url.ends_with(h))
+        || url.starts_with("urn:oid:1.3.6.1.4.1.32473.")
+        || url.starts_with("urn:oid:2.999.")
 }
 
 #[cfg(test)]
@@ -169,12 +178,15 @@ mod tests {
     }
 
     #[test]
-    fn example_domains_are_those_of_rfc_2606() {
+    fn example_urls_are_those_hl7_s_validator_takes_for_examples() {
         assert!(is_example_url("http://example.org/fhir/StructureDefinition/x"));
-        assert!(is_example_url("https://fhir.example.com:8080/x"));
+        assert!(is_example_url("https://fhir.example.com/x"));
         assert!(is_example_url("http://example.net"));
-        assert!(!is_example_url("http://notexample.org/x"));
+        assert!(is_example_url("http://acme.com/fhir/x"));
+        assert!(is_example_url("urn:oid:2.999.1"));
+        // By substring, as Java matches them.
+        assert!(is_example_url("http://notexample.org/x"));
         assert!(!is_example_url("http://example.org.evil.com/x"));
-        assert!(!is_example_url("urn:example.org"));
+        assert!(!is_example_url("http://hl7.org/fhir/StructureDefinition/x"));
     }
 }

@@ -70,6 +70,21 @@ impl Walk<'_> {
                     "a canonical URL should be absolute (a relative one resolves only against an unstated server), unless it names a contained resource (#id)",
                 );
             }
+            // TYPE_SPECIFIC_CHECKS_DT_URL_EXAMPLE: with example URLs disallowed, one that names
+            // no loaded definition resolves to nothing.
+            if !self.v.example_urls_allowed() && matches!(ty, "uri" | "url" | "canonical") {
+                if let Some(u) = v.as_str().filter(|u| super::extension::is_example_url(u) && self.v.resolve(u).is_none()) {
+                    self.report(Severity::Error, "invalid", format!("example URLs are not allowed in this context ({u})"));
+                }
+            }
+            // SECURITY_STRING_CONTENT_ERROR (HL7's `-security-checks`).
+            if self.v.security_checks() && ty != "xhtml" && v.as_str().is_some_and(contains_html_tags) {
+                self.report(
+                    Severity::Error,
+                    "invalid",
+                    "the string value contains text that looks like embedded HTML tags, which are not allowed for security reasons in this context",
+                );
+            }
             // Java binds strings and URIs too (a value in the value set as a bare code).
             if matches!(ty, "code" | "string" | "uri") {
                 if let Some(code) = v.as_str() {
@@ -99,12 +114,11 @@ impl Walk<'_> {
                     self.object(&cp, pid, m, scope, Host { path: &e.base_path, ty }, true);
                     self.ptr_ok = ptr_ok;
                     // HL7's FHIR_RESOURCE_ID_CANT_BE_EXTENDED: a resource's id is a key, not data.
+                    // At the id itself, naming each extension, as HL7's validator reports it.
                     if e.base_path == "Resource.id" {
-                        for i in 0..m.sget("extension").and_then(Value::as_array).map_or(0, Vec::len) {
-                            let len = self.path.len();
-                            let _ = std::fmt::Write::write_fmt(&mut self.path, format_args!(".extension[{i}]"));
-                            self.report(Severity::Error, "business-rule", "extensions are not allowed on Resource.id");
-                            self.path.truncate(len);
+                        for x in m.sget("extension").and_then(Value::as_array).into_iter().flatten() {
+                            let url = x.sget("url").and_then(Value::as_str).unwrap_or_default();
+                            self.report(Severity::Error, "business-rule", format!("extensions are not allowed on Resource.id ('{url}')"));
                         }
                     }
                 }
@@ -296,6 +310,42 @@ fn relative_date(d: &Value, sign: i64, today: i64) -> Option<String> {
     Some(format!("{year:04}-{month:02}-{day:02}"))
 }
 
+/// HL7's HTMLUtilities.containsHtmlTags, as it decides: a `<` followed by a tag name (a
+/// letter, then letters, digits or `_`, then the end or white space) and its `>`, looked at
+/// only where another `<` follows.
+fn contains_html_tags(input: &str) -> bool {
+    let mut rest = input;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let next = rest.find('<');
+        if let (Some(end), Some(next)) = (rest.find('>'), next) {
+            if end < next && looks_like_tag(&rest[..end]) {
+                return true;
+            }
+        }
+        if next.is_none() {
+            break;
+        }
+    }
+    false
+}
+
+fn looks_like_tag(content: &str) -> bool {
+    let mut chars = content.chars();
+    if !chars.next().is_some_and(char::is_alphabetic) {
+        return false;
+    }
+    for c in chars {
+        if c.is_whitespace() {
+            return true;
+        }
+        if !(c.is_alphanumeric() || c == '_') {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -318,5 +368,21 @@ mod tests {
         assert_eq!(relative_date(&json!({"value": "3", "code": "d"}), 1, today), None);
         // Any size is clamped, never an overflow.
         assert!(relative_date(&json!({"value": 1e300, "code": "a"}), 1, today).is_some());
+    }
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::contains_html_tags;
+
+    #[test]
+    fn html_tags_as_hl7_s_validator_finds_them() {
+        assert!(contains_html_tags("<b>bold</b>"));
+        assert!(contains_html_tags("a <script src=x>run</script>"));
+        assert!(!contains_html_tags("1 < 2 and 3 > 2"));
+        assert!(!contains_html_tags("<3 x>"));
+        // Java looks at a tag only where another `<` follows it.
+        assert!(!contains_html_tags("<b>bold"));
+        assert!(!contains_html_tags("plain"));
     }
 }
