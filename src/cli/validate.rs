@@ -98,6 +98,13 @@ fn at_level(mut oo: Value, level: &str) -> Value {
     oo
 }
 
+/// A file in FHIR's XML form: named `.xml`, or starting (after a byte-order mark and white
+/// space) with `<`.
+fn is_xml(f: &std::path::Path, bytes: &[u8]) -> bool {
+    f.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+        || crate::ingest::reader::strip_bom(bytes).iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+}
+
 fn failure(text: &str) -> Value {
     json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure", "details": {"text": text}}]})
 }
@@ -188,6 +195,21 @@ pub fn run(config: &Config, args: Args) -> i32 {
             Ok(bytes) if ndjson => {
                 let tx = prefetch(&bytes, true);
                 validate_ndjson(&validator, &bytes, &profiles, mode, max_depth, tx.as_ref())
+            }
+            Ok(bytes) if is_xml(f, &bytes) => {
+                // FHIR's XML form, read into its JSON form by the loaded definitions.
+                let parsed = std::str::from_utf8(crate::ingest::reader::strip_bom(&bytes))
+                    .map_err(|_| "the XML is not UTF-8".to_owned())
+                    .and_then(|t| validator.xml_to_json(t));
+                drop(bytes);
+                let (oo, bad) = match parsed {
+                    Ok(value) => {
+                        let tx = prefetch(value.to_string().as_bytes(), false);
+                        validate_value(&validator, value, &profiles, mode, tx.as_ref())
+                    }
+                    Err(e) => (failure(&e), true),
+                };
+                (vec![oo], bad)
             }
             Ok(bytes) => {
                 let tx = prefetch(&bytes, false);

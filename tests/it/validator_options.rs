@@ -162,3 +162,36 @@ fn a_period_whose_ends_differ_in_precision_and_agree_fails_per_1() {
     assert_eq!(status, 1);
     assert!(issues.contains(&"error Encounter.period".to_owned()), "{issues:?}");
 }
+
+#[test]
+fn xml_is_validated_as_the_json_it_stands_for() {
+    // FHIR's XML form, read by the loaded definitions: the findings are the JSON form's, at
+    // the same FHIRPath locations.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |xml: &str| {
+        let file = dir.path().join("r.xml");
+        std::fs::write(&file, xml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_mhg")).current_dir(root()).arg("validate").arg(&file).output().expect("runs");
+        let oo: Value = serde_json::from_slice(&out.stdout).expect("one OperationOutcome");
+        let errors: Vec<String> = oo["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["severity"] == "error")
+            .map(|i| i["expression"][0].as_str().unwrap_or("").to_owned())
+            .collect();
+        (out.status.code().unwrap(), errors)
+    };
+    let good = r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml">A</div></text>
+      <name><family value="Doe"/><given value="A"/><given value="B"/></name><gender value="female"/><birthDate value="1990-01-01"/></Patient>"#;
+    assert_eq!(run(good), (0, vec![]));
+    let bad = good.replace("female", "feminine").replace("1990-01-01", "1990-13-01");
+    let (status, errors) = run(&bad);
+    assert_eq!(status, 1);
+    assert!(
+        errors.contains(&"Patient.gender".to_owned()) && errors.contains(&"Patient.birthDate".to_owned()),
+        "{errors:?}"
+    );
+    let (status, _) = run("<Patient xmlns=\"http://hl7.org/fhir\">");
+    assert_eq!(status, 1);
+}

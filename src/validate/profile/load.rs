@@ -1,6 +1,7 @@
 //! Building a [`Validator`] at start-up: every `.tgz` (or package folder) under
 //! `<conformance>/packages`, then the configured packages, then loose definition files
-//! (StructureDefinitions, ValueSets, CodeSystems, or Bundles of them). Errors name the file.
+//! (StructureDefinitions, ValueSets, CodeSystems, or Bundles of them; JSON or FHIR's XML).
+//! Errors name the file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,10 +33,18 @@ pub fn load(dir: &Path, extra: &[PathBuf], loose: &[PathBuf]) -> Result<Validato
     for p in extra {
         packages.add(p)?;
     }
+    let packages = Arc::new(packages);
+    // Definitions in FHIR's XML form are read by the packages' own definitions.
+    let reader = Validator::new(packages.clone());
     let mut defs = Vec::with_capacity(loose.len());
     for f in loose {
         let bytes = std::fs::read(f).map_err(|e| err(f, format!("cannot read: {e}")))?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| err(f, format!("not JSON: {e}")))?;
+        let v: Value = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+            let text = std::str::from_utf8(&bytes).map_err(|_| err(f, "XML that is not UTF-8"))?;
+            reader.xml_to_json(text).map_err(|e| err(f, e))?
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| err(f, format!("not JSON: {e}")))?
+        };
         if v["resourceType"].as_str().is_none() {
             return Err(err(f, "not a FHIR resource (no resourceType)"));
         }
@@ -44,7 +53,6 @@ pub fn load(dir: &Path, extra: &[PathBuf], loose: &[PathBuf]) -> Result<Validato
     // FHIRPath invariants, typed by the R4 definitions just loaded; `memberOf()` answered
     // from the value sets those definitions let us expand.
     let model = Arc::new(crate::validate::fhirpath::model::TypeModel::from_packages(&packages));
-    let packages = Arc::new(packages);
     let terminology = LocalTerminology(Validator::new(packages.clone()).with_loose(defs.clone()));
     let engine = crate::validate::fhirpath::FhirPath::with_callbacks(model, Some(Arc::new(terminology)), None)
         .map_err(|e| err(dir, format!("the FHIRPath engine cannot start: {e}")))?;

@@ -36,6 +36,7 @@ pub mod terminology;
 pub mod ucum;
 mod walk;
 pub mod xhtml;
+mod xml;
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};

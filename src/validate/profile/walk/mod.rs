@@ -230,7 +230,7 @@ fn push_decimal_writes_as_display_does() {
 /// What the walk's unit tests share: the validator on the shipped packages
 /// (`conformance/packages`), loaded once, and the findings of one validation as text.
 #[cfg(test)]
-mod testing {
+pub(super) mod testing {
     use std::sync::OnceLock;
 
     use serde_json::Value;
