@@ -86,7 +86,13 @@ impl Walk<'_> {
         }
         let e = prof.elem(eid);
         let (cp, pid) = self.children(prof, eid, ty);
-        let host_path = if eid == 0 { ty } else { e.base_path.as_str() };
+        // An element defined by reference (`Questionnaire.item.item` is `#Questionnaire.item`)
+        // holds extensions as the element it names, as HL7's logical paths have it.
+        let host_path = match (eid, e.content_ref.as_deref()) {
+            (0, _) => ty,
+            (_, Some(r)) => r.rsplit_once('#').map_or(r, |(_, p)| p),
+            _ => e.base_path.as_str(),
+        };
         self.object(&cp, pid, obj, scope, Host { path: host_path, ty }, false);
         if let Some(f) = &e.fixed {
             if !same(value, f) {

@@ -99,15 +99,24 @@ impl Walk<'_> {
 /// Whether an extension may sit on `host`. R5's interface types, which the extensions pack
 /// names as contexts (`CanonicalResource`, `MetadataResource`), stand for the R4 resources
 /// with a canonical `url` (`canonical`, asked only then).
+/// A `fhirpath` context as [`fhirpath_context_path`] reads it; an `extension` context allows.
 fn context_ok(ext: &Profile, host: Host<'_>, canonical: impl Fn() -> bool) -> bool {
     if ext.contexts.is_empty() {
         return true;
     }
     ext.contexts.iter().any(|(kind, expr)| {
-        if kind != "element" {
-            return true;
-        }
         let expr = expr.trim();
+        let expr = match kind.as_str() {
+            "element" => expr,
+            // Java's extension contexts take more than the holder's URL (SearchParameter
+            // elements under capabilitystatement-expectation pass its IG publisher): allowed.
+            "extension" => return true,
+            "fhirpath" => match fhirpath_context_path(expr) {
+                Ok(p) => p,
+                Err(verdict) => return verdict,
+            },
+            _ => return true,
+        };
         (matches!(expr, "CanonicalResource" | "MetadataResource") && host.path == host.ty && canonical())
             || expr == "Element"
             || expr == host.ty
@@ -118,6 +127,29 @@ fn context_ok(ext: &Profile, host: Host<'_>, canonical: impl Fn() -> bool) -> bo
             || host.path.starts_with(&format!("{expr}."))
             || expr.starts_with(&format!("{}.", host.ty)) && host.ty == "Extension"
     })
+}
+
+/// The element path a FHIRPath context selects, as HL7's validator uses it (the extension's
+/// holder must be among the expression's results), where this reading can tell: a plain
+/// path is compared as an element context is; `Err(false)`: an expression that ends in a
+/// value, never an element (`Patient.name.exists()`); `Err(true)`: any other (filters,
+/// `ofType`), allowed, since the walk compares definitions' paths, not the instance's.
+fn fhirpath_context_path(expr: &str) -> Result<&str, bool> {
+    let Some(open) = expr.rfind('(') else { return plain_path(expr).ok_or(true) };
+    let func = expr[..open].rsplit(['.', ' ']).next().unwrap_or_default();
+    let last = expr[open..].rsplit_once(')').map_or("", |(_, rest)| rest).trim();
+    match func {
+        "exists" | "empty" | "count" | "all" | "any" | "not" | "hasValue" | "matches" | "contains" | "startsWith" if last.is_empty() => {
+            Err(false)
+        }
+        _ => Err(true),
+    }
+}
+
+fn plain_path(p: &str) -> Option<&str> {
+    let ok = p.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        && p.split('.').all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'[' || b == b']'));
+    ok.then_some(p)
 }
 
 /// A URL HL7's validator takes for an example (BaseValidator.isExampleUrl): on a domain
@@ -158,12 +190,16 @@ mod tests {
         assert!(context_ok(&e, on("Patient.contact", "BackboneElement"), || false));
         assert!(context_ok(&e, on("Patient.contact.name", "HumanName"), || false));
         assert!(!context_ok(&e, on("Patient.name", "HumanName"), || false));
-        // Only element contexts are judged; no context at all allows anywhere.
-        assert!(context_ok(
-            &ext(json!([{"type": "fhirpath", "expression": "Patient.name.exists()"}])),
-            on("Patient", "Patient"),
-            || false
-        ));
+        // A FHIRPath context selects elements: a plain path is compared, one with functions
+        // allowed (the instance path is not at hand), a boolean selects none; no context at
+        // all allows anywhere.
+        let home = ext(json!([{"type": "fhirpath", "expression": "Patient.address"}]));
+        assert!(context_ok(&home, on("Patient.address", "Address"), || false));
+        assert!(!context_ok(&home, on("Patient", "Patient"), || false));
+        let filtered = ext(json!([{"type": "fhirpath", "expression": "MedicationStatement.medication.ofType(CodeableConcept).coding"}]));
+        assert!(context_ok(&filtered, on("CodeableConcept.coding", "Coding"), || false));
+        let boolean = ext(json!([{"type": "fhirpath", "expression": "Patient.name.exists()"}]));
+        assert!(!context_ok(&boolean, on("Patient", "Patient"), || false));
         assert!(context_ok(&ext(json!(null)), on("Patient", "Patient"), || false));
     }
 
