@@ -33,6 +33,7 @@ mod peers;
 mod privacy;
 mod profile;
 mod property;
+mod questionnaire;
 mod relay;
 mod sd_rules;
 mod summary;

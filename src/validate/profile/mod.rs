@@ -30,6 +30,7 @@ mod narrative;
 pub mod native;
 mod opdef;
 pub mod primitive;
+pub(crate) mod questionnaire;
 pub mod snapshot;
 mod structure;
 pub mod terminology;
