@@ -12,6 +12,12 @@
 //!   `ips-gated`: the same through its output gate against `Bundle-uv-ips`; `html-page`: the
 //!   printable page of that document. Against `pipeline` (the transaction output) of the same run.
 //!
+//! - `varied/floor` and `varied/pipeline`: the same over 1,000 different records, one per
+//!   iteration in turn (the golden records with unique ids, as `examples/records.rs` writes
+//!   them for `scripts/batch`). The output gate remembers elements it found clean
+//!   (`validate/profile/walk/clean.rs`), so one record converted again and again (`typical`)
+//!   shows its best case; `varied` shows what a backlog of different records costs.
+//!
 //! `scripts/bench-report` turns criterion's estimates into records/s and ratios to the floor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test and bench code: a failure should stop it loudly
@@ -80,7 +86,56 @@ fn bench(c: &mut Criterion) {
         g.bench_function("html-page", |b| b.iter(|| black_box(mhg::map::ips::page::render(black_box(&document.bundle)))));
         g.finish();
     }
+    varied(c, &p, &root);
     c.bench_function("startup/load-mappings-and-schemas", |b| b.iter(|| black_box(pipeline())));
+}
+
+/// 1,000 different records (input bytes, output Bundle), converted one per iteration.
+fn varied(c: &mut Criterion, p: &Pipeline, root: &std::path::Path) {
+    let dir = root.join("tests/golden/records");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let mut files: Vec<_> = entries.map(|e| e.expect("entry").path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    files.sort();
+    let templates: Vec<Value> = files.iter().map(|f| serde_json::from_slice(&std::fs::read(f).expect("read")).expect("json")).collect();
+    let suffix = |v: &mut Value, i: usize| {
+        if let Some(s) = v.as_str() {
+            *v = Value::String(format!("{}-B{i}", s.chars().take(52).collect::<String>()));
+        }
+    };
+    let mut records: Vec<(Vec<u8>, Value)> = Vec::new();
+    for i in 0..1000 {
+        let mut r = templates[i % templates.len()].clone();
+        suffix(&mut r["recordId"], i);
+        suffix(&mut r["person"]["personId"], i);
+        suffix(&mut r["assessment"]["assessmentId"], i);
+        // The golden set holds one record that is refused: a backlog's are reported apart.
+        if let Ok(m) = p.convert_value(&r) {
+            records.push((serde_json::to_vec(&r).expect("serialises"), m.bundle));
+        }
+    }
+    let mut g = c.benchmark_group("varied");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            let (bytes, bundle) = &records[i % records.len()];
+            i += 1;
+            let v: Value = serde_json::from_slice(black_box(bytes)).expect("parses");
+            black_box(v);
+            black_box(serde_json::to_vec(black_box(bundle)).expect("serialises"))
+        })
+    });
+    let mut i = 0;
+    g.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let (bytes, _) = &records[i % records.len()];
+            i += 1;
+            let v: Value = serde_json::from_slice(black_box(bytes)).expect("parses");
+            let m = p.convert_value(&v).expect("converts");
+            black_box(serde_json::to_vec(&m.bundle).expect("serialises"))
+        })
+    });
+    g.finish();
 }
 
 criterion_group! {

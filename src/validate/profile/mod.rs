@@ -46,6 +46,7 @@ use serde_json::{Value, json};
 
 use crate::terminology::delegate::{TxAnswers, VsQuery};
 use crate::validate::packages::Packages;
+use json::SmallGet;
 use model::Profile;
 use terminology::Expansion;
 
@@ -219,6 +220,9 @@ pub struct Validator {
     /// validation for "today" (`minValueDuration`, `maxValueDuration`), so the walk has no
     /// clock of its own and a test can fix the date.
     clock: fn() -> i64,
+    /// Elements walked clean, not walked again when met again (`walk/clean.rs`; issue 17).
+    clean: walk::CleanMemo,
+    clean_on: bool,
 }
 
 /// The R4 core vital-signs profiles an Observation's code calls for (R4
@@ -344,11 +348,20 @@ impl Validator {
             extension_domains: Vec::new(),
             security_checks: false,
             clock: crate::calendar::now_ms,
+            clean: walk::CleanMemo::default(),
+            clean_on: true,
         }
     }
 
     /// Replaces the wall clock (milliseconds since 1970, UTC; [`crate::calendar::now_ms`] by
     /// default) that dates relative to now (`minValueDuration`, `maxValueDuration`) count from.
+    /// Whether elements walked clean once are skipped when met again (on by default; the
+    /// findings are the same either way: the switch is for measuring and for tests).
+    pub fn with_clean_memo(mut self, on: bool) -> Self {
+        self.clean_on = on;
+        self
+    }
+
     pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
         self.clock = clock;
         self
@@ -476,12 +489,36 @@ impl Validator {
     /// The core vital-signs profile an Observation's `code` calls for ([`VITAL_SIGNS`]), with
     /// the code that called for it (`LOINC 8310-5`).
     pub(super) fn vital_sign_profile(&self, obs: &serde_json::Map<String, Value>) -> Option<(String, Arc<Profile>)> {
-        let codings = obs.get("code")?.get("coding")?.as_array()?;
-        VITAL_SIGNS.iter().find_map(|(system, name, codes)| {
-            let code = codings.iter().filter(|c| c["system"] == *system).find_map(|c| c["code"].as_str().filter(|c| codes.contains(c)))?;
-            let label = if *system == LOINC { "LOINC" } else { "SNOMED CT" };
-            Some((format!("{label} {code}"), self.profile(&format!("http://hl7.org/fhir/StructureDefinition/{name}"))?))
-        })
+        // Code -> the first group of VITAL_SIGNS holding it, per system: the groups are tried
+        // in order and the first any coding matches decides, so the group is the least of the
+        // codings' groups, and its code the first coding in that group (issue 17: the table
+        // scanned per Observation cost 12,000 instructions).
+        static GROUPS: std::sync::OnceLock<[HashMap<&'static str, usize>; 2]> = std::sync::OnceLock::new();
+        let groups = GROUPS.get_or_init(|| {
+            let mut by = [HashMap::new(), HashMap::new()];
+            for (g, (system, _, codes)) in VITAL_SIGNS.iter().enumerate() {
+                for c in *codes {
+                    by[usize::from(*system != LOINC)].entry(*c).or_insert(g);
+                }
+            }
+            by
+        });
+        let codings = obs.sget("code")?.sget("coding")?.as_array()?;
+        fn group_of<'c>(groups: &[HashMap<&'static str, usize>; 2], c: &'c Value) -> Option<(usize, &'c str)> {
+            let system = c.sget("system").and_then(Value::as_str)?;
+            let at = match system {
+                LOINC => 0,
+                SCT => 1,
+                _ => return None,
+            };
+            let code = c.sget("code").and_then(Value::as_str)?;
+            groups[at].get(code).map(|&g| (g, code))
+        }
+        let (g, _) = codings.iter().filter_map(|c| group_of(groups, c)).min_by_key(|(g, _)| *g)?;
+        let code = codings.iter().filter_map(|c| group_of(groups, c)).find(|(h, _)| *h == g)?.1;
+        let (system, name, _) = VITAL_SIGNS[g];
+        let label = if system == LOINC { "LOINC" } else { "SNOMED CT" };
+        Some((format!("{label} {code}"), self.profile(&format!("http://hl7.org/fhir/StructureDefinition/{name}"))?))
     }
 
     /// A resource type with a canonical `url` (StructureDefinition, ValueSet, Questionnaire...).

@@ -66,6 +66,20 @@ fn also_required(b: &Value) -> Vec<String> {
     out
 }
 
+/// Whether a FHIRPath expression can read beyond the node it is evaluated on: the resource or
+/// root (`%resource`, `%rootResource`, `%context` is the focus and does not count), what a
+/// reference resolves to, or the clock. Conservative: any environment variable other than the
+/// terminology constants counts.
+pub fn reads_context(expr: &str) -> bool {
+    if expr.contains("resolve(") || expr.contains("today(") || expr.contains("now(") || expr.contains("timeOfDay(") {
+        return true;
+    }
+    expr.match_indices('%').any(|(i, _)| {
+        let rest = &expr[i + 1..];
+        !(rest.starts_with("context") || rest.starts_with("ucum") || rest.starts_with("sct") || rest.starts_with("loinc"))
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Constraint {
     pub key: String,
@@ -75,6 +89,10 @@ pub struct Constraint {
     /// Marked best practice (`elementdefinition-bestpractice`): reported as the validator's
     /// best-practice level says, whatever its severity.
     pub best_practice: bool,
+    /// The expression reads beyond its focus (`%resource`, `%rootResource`, `resolve()`, the
+    /// clock): its verdict on a subtree depends on where the subtree sits, so a walk that
+    /// evaluates it is not memoised as clean (`walk/clean.rs`).
+    pub context: bool,
     /// The expression compiled into the engine-free subset (`None` inside: outside it).
     pub compiled: std::sync::OnceLock<Option<std::sync::Arc<super::native::Expr>>>,
     /// For `A implies B` outside the subset: `A` compiled, when it is inside.
@@ -250,10 +268,12 @@ pub fn compile_elem(e: &Map<String, Value>) -> Elem {
             a.iter()
                 .filter_map(|c| {
                     let key = c["key"].as_str()?;
+                    let expression = super::errata::fix(key, c["expression"].as_str()?).into_owned();
                     Some(Constraint {
                         key: key.to_owned(),
                         error: c["severity"].as_str() != Some("warning"),
-                        expression: super::errata::fix(key, c["expression"].as_str()?).into_owned(),
+                        context: reads_context(&expression),
+                        expression,
                         human: c["human"].as_str().unwrap_or_default().to_owned(),
                         best_practice: c["extension"].as_array().is_some_and(|x| {
                             x.iter().any(|x| {

@@ -223,6 +223,10 @@ pub(super) fn matches<'v>(
     };
     let se = cp.elem(slice);
     for d in discs {
+        // What a reference resolves to depends on where the item sits.
+        if d.path.contains("resolve()") {
+            w.ctx = true;
+        }
         let vals = values_at(v, ty, &d.path, scope);
         let ok = match d.kind.as_str() {
             "value" | "pattern" => {
@@ -348,6 +352,8 @@ fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str,
         prep: w.prep,
         today: w.today,
         tx: w.tx,
+        ctx: false,
+        memo_inner: false,
     };
     if val.sget("resourceType").is_some() {
         sub.resource(val, std::slice::from_ref(prof), scope);
@@ -355,5 +361,6 @@ fn conforms<'v>(w: &mut Walk<'_>, prof: &Arc<Profile>, val: &'v Value, ty: &str,
         let ty = if ty.is_empty() { prof.type_name.as_str() } else { ty };
         sub.item(&Item::root(prof, val, ty, scope, Host { path: ty, ty }));
     }
+    w.ctx |= sub.ctx;
     !scratch.iter().any(|f| f.severity == Severity::Error)
 }

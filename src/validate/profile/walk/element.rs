@@ -465,7 +465,19 @@ impl Walk<'_> {
                     sc.in_entry = ce.path == "Bundle.entry.resource";
                     sc.entry_len = entry_len;
                 }
-                self.item(&Item { prof: cp, eid: target, value: *m, shadow: *sh, ty, scope: sc, host });
+                let it = Item { prof: cp, eid: target, value: *m, shadow: *sh, ty, scope: sc, host };
+                // A resource's own elements, and the elements of a value walked through it, go
+                // through the memo of clean subtrees (`clean.rs`), except what is always read
+                // in context (references, resources, a Bundle's entries).
+                if (is_root || self.memo_inner)
+                    && !matches!(ty, "Reference" | "Resource")
+                    && !matches!(cp.type_name.as_str(), "Bundle" | "Parameters")
+                    && !is_primitive(ty)
+                {
+                    self.item_memo(&it);
+                } else {
+                    self.item(&it);
+                }
                 self.path.truncate(len);
                 self.ptr.truncate(plen);
             }

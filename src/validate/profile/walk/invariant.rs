@@ -20,6 +20,9 @@ impl Walk<'_> {
         if e.constraints.is_empty() {
             return;
         }
+        if !self.ctx && e.constraints.iter().any(|c| c.context) {
+            self.ctx = true;
+        }
         let mut verdicts: Vec<Option<Result<bool, InvariantError>>> =
             e.constraints.iter().map(|c| self.native(prof, eid, ty, c, value, scope.resource).map(Ok)).collect();
         if let Some(engine) = self.v.engine().filter(|_| verdicts.iter().any(Option::is_none)) {

@@ -20,6 +20,7 @@
 //! | `ids.rs` | element ids unique within a resource, contained resource ids unique |
 //! | `slice.rs` | slicing: items assigned to slices, slice cardinality, closed and ordered rules |
 //! | `discriminator.rs` | whether an item matches a slice (its discriminators) |
+//! | `clean.rs` | the memo of clean subtrees: an element's value walked clean once is not walked again |
 //! | `invariant.rs` | invariants: natively where possible, else through the engine |
 //! | `pointer.rs` | JSON Pointers and what one validation prepares for the engine ([`Prep`]) |
 //!
@@ -34,6 +35,7 @@ mod binding;
 mod bundle;
 mod bundle_document;
 mod bundle_links;
+mod clean;
 mod discriminator;
 mod element;
 mod extension;
@@ -55,6 +57,7 @@ use std::cell::RefCell;
 
 use crate::terminology::delegate::{TxAnswers, VsQuery};
 use bundle::BundleIndex;
+pub(super) use clean::CleanMemo;
 use pointer::Prep;
 
 const MAX_DEPTH: usize = 64;
@@ -124,6 +127,12 @@ struct Walk<'a> {
     pub today: i64,
     /// Terminology servers' verdicts (prefetched), or where to note what to ask them.
     pub tx: TxView<'a>,
+    /// Set when the walk reads beyond the current subtree (a reference, a resource, an
+    /// invariant on `%resource`...): the subtree's verdict depends on where it sits, so it is
+    /// not memoised as clean ([`clean`]).
+    pub ctx: bool,
+    /// Inside a value walked through the memo: its elements go through the memo too.
+    pub memo_inner: bool,
 }
 
 /// What the walk has of terminology servers: their verdicts for Codings of systems not loaded
@@ -140,8 +149,19 @@ pub(super) struct TxView<'a> {
 pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, tx: TxView<'_>, out: &mut Vec<Finding>) {
     let rt = resource["resourceType"].as_str().unwrap_or("Resource");
     let prep = Prep::new(resource);
-    let mut w =
-        Walk { v, out, path: String::with_capacity(128), depth: 0, ptr: String::with_capacity(64), ptr_ok: true, prep: &prep, today, tx };
+    let mut w = Walk {
+        v,
+        out,
+        path: String::with_capacity(128),
+        depth: 0,
+        ptr: String::with_capacity(64),
+        ptr_ok: true,
+        prep: &prep,
+        today,
+        tx,
+        ctx: false,
+        memo_inner: false,
+    };
     w.path.push_str(rt);
     let extra: Vec<Arc<Profile>> = profiles
         .iter()

@@ -19,6 +19,7 @@ use crate::validate::profile::{CORE, Severity, Validator};
 
 impl Walk<'_> {
     pub(super) fn reference<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, scope: Scope<'v>) {
+        self.ctx = true;
         let Some(r) = obj.sget("reference").and_then(Value::as_str).filter(|r| !r.is_empty()) else {
             // HL7's Reference_REF_NoDisplay (a warning): with neither a reference nor an
             // identifier, only a display says what is meant.

@@ -18,6 +18,7 @@ use crate::validate::profile::{Severity, definitions, opdef, questionnaire};
 impl Walk<'_> {
     /// A resource (at the root, in `contained`, in a Bundle entry or a Parameters value).
     pub fn resource<'v>(&mut self, value: &'v Value, extra: &[Arc<Profile>], outer: Scope<'v>) {
+        self.ctx = true;
         let Some(obj) = value.as_object() else {
             self.report(Severity::Error, "structure", "a resource must be a JSON object");
             return;
