@@ -23,8 +23,27 @@ impl Walk<'_> {
         if !self.ctx && e.constraints.iter().any(|c| c.context) {
             self.ctx = true;
         }
-        let mut verdicts: Vec<Option<Result<bool, InvariantError>>> =
-            e.constraints.iter().map(|c| self.native(prof, eid, ty, c, value, scope.resource).map(Ok)).collect();
+        // Most elements' constraints are all answered natively: then in order, without
+        // gathering verdicts (issue 17: the gathering allocated on every element walked).
+        const INLINE: usize = 16;
+        let n = e.constraints.len();
+        let mut native = [None::<bool>; INLINE];
+        let mut verdicts: Vec<Option<Result<bool, InvariantError>>> = if n <= INLINE {
+            for (i, c) in e.constraints.iter().enumerate() {
+                native[i] = self.native(prof, eid, ty, c, value, scope.resource);
+            }
+            if native[..n].iter().all(Option::is_some) {
+                for (c, v) in e.constraints.iter().zip(native) {
+                    if v == Some(false) {
+                        self.failed(c);
+                    }
+                }
+                return;
+            }
+            native[..n].iter().map(|v| v.map(Ok)).collect()
+        } else {
+            e.constraints.iter().map(|c| self.native(prof, eid, ty, c, value, scope.resource).map(Ok)).collect()
+        };
         if let Some(engine) = self.v.engine().filter(|_| verdicts.iter().any(Option::is_none)) {
             let focus_type = if matches!(ty, "BackboneElement" | "Element") { e.base_path.as_str() } else { ty };
             let pending: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i].is_none()).collect();
@@ -51,24 +70,27 @@ impl Walk<'_> {
         for (c, verdict) in e.constraints.iter().zip(verdicts) {
             match verdict {
                 None | Some(Ok(true)) => {}
-                Some(Ok(false)) => {
-                    let sev = match (c.best_practice, self.v.best_practice()) {
-                        (true, BestPractice::Ignore) => continue,
-                        (true, BestPractice::Hint) => Severity::Information,
-                        (true, BestPractice::Warning) => Severity::Warning,
-                        (true, BestPractice::Error) => Severity::Error,
-                        (false, _) if c.error => Severity::Error,
-                        (false, _) => Severity::Warning,
-                    };
-                    let mut text = format!("constraint {} failed: {}", c.key, c.human);
-                    if self.v.invariants_in_messages() {
-                        text.push_str(&format!(" (inv = {})", c.expression));
-                    }
-                    self.report(sev, "invariant", text);
-                }
+                Some(Ok(false)) => self.failed(c),
                 Some(Err(_)) => self.report(Severity::Warning, "invariant", format!("constraint {} could not be evaluated", c.key)),
             }
         }
+    }
+
+    /// Reports a failed constraint, at the severity its kind and the validator's options give.
+    fn failed(&mut self, c: &Constraint) {
+        let sev = match (c.best_practice, self.v.best_practice()) {
+            (true, BestPractice::Ignore) => return,
+            (true, BestPractice::Hint) => Severity::Information,
+            (true, BestPractice::Warning) => Severity::Warning,
+            (true, BestPractice::Error) => Severity::Error,
+            (false, _) if c.error => Severity::Error,
+            (false, _) => Severity::Warning,
+        };
+        let mut text = format!("constraint {} failed: {}", c.key, c.human);
+        if self.v.invariants_in_messages() {
+            text.push_str(&format!(" (inv = {})", c.expression));
+        }
+        self.report(sev, "invariant", text);
     }
 
     /// An invariant answered without the engine: natively by key, or compiled into the
@@ -80,14 +102,19 @@ impl Walk<'_> {
         let focus = || ElemCtx { v: self.v, prof: prof.clone(), eid, ty: ty.to_owned() };
         let compile = || native::Expr::compile(&c.expression, &focus()).map(Arc::new);
         let memo = eid == 0 || prof.elem(eid).types.len() <= 1;
-        let expr = if memo { c.compiled.get_or_init(compile).clone() } else { compile() };
-        if let Some(x) = expr {
+        // Memoised ones are borrowed, not cloned: an `Arc` count touched per element would
+        // bounce between the cores under `--jobs`.
+        if memo {
+            if let Some(x) = c.compiled.get_or_init(compile).as_deref() {
+                return Some(x.eval(value));
+            }
+        } else if let Some(x) = compile() {
             return Some(x.eval(value));
         }
         // `A implies B` with `A` in the subset: true when `A` is false, else the engine's.
         let guard = || native::Expr::compile_guard(&c.expression, &focus()).map(Arc::new);
-        let g = if memo { c.guard.get_or_init(guard).clone() } else { guard() };
-        g.filter(|g| !g.eval(value)).map(|_| true)
+        let unguarded = |g: &native::Expr| !g.eval(value);
+        if memo { c.guard.get_or_init(guard).as_deref().filter(|g| unguarded(g)).map(|_| true) } else { guard().filter(|g| unguarded(g)).map(|_| true) }
     }
 }
 
