@@ -114,7 +114,11 @@ impl Walk<'_> {
         // `A implies B` with `A` in the subset: true when `A` is false, else the engine's.
         let guard = || native::Expr::compile_guard(&c.expression, &focus()).map(Arc::new);
         let unguarded = |g: &native::Expr| !g.eval(value);
-        if memo { c.guard.get_or_init(guard).as_deref().filter(|g| unguarded(g)).map(|_| true) } else { guard().filter(|g| unguarded(g)).map(|_| true) }
+        if memo {
+            c.guard.get_or_init(guard).as_deref().filter(|g| unguarded(g)).map(|_| true)
+        } else {
+            guard().filter(|g| unguarded(g)).map(|_| true)
+        }
     }
 }
 
