@@ -33,6 +33,9 @@ use mhg::ingest::Record;
 use mhg::pipeline::Pipeline;
 use serde_json::Value;
 
+#[path = "../examples/backlog/mod.rs"]
+mod backlog;
+
 fn pipeline() -> Pipeline {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     Pipeline::load(&root.join("mappings"), &[], &root.join("conformance"), 32).expect("pipeline loads")
@@ -86,28 +89,16 @@ fn bench(c: &mut Criterion) {
         g.bench_function("html-page", |b| b.iter(|| black_box(mhg::map::ips::page::render(black_box(&document.bundle)))));
         g.finish();
     }
-    varied(c, &p, &root);
+    varied(c, &p);
     c.bench_function("startup/load-mappings-and-schemas", |b| b.iter(|| black_box(pipeline())));
 }
 
 /// 1,000 different records (input bytes, output Bundle), converted one per iteration.
-fn varied(c: &mut Criterion, p: &Pipeline, root: &std::path::Path) {
-    let dir = root.join("tests/golden/records");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
-    let mut files: Vec<_> = entries.map(|e| e.expect("entry").path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-    files.sort();
-    let templates: Vec<Value> = files.iter().map(|f| serde_json::from_slice(&std::fs::read(f).expect("read")).expect("json")).collect();
-    let suffix = |v: &mut Value, i: usize| {
-        if let Some(s) = v.as_str() {
-            *v = Value::String(format!("{}-B{i}", s.chars().take(52).collect::<String>()));
-        }
-    };
+fn varied(c: &mut Criterion, p: &Pipeline) {
+    let templates = backlog::templates();
     let mut records: Vec<(Vec<u8>, Value)> = Vec::new();
     for i in 0..1000 {
-        let mut r = templates[i % templates.len()].clone();
-        suffix(&mut r["recordId"], i);
-        suffix(&mut r["person"]["personId"], i);
-        suffix(&mut r["assessment"]["assessmentId"], i);
+        let r = backlog::record(&templates, i);
         // The golden set holds one record that is refused: a backlog's are reported apart.
         if let Ok(m) = p.convert_value(&r) {
             records.push((serde_json::to_vec(&r).expect("serialises"), m.bundle));

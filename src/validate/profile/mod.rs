@@ -353,8 +353,6 @@ impl Validator {
         }
     }
 
-    /// Replaces the wall clock (milliseconds since 1970, UTC; [`crate::calendar::now_ms`] by
-    /// default) that dates relative to now (`minValueDuration`, `maxValueDuration`) count from.
     /// Whether elements walked clean once are skipped when met again (on by default; the
     /// findings are the same either way: the switch is for measuring and for tests).
     pub fn with_clean_memo(mut self, on: bool) -> Self {
@@ -362,6 +360,8 @@ impl Validator {
         self
     }
 
+    /// Replaces the wall clock (milliseconds since 1970, UTC; [`crate::calendar::now_ms`] by
+    /// default) that dates relative to now (`minValueDuration`, `maxValueDuration`) count from.
     pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
         self.clock = clock;
         self
@@ -491,7 +491,7 @@ impl Validator {
     pub(super) fn vital_sign_profile(&self, obs: &serde_json::Map<String, Value>) -> Option<(String, Arc<Profile>)> {
         // Code -> the first group of VITAL_SIGNS holding it, per system: the groups are tried
         // in order and the first any coding matches decides, so the group is the least of the
-        // codings' groups, and its code the first coding in that group (issue 17: the table
+        // codings' groups, and its code the first coding with that group (issue 17: the table
         // scanned per Observation cost 12,000 instructions).
         static GROUPS: std::sync::OnceLock<[HashMap<&'static str, usize>; 2]> = std::sync::OnceLock::new();
         let groups = GROUPS.get_or_init(|| {
@@ -514,8 +514,8 @@ impl Validator {
             let code = c.sget("code").and_then(Value::as_str)?;
             groups[at].get(code).map(|&g| (g, code))
         }
-        let (g, _) = codings.iter().filter_map(|c| group_of(groups, c)).min_by_key(|(g, _)| *g)?;
-        let code = codings.iter().filter_map(|c| group_of(groups, c)).find(|(h, _)| *h == g)?.1;
+        // `min_by_key` keeps the first of equal minima: the first coding of the least group.
+        let (g, code) = codings.iter().filter_map(|c| group_of(groups, c)).min_by_key(|(g, _)| *g)?;
         let (system, name, _) = VITAL_SIGNS[g];
         let label = if system == LOINC { "LOINC" } else { "SNOMED CT" };
         Some((format!("{label} {code}"), self.profile(&format!("http://hl7.org/fhir/StructureDefinition/{name}"))?))

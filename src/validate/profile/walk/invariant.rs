@@ -104,21 +104,26 @@ impl Walk<'_> {
         let memo = eid == 0 || prof.elem(eid).types.len() <= 1;
         // Memoised ones are borrowed, not cloned: an `Arc` count touched per element would
         // bounce between the cores under `--jobs`.
-        if memo {
-            if let Some(x) = c.compiled.get_or_init(compile).as_deref() {
-                return Some(x.eval(value));
-            }
-        } else if let Some(x) = compile() {
+        let owned;
+        let expr = if memo {
+            c.compiled.get_or_init(compile).as_deref()
+        } else {
+            owned = compile();
+            owned.as_deref()
+        };
+        if let Some(x) = expr {
             return Some(x.eval(value));
         }
         // `A implies B` with `A` in the subset: true when `A` is false, else the engine's.
         let guard = || native::Expr::compile_guard(&c.expression, &focus()).map(Arc::new);
-        let unguarded = |g: &native::Expr| !g.eval(value);
-        if memo {
-            c.guard.get_or_init(guard).as_deref().filter(|g| unguarded(g)).map(|_| true)
+        let owned_guard;
+        let g = if memo {
+            c.guard.get_or_init(guard).as_deref()
         } else {
-            guard().filter(|g| unguarded(g)).map(|_| true)
-        }
+            owned_guard = guard();
+            owned_guard.as_deref()
+        };
+        g.filter(|g| !g.eval(value)).map(|_| true)
     }
 }
 
