@@ -24,6 +24,8 @@
 //! - [`ops`]: the metrics registry and its Prometheus text.
 //! - [`json_strict`]: duplicate keys in JSON objects, refused by every reader of input.
 //! - [`json_lean`]: JSON parsed into a `serde_json::Value` sized exactly (large Bundles).
+//! - [`json_lenient`]: almost-JSON (comments, missing commas, unquoted names) read as the HL7
+//!   validator reads it, each departure named at its FHIR path (`mhg validate`).
 //! - [`calendar`]: calendar arithmetic and the one read of the clock; a leaf everyone may use.
 //! - [`files`]: atomic file writes (`mhg convert --out`, directory destinations).
 //! - [`markup`]: escaping text for HTML and XML (pages, narratives, console, reports).
@@ -45,6 +47,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod json_lean;
+pub mod json_lenient;
 pub mod json_strict;
 pub mod map;
 pub mod markup;

@@ -79,6 +79,11 @@ pub struct Args {
     /// CHECK_EXISTS_AND_TYPE, without fetching anything).
     #[arg(long)]
     pub check_references: bool,
+    /// Comments (`//`, `/* */`) in a JSON file are accepted (the HL7 validator's
+    /// `allow-comments`); without it each is an error at the element it precedes. Other
+    /// departures from JSON (missing or extra commas, unquoted names) are errors either way.
+    #[arg(long)]
+    pub allow_comments: bool,
 }
 
 /// Drops the issues below `level` (`hints`, `warnings`, `errors`) from an OperationOutcome.
@@ -194,7 +199,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
         let (outcomes, bad) = match std::fs::read(f) {
             Ok(bytes) if ndjson => {
                 let tx = prefetch(&bytes, true);
-                validate_ndjson(&validator, &bytes, &profiles, mode, max_depth, tx.as_ref())
+                validate_ndjson(&validator, &bytes, &profiles, mode, max_depth, args.allow_comments, tx.as_ref())
             }
             Ok(bytes) if is_xml(f, &bytes) => {
                 // FHIR's XML form, read into its JSON form by the loaded definitions.
@@ -205,7 +210,7 @@ pub fn run(config: &Config, args: Args) -> i32 {
                 let (oo, bad) = match parsed {
                     Ok(value) => {
                         let tx = prefetch(value.to_string().as_bytes(), false);
-                        validate_value(&validator, value, &profiles, mode, tx.as_ref())
+                        validate_value(&validator, value, Vec::new(), &profiles, mode, tx.as_ref())
                     }
                     Err(e) => (failure(&e), true),
                 };
@@ -215,10 +220,10 @@ pub fn run(config: &Config, args: Args) -> i32 {
                 let tx = prefetch(&bytes, false);
                 // The bytes are freed before validating: with the tree they would be held twice
                 // (a 122 MB Bundle is 122 MB more at the peak; issue 17).
-                let parsed = parse_document(&bytes, max_depth);
+                let parsed = parse_document(&bytes, max_depth, args.allow_comments);
                 drop(bytes);
                 let (oo, bad) = match parsed {
-                    Ok(value) => validate_value(&validator, value, &profiles, mode, tx.as_ref()),
+                    Ok((value, syntax)) => validate_value(&validator, value, syntax, &profiles, mode, tx.as_ref()),
                     Err(oo) => (oo, true),
                 };
                 (vec![oo], bad)

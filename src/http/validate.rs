@@ -163,7 +163,7 @@ async fn ndjson_outcomes(st: AppState, profiles: Vec<String>, mode: Option<Mode>
     };
     let outcomes = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = profiles.iter().map(String::as_str).collect();
-        validate_ndjson(&validator, &body, &refs, mode, max_depth, tx.as_ref()).0
+        validate_ndjson(&validator, &body, &refs, mode, max_depth, false, tx.as_ref()).0
     })
     .await
     .map_err(|_| reject(RejectKind::Internal, "exception", "internal error"))?;

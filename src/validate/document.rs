@@ -62,35 +62,52 @@ pub fn mode_findings(mode: Option<Mode>, resource: &Value) -> Vec<Finding> {
 }
 
 /// The OperationOutcome for one JSON document's bytes, and whether it holds an error: not
-/// JSON, nested deeper than `max_depth`, a key twice in an object (named by the object's
-/// pointer), no `resourceType`, or the validator's findings (with a terminology server's
-/// verdicts, `tx`, when delegation prefetched them).
+/// JSON (almost-JSON is read as the HL7 validator reads it, each departure an error at its
+/// path, [`parse_document`]), nested deeper than `max_depth`, a key twice in an object (named
+/// by the object's pointer), no `resourceType`, or the validator's findings (with a
+/// terminology server's verdicts, `tx`, when delegation prefetched them).
 pub fn validate_bytes(
     v: &Validator,
     bytes: &[u8],
     profiles: &[&str],
     mode: Option<Mode>,
     max_depth: usize,
+    allow_comments: bool,
     tx: Option<&TxAnswers>,
 ) -> (Value, bool) {
-    match parse_document(bytes, max_depth) {
-        Ok(value) => validate_value(v, value, profiles, mode, tx),
+    match parse_document(bytes, max_depth, allow_comments) {
+        Ok((value, syntax)) => validate_value(v, value, syntax, profiles, mode, tx),
         Err(oo) => (oo, true),
     }
 }
 
-/// One JSON document's bytes as a resource, or the OperationOutcome refusing them (always an
-/// error): not JSON, nested deeper than `max_depth`, a key twice in an object (named by the
-/// object's pointer). The tree is built at its exact size ([`crate::json_lean`]), and nothing
-/// of `bytes` is kept: a caller that owns them can free them before validating.
-pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, Value> {
+/// One JSON document's bytes as a resource, with the findings of how it departs from JSON, or
+/// the OperationOutcome refusing them (always an error): not JSON even read leniently, nested
+/// deeper than `max_depth`, a key twice in an object (named by the object's pointer). JSON is
+/// read strictly first; only bytes that fail are read as the HL7 validator's JSON5 mode reads
+/// them ([`crate::json_lenient`]: comments, missing or extra commas, unquoted names and values,
+/// each an error at its FHIR path, comments none when `allow_comments`), so that a tester
+/// learns where each problem is and what else is wrong. The tree is built at its exact size
+/// ([`crate::json_lean`]), and nothing of `bytes` is kept: a caller that owns them can free
+/// them before validating.
+pub fn parse_document(bytes: &[u8], max_depth: usize, allow_comments: bool) -> Result<(Value, Vec<Finding>), Value> {
     let bytes = crate::ingest::reader::strip_bom(bytes);
     if crate::ingest::reader::nesting_depth(bytes, max_depth) > max_depth {
         return Err(failure(&format!("JSON nested deeper than {max_depth} levels")));
     }
     let value: Value = match crate::json_lean::from_slice(bytes) {
         Ok(v) => v,
-        Err(_) => return Err(failure("not JSON")),
+        Err(_) => {
+            let Some((value, departures)) = crate::json_lenient::from_slice(bytes, max_depth) else {
+                return Err(failure("not JSON"));
+            };
+            let syntax = departures
+                .into_iter()
+                .filter(|d| !(d.comment && allow_comments))
+                .map(|d| Finding { severity: Severity::Error, code: "invalid", text: d.message, expression: d.path })
+                .collect();
+            return Ok((value, syntax));
+        }
     };
     let duplicates = crate::json_strict::duplicate_keys(bytes);
     if !duplicates.is_empty() {
@@ -106,18 +123,26 @@ pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, Value> {
             .collect();
         return Err(json!({"resourceType": "OperationOutcome", "issue": issues}));
     }
-    Ok(value)
+    Ok((value, Vec::new()))
 }
 
-/// The OperationOutcome for a parsed document ([`parse_document`]), and whether it holds an
-/// error: no `resourceType`, the mode's findings, or the validator's. The document is freed
+/// The OperationOutcome for a parsed document ([`parse_document`], with its `syntax` findings),
+/// and whether it holds an error: no `resourceType`, the mode's findings, or the validator's. The document is freed
 /// once its findings are made, before the OperationOutcome is built (a large Bundle's tree and
 /// its outcome's are not held together; issue 17).
-pub fn validate_value(v: &Validator, value: Value, profiles: &[&str], mode: Option<Mode>, tx: Option<&TxAnswers>) -> (Value, bool) {
+pub fn validate_value(
+    v: &Validator,
+    value: Value,
+    syntax: Vec<Finding>,
+    profiles: &[&str],
+    mode: Option<Mode>,
+    tx: Option<&TxAnswers>,
+) -> (Value, bool) {
     if value.get("resourceType").and_then(Value::as_str).is_none() {
         return (failure("not a FHIR resource: no resourceType"), true);
     }
-    let mut findings = mode_findings(mode, &value);
+    let mut findings = syntax;
+    findings.extend(mode_findings(mode, &value));
     findings.extend(v.validate_with(&value, profiles, tx));
     drop(value);
     (outcome(&findings), has_errors(&findings))
@@ -153,12 +178,13 @@ pub fn validate_ndjson(
     profiles: &[&str],
     mode: Option<Mode>,
     max_depth: usize,
+    allow_comments: bool,
     tx: Option<&TxAnswers>,
 ) -> (Vec<Value>, bool) {
     let mut out = Vec::new();
     let mut bad = false;
     for (n, line) in ndjson_lines(crate::ingest::reader::strip_bom(bytes)) {
-        let (oo, b) = validate_bytes(v, line, profiles, mode, max_depth, tx);
+        let (oo, b) = validate_bytes(v, line, profiles, mode, max_depth, allow_comments, tx);
         bad |= b;
         out.push(at_line(oo, n));
     }
@@ -188,8 +214,13 @@ mod tests {
         let v = crate::validate::profile::load::load(&root.join("conformance/packages"), &[], &[]).unwrap();
         let check = |name: &str, bytes: &[u8]| {
             let theirs: Value = serde_json::from_slice(bytes).unwrap();
-            let ours = parse_document(bytes, 64).unwrap();
-            assert_eq!(validate_value(&v, ours, &[], None, None), validate_value(&v, theirs, &[], None, None), "{name}");
+            let (ours, syntax) = parse_document(bytes, 64, false).unwrap();
+            assert!(syntax.is_empty());
+            assert_eq!(
+                validate_value(&v, ours, syntax, &[], None, None),
+                validate_value(&v, theirs, Vec::new(), &[], None, None),
+                "{name}"
+            );
         };
         let mut bundles = 0;
         for dir in [root.join("tests/golden/expected"), root.join("../shared/test-suites/fhir-validator-r4/cases")] {
@@ -215,6 +246,22 @@ mod tests {
         let mut big = golden.clone();
         big["entry"] = Value::Array(all);
         check("2,000 entries", &serde_json::to_vec(&big).unwrap());
+    }
+
+    #[test]
+    fn almost_json_is_read_with_each_departure_an_error_at_its_path() {
+        let text = b"// from a card\n{\"resourceType\": \"Patient\", \"gender\": \"female\",}";
+        let (value, syntax) = parse_document(text, 32, false).unwrap();
+        assert_eq!(value["gender"], "female");
+        let at: Vec<(&str, &str)> = syntax.iter().map(|f| (f.expression.as_str(), f.text.as_str())).collect();
+        assert_eq!(
+            at,
+            [("Patient", "Comments are not allowed in JSON"), ("Patient", "There is an extra comma at the end of the Object in the JSON")]
+        );
+        assert!(syntax.iter().all(|f| f.severity == Severity::Error));
+        let (_, syntax) = parse_document(text, 32, true).unwrap();
+        assert_eq!(syntax.len(), 1, "comments allowed, the comma is still an error");
+        assert!(parse_document(b"{\"resourceType\": ", 32, true).is_err());
     }
 
     #[test]
