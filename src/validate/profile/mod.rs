@@ -38,6 +38,7 @@ pub mod ucum;
 mod walk;
 pub mod xhtml;
 mod xml;
+pub mod xver;
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
@@ -550,7 +551,10 @@ impl Validator {
         if let Some(v) = self.loose.get(url) {
             return Some(v.clone());
         }
-        self.packages.resolve(canonical).or_else(|| self.packages.resolve(url))
+        self.packages.resolve(canonical).or_else(|| self.packages.resolve(url)).or_else(|| {
+            // A cross-version extension: its definition built from the R5 element it names.
+            xver::is_xver(url).then(|| xver::definition(url, |t| self.type_profile(t).is_some())).flatten().map(Arc::new)
+        })
     }
 
     /// Whether the definition at `url` is R4 core's 2019 copy of an external terminology

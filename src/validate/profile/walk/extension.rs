@@ -63,6 +63,23 @@ impl Walk<'_> {
         }
         match self.v.profile(url) {
             Some(ext) if ext.type_name == "Extension" => {
+                // EXTENSION_EXT_MODIFIER_N / _Y: a modifier extension is only a
+                // modifierExtension, and a regular one only an extension; located as HL7's
+                // validator locates them, `extension[0][url='...']`.
+                let as_modifier = e.path.ends_with("modifierExtension");
+                if ext.elem(0).is_modifier != as_modifier {
+                    let len = self.path.len();
+                    self.path.push_str("[url='");
+                    self.path.push_str(url);
+                    self.path.push_str("']");
+                    let text = if as_modifier {
+                        format!("the extension {url} must not be used as a modifierExtension (it is a regular extension)")
+                    } else {
+                        format!("the extension {url} must not be used as an extension (it is a modifierExtension)")
+                    };
+                    self.report(Severity::Error, "structure", text);
+                    self.path.truncate(len);
+                }
                 if !context_ok(&ext, host, || self.v.is_canonical_resource(host.ty)) {
                     let here = self.path.clone();
                     if let Some(i) = here.rfind('.') {
