@@ -522,6 +522,11 @@ impl Validator {
         Some((format!("{label} {code}"), self.profile(&format!("http://hl7.org/fhir/StructureDefinition/{name}"))?))
     }
 
+    /// Whether `ty` is an R4 resource type (the base definition of that name is a resource).
+    pub(crate) fn is_resource_type(&self, ty: &str) -> bool {
+        self.type_profile(ty).is_some_and(|p| p.kind == "resource")
+    }
+
     /// A resource type with a canonical `url` (StructureDefinition, ValueSet, Questionnaire...).
     pub(super) fn is_canonical_resource(&self, ty: &str) -> bool {
         self.type_profile(ty).is_some_and(|p| {
@@ -612,6 +617,31 @@ impl Validator {
             return Some(snap.clone());
         }
         (depth < 12).then(|| snapshot::generate(self, &sd, depth + 1)).flatten()
+    }
+
+    /// Whether `system|code` is known not to be in the ValueSet at `url`: by its expansion, or,
+    /// where the value set cannot be expanded here (it includes all of SNOMED CT or ISO 3166),
+    /// because none of the code systems it draws on is `system`. False when this cannot tell.
+    pub fn surely_not_in(&self, url: &str, system: Option<&str>, code: &str) -> bool {
+        if let Some(e) = self.expansion(url) {
+            return !e.has(system, code);
+        }
+        fn systems_exclude(v: &Validator, url: &str, system: &str, depth: usize) -> bool {
+            let Some(vs) = v.resolve(url).filter(|vs| vs["resourceType"] == "ValueSet" && depth < 8) else { return false };
+            let includes = vs["compose"]["include"].as_array().map_or(&[][..], Vec::as_slice);
+            !includes.is_empty()
+                && includes.iter().all(|inc| {
+                    inc["system"].as_str().is_none_or(|s| s != system)
+                        && inc["valueSet"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .all(|u| systems_exclude(v, u, system, depth + 1))
+                        && (inc.get("system").is_some() || inc.get("valueSet").is_some())
+                })
+        }
+        system.is_some_and(|s| systems_exclude(self, url, s, 0))
     }
 
     /// The expansion of a ValueSet (memoised); None when it cannot be expanded locally.

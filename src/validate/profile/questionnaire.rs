@@ -54,6 +54,7 @@ fn answer_value(answer: &Map<String, Value>) -> Option<(String, &Value)> {
 type Indexed<'a> = (usize, &'a Map<String, Value>);
 
 struct Check<'a> {
+    v: &'a Validator,
     q: &'a Map<String, Value>,
     completed: bool,
     /// Every answer of the response by linkId, for `enableWhen`.
@@ -98,7 +99,7 @@ pub(super) fn check(v: &Validator, qr: &Map<String, Value>, path: &str, out: &mu
     let mut answers = std::collections::HashMap::new();
     collect_answers(qr, &mut answers, 0);
     let completed = matches!(s(qr, "status"), Some("completed" | "amended"));
-    let mut c = Check { q: qm, completed, answers, answer_count: 0, out };
+    let mut c = Check { v, q: qm, completed, answers, answer_count: 0, out };
     c.items(arr(qm, "item"), qr, path, 0);
 }
 
@@ -311,6 +312,13 @@ impl Check<'_> {
     /// One answer at `path` of an item of type `ty`.
     fn answer(&mut self, q: &Map<String, Value>, ty: &str, a: &Map<String, Value>, path: &str) {
         let Some((vt, value)) = answer_value(a) else { return };
+        // A value[x] QuestionnaireResponse does not define (`valueCode`) is the structure's
+        // finding (an unknown property), not a second one here.
+        const ANSWER_TYPES: [&str; 12] =
+            ["boolean", "decimal", "integer", "date", "dateTime", "time", "string", "uri", "Attachment", "Coding", "Quantity", "Reference"];
+        if !ANSWER_TYPES.contains(&vt.as_str()) {
+            return;
+        }
         let allowed: &[&str] = match ty {
             "boolean" => &["boolean"],
             "decimal" => &["decimal"],
@@ -371,7 +379,9 @@ impl Check<'_> {
                     }
                 }
             }
+            "Reference" => self.reference(q, value, &vpath),
             "string" => {
+                self.regex(q, value, &vpath);
                 if let (Some(x), Some(max)) = (value.as_str(), q.get("maxLength").and_then(Value::as_u64)) {
                     if x.chars().count() as u64 > max {
                         self.push(
@@ -392,6 +402,7 @@ impl Check<'_> {
                         && o.get("valueCoding")
                             .is_some_and(|c| c.get("system") == value.get("system") && c.get("code") == value.get("code"))
                 });
+                self.coding_in_value_set(q, value, path);
                 if exclusive && self.answer_count != 1 {
                     self.push(
                         Severity::Error,
@@ -466,6 +477,18 @@ impl Check<'_> {
                 );
             }
         }
+        // questionnaire-unitValueSet: the units (a unit with no code is not in it).
+        if let Some((_, Value::String(vs))) = ext_value(q, "questionnaire-unitValueSet") {
+            let (system, code) = unit(value);
+            if code.is_none_or(|c| self.v.surely_not_in(vs, system, c)) {
+                self.push(
+                    Severity::Error,
+                    "invariant",
+                    vpath.to_owned(),
+                    format!("The quantity has a unit that is not in the unit value set '{vs}'"),
+                );
+            }
+        }
         let options: Vec<&Value> = arr(q, "extension")
             .iter()
             .filter(|e| e["url"] == "http://hl7.org/fhir/StructureDefinition/questionnaire-unitOption")
@@ -477,6 +500,81 @@ impl Check<'_> {
                 "invariant",
                 vpath.to_owned(),
                 "The quantity's units are not among the units the questionnaire allows".into(),
+            );
+        }
+    }
+
+    /// A Coding answer of an item with `answerValueSet`: the code is in it (at the answer,
+    /// where Java reports it), and, for a code of a code system loaded here, with its display
+    /// (Java's check of the option fails on a wrong display too). Unknown when the value set
+    /// cannot be expanded here and draws on the Coding's system: no finding.
+    fn coding_in_value_set(&mut self, q: &Map<String, Value>, value: &Value, apath: &str) {
+        let (Some(vs), Some(code)) = (s(q, "answerValueSet"), value.get("code").and_then(Value::as_str)) else { return };
+        let system = value.get("system").and_then(Value::as_str);
+        let wrong_display = || {
+            let (Some(sys), Some(given)) = (system, value.get("display").and_then(Value::as_str)) else { return false };
+            let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            self.v.code_system(sys).is_some_and(|cs| matches!(cs.get(code), Some(Some(d)) if norm(d) != norm(given)))
+        };
+        if self.v.surely_not_in(vs, system, code) || wrong_display() {
+            self.push(
+                Severity::Error,
+                "code-invalid",
+                apath.to_owned(),
+                format!("The code is not in the options value set '{vs}' specified by the questionnaire"),
+            );
+        }
+    }
+
+    /// A Reference answer: the resource type its `reference` names is an R4 resource type,
+    /// and one of the item's `questionnaire-referenceResource` types where it lists them.
+    fn reference(&mut self, q: &Map<String, Value>, value: &Value, vpath: &str) {
+        let Some(r) = value.get("reference").and_then(Value::as_str) else { return };
+        if r.starts_with('#') || r.starts_with("urn:") {
+            return;
+        }
+        // `Type/id` or `.../Type/id`, with `/_history/v` after it allowed.
+        let r = r.split("/_history/").next().unwrap_or(r);
+        let mut parts = r.rsplit('/');
+        let (Some(_id), Some(ty)) = (parts.next(), parts.next()) else { return };
+        if !ty.as_bytes().first().is_some_and(u8::is_ascii_uppercase) {
+            return;
+        }
+        if !self.v.is_resource_type(ty) {
+            self.push(
+                Severity::Error,
+                "structure",
+                vpath.to_owned(),
+                format!("The resource type {ty} in the reference is not valid"),
+            );
+            return;
+        }
+        let allowed: Vec<&str> = arr(q, "extension")
+            .iter()
+            .filter(|e| e["url"] == "http://hl7.org/fhir/StructureDefinition/questionnaire-referenceResource")
+            .filter_map(|e| e["valueCode"].as_str())
+            .collect();
+        if !allowed.is_empty() && !allowed.contains(&ty) {
+            self.push(
+                Severity::Error,
+                "structure",
+                vpath.to_owned(),
+                format!("The resource type '{ty}' in the reference is not allowed (allowed = {})", allowed.join(",")),
+            );
+        }
+    }
+
+    /// A string answer against the item's `regex` extension (the whole value must match, as
+    /// Java's `String.matches`). A pattern that does not compile is not applied.
+    fn regex(&mut self, q: &Map<String, Value>, value: &Value, vpath: &str) {
+        let (Some(x), Some((_, Value::String(pattern)))) = (value.as_str(), ext_value(q, "regex")) else { return };
+        let Ok(re) = regex::Regex::new(&format!("^(?:{pattern})$")) else { return };
+        if !re.is_match(x) {
+            self.push(
+                Severity::Error,
+                "invariant",
+                vpath.to_owned(),
+                format!("The answer does not conform to the expected format (regex '{pattern}')"),
             );
         }
     }
