@@ -3,8 +3,9 @@
 # official npm packages, trimmed to what validation needs:
 #   - StructureDefinitions (snapshot only: no differential, narrative, mappings, or
 #     definition/comment/requirements prose), ValueSets and CodeSystems (no narrative,
-#     definitions or designations), minified;
-#   - everything else (examples, SearchParameters, ...) dropped, except IPS's package/example/,
+#     definitions or designations), SearchParameters (code, base, type, expression,
+#     components: no prose or XPath), minified;
+#   - everything else (examples, OperationDefinitions, ...) dropped, except IPS's package/example/,
 #     kept verbatim for the examples test.
 # Sources are fetched with tests/peers/fetch-packages.sh (npm pack) into the cache. The output
 # is reproducible: files are written sorted and `npm pack` fixes archive timestamps.

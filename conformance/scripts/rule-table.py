@@ -165,8 +165,21 @@ IMPLEMENTED = {
     "Extension_EXT_SubExtension_Invalid": ("implemented", W + "slice.rs", "suite extensions", "closed extension slicing"),
     "Extension_EXT_Url_NotFound": ("implemented", W + "element.rs", "suite extensions", "Extension.url min 1"),
     "EXT_VER_URL_NOT_ALLOWED": ("implemented", W + "extension.rs", "suite extensions", ""),
-    "Extension_EXT_Modifier_N": ("implemented", W + "extension.rs", "suite extensions", ""),
-    "Extension_EXT_Modifier_Y": ("implemented", W + "extension.rs", "suite extensions", ""),
+    "Extension_EXT_Modifier_N": ("implemented", W + "extension.rs", LR + " cross_version_extensions_are_defined_by_their_r5_element", "at extension[i][url='...'], as Java"),
+    "Extension_EXT_Modifier_Y": ("implemented", W + "extension.rs", LR + " a_regular_extension_is_not_a_modifier_extension", "at modifierExtension[i][url='...'], as Java"),
+    # SearchParameter and CapabilityStatement.rest.resource.searchParam
+    "SEARCHPARAMETER_MISSING_COMPONENTS": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", ""),
+    "SEARCHPARAMETER_TYPE_WRONG": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", "R4 core's SearchParameters ship in the R4 package"),
+    "SEARCHPARAMETER_BASE_WRONG": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", ""),
+    "SEARCHPARAMETER_NOTFOUND": ("implemented", "src/validate/profile/searchparam.rs", "", "a warning"),
+    "CapabalityStatement_CS_SP_WrongType": ("implemented", "src/validate/profile/searchparam.rs", LR + " a_capability_statement_search_param_has_its_definition_s_type", ""),
+    # QuestionnaireResponse answers
+    "QUESTIONNAIRE_QR_ITEM_REF_INVALID": ("implemented", "src/validate/profile/questionnaire.rs", LR + " questionnaire_answers_keep_references_patterns_units_and_options", "questionnaire-referenceResource"),
+    "QUESTIONNAIRE_QR_ITEM_REF_INVALID_GENERAL": ("implemented", "src/validate/profile/questionnaire.rs", LR + " questionnaire_answers_keep_references_patterns_units_and_options", ""),
+    "QUESTIONNAIRE_QR_ITEM_STRING_REGEX": ("implemented", "src/validate/profile/questionnaire.rs", LR + " questionnaire_answers_keep_references_patterns_units_and_options", "the value is not repeated in the message"),
+    "QUESTIONNAIRE_QR_ITEM_STRING_REGEX_EF": ("implemented", "src/validate/profile/questionnaire.rs", LR + " questionnaire_answers_keep_references_patterns_units_and_options", "the value is not repeated in the message"),
+    "QUESTIONNAIRE_QR_ITEM_DECIMAL_UNIT_FAIL_VS": ("implemented", "src/validate/profile/questionnaire.rs", LR + " questionnaire_answers_keep_references_patterns_units_and_options", "also for a value set not expandable here that draws on none of the unit's systems"),
+    "Questionnaire_QR_Item_BadOption": ("implemented", "src/validate/profile/questionnaire.rs", LR + " questionnaire_answers_keep_references_patterns_units_and_options", "answerValueSet; a wrong display of a loaded code system fails it too, as in Java"),
     # References
     "Reference_REF_WrongTarget": ("implemented", W + "reference.rs", "suite references", ""),
     "Reference_REF_BadTargetType": ("implemented", W + "reference.rs", "suite references", ""),

@@ -4,7 +4,11 @@ import json, os, shutil, sys
 
 src, dst = sys.argv[1], sys.argv[2]
 os.makedirs(dst, exist_ok=True)
-KEEP = {"StructureDefinition", "ValueSet", "CodeSystem"}
+KEEP = {"StructureDefinition", "ValueSet", "CodeSystem", "SearchParameter"}
+# What a SearchParameter derived from another, or named by a CapabilityStatement, is checked
+# against (type, base, expression, components); prose and XPath dropped.
+SP_KEEP = {"resourceType", "id", "url", "version", "name", "status", "code", "base", "type", "expression",
+           "target", "component", "derivedFrom", "multipleOr", "multipleAnd", "comparator", "modifier", "chain"}
 ELEM_DROP = {"definition", "comment", "requirements", "mapping", "alias", "meaningWhenMissing", "isModifierReason", "example"}
 MAX_CS_BYTES = 3_000_000  # larger code systems (none needed by R4 or IPS required bindings) are left out
 
@@ -32,6 +36,8 @@ def trim(r):
                     c.pop("xpath", None)
     elif rt == "CodeSystem":
         trim_concepts(r.get("concept", []))
+    elif rt == "SearchParameter":
+        r = {k: v for k, v in r.items() if k in SP_KEEP}
     elif rt == "ValueSet":
         r.pop("expansion", None) if r.get("compose") else None
     return r

@@ -367,3 +367,138 @@ fn html_in_markdown_is_warned_of() {
     assert!(warned(c("take <b>twice</b> daily"), "Condition.note[0].text", "HTML tag"));
     assert!(!warned(c("a < b and b > c"), "Condition.note[0].text", "HTML tag"));
 }
+
+#[test]
+fn cross_version_extensions_are_defined_by_their_r5_element() {
+    // R5's DeviceRequest.doNotPerform is a boolean and a modifier: a modifierExtension
+    // (Extension_EXT_Modifier_N when used as an extension), with a boolean value.
+    let url = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DeviceRequest.doNotPerform";
+    let req = |ext: Value, modifier: bool| {
+        let mut r = json!({"resourceType": "DeviceRequest", "status": "completed", "intent": "order",
+            "codeCodeableConcept": {"text": "pump"}, "subject": {"reference": "Patient/1"}});
+        r[if modifier { "modifierExtension" } else { "extension" }] = json!([ext]);
+        r
+    };
+    assert!(errors(req(json!({"url": url, "valueBoolean": true}), true)).is_empty());
+    assert!(has(
+        req(json!({"url": url, "valueBoolean": true}), false),
+        &format!("DeviceRequest.extension[0][url='{url}']"),
+        "modifierExtension"
+    ));
+    assert!(!errors(req(json!({"url": url, "valueString": "yes"}), true)).is_empty());
+    // A path R5 does not have stays an unknown (modifier) extension.
+    let unknown = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DeviceRequest.noSuchElement";
+    assert!(has(
+        req(json!({"url": unknown, "valueBoolean": true}), true),
+        "DeviceRequest.modifierExtension[0]",
+        "unknown"
+    ));
+}
+
+#[test]
+fn a_regular_extension_is_not_a_modifier_extension() {
+    // Extension_EXT_Modifier_Y
+    let p = json!({"resourceType": "Patient", "modifierExtension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace", "valueAddress": {"city": "x"}}]});
+    assert!(has(
+        p,
+        "Patient.modifierExtension[0][url='http://hl7.org/fhir/StructureDefinition/patient-birthPlace']",
+        "must not be used as a modifierExtension"
+    ));
+}
+
+fn search_parameter(extra: Value) -> Value {
+    let mut sp = json!({"resourceType": "SearchParameter", "url": "http://example.org/fhir/SearchParameter/x", "name": "x",
+        "status": "active", "description": "x", "code": "x", "base": ["Organization"], "type": "string",
+        "expression": "Organization.name"});
+    for (k, v) in extra.as_object().unwrap() {
+        sp[k] = v.clone();
+    }
+    sp
+}
+
+#[test]
+fn search_parameters_keep_what_they_derive_from() {
+    // SEARCHPARAMETER_TYPE_WRONG, SEARCHPARAMETER_BASE_WRONG against R4 core's Organization-name
+    let core = json!({"derivedFrom": "http://hl7.org/fhir/SearchParameter/Organization-name"});
+    assert!(errors(search_parameter(core.clone())).is_empty());
+    let mut t = core.clone();
+    t["type"] = json!("token");
+    assert!(has(search_parameter(t), "SearchParameter", "is different to the type string"));
+    let mut b = core;
+    b["base"] = json!(["Patient"]);
+    b["expression"] = json!("Patient.name");
+    assert!(has(search_parameter(b), "SearchParameter", "Patient is not listed as a base"));
+    // An expression on another type than its bases.
+    let e = json!({"base": ["Patient"], "expression": "Organization.name | Organization.alias"});
+    assert!(has(search_parameter(e), "SearchParameter.expression", "'Organization' is not valid"));
+    // SEARCHPARAMETER_MISSING_COMPONENTS
+    let c = json!({"type": "composite", "component": [{"definition": "http://hl7.org/fhir/SearchParameter/Organization-name", "expression": "name"}]});
+    assert!(has(search_parameter(c), "SearchParameter", "two or more components"));
+}
+
+#[test]
+fn a_capability_statement_search_param_has_its_definition_s_type() {
+    // CapabalityStatement_CS_SP_WrongType
+    let cs = |ty: &str| {
+        json!({"resourceType": "CapabilityStatement", "status": "active", "date": "2026-01-01", "kind": "instance",
+            "fhirVersion": "4.0.1", "format": ["json"], "implementation": {"description": "x"},
+            "rest": [{"mode": "server", "resource": [{"type": "AllergyIntolerance", "searchParam": [{"name": "clinical-status",
+                "definition": "http://hl7.org/fhir/SearchParameter/AllergyIntolerance-clinical-status", "type": ty}]}]}]})
+    };
+    assert!(!errors(cs("token")).iter().any(|e| e.contains("Type mismatch")));
+    assert!(has(
+        cs("date"),
+        "CapabilityStatement.rest[0].resource[0].searchParam[0]",
+        "type is token, but type here is date"
+    ));
+}
+
+#[test]
+fn questionnaire_answers_keep_references_patterns_units_and_options() {
+    // QUESTIONNAIRE_QR_ITEM_REF_INVALID(_GENERAL), _STRING_REGEX_EF, _DECIMAL_UNIT_FAIL_VS,
+    // Questionnaire_QR_Item_BadOption, against a contained Questionnaire.
+    let qr = |item: Value, answer: Value| {
+        json!({"resourceType": "QuestionnaireResponse", "status": "completed", "questionnaire": "#q",
+            "contained": [{"resourceType": "Questionnaire", "id": "q", "status": "active", "item": [item]}],
+            "item": [{"linkId": "a", "answer": [answer]}]})
+    };
+    let reference = json!({"linkId": "a", "type": "reference", "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/questionnaire-referenceResource", "valueCode": "Patient"}]});
+    assert!(errors(qr(reference.clone(), json!({"valueReference": {"reference": "Patient/1"}}))).is_empty());
+    let at = "QuestionnaireResponse.item[0].answer[0].value.ofType(Reference)";
+    assert!(has(
+        qr(reference.clone(), json!({"valueReference": {"reference": "Organization/1"}})),
+        at,
+        "not allowed (allowed = Patient)"
+    ));
+    assert!(has(
+        qr(reference, json!({"valueReference": {"reference": "https://example.org/Chicken/1"}})),
+        at,
+        "Chicken"
+    ));
+    let regex = json!({"linkId": "a", "type": "string", "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/regex", "valueString": "[0-9]{3}"}]});
+    assert!(errors(qr(regex.clone(), json!({"valueString": "123"}))).is_empty());
+    assert!(has(
+        qr(regex, json!({"valueString": "1234"})),
+        "QuestionnaireResponse.item[0].answer[0].value.ofType(string)",
+        "regex"
+    ));
+    // Units from a value set of ISO 3166 (which cannot be expanded here): UCUM is not in it.
+    let units = json!({"linkId": "a", "type": "quantity", "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/questionnaire-unitValueSet", "valueCanonical": "http://hl7.org/fhir/ValueSet/jurisdiction"}]});
+    let km = json!({"valueQuantity": {"value": 1, "unit": "km", "system": "http://unitsofmeasure.org", "code": "km"}});
+    assert!(has(
+        qr(units, km),
+        "QuestionnaireResponse.item[0].answer[0].value.ofType(Quantity)",
+        "unit value set"
+    ));
+    let options = json!({"linkId": "a", "type": "choice", "answerValueSet": "http://hl7.org/fhir/ValueSet/administrative-gender"});
+    let code = |c: &str, d: &str| json!({"valueCoding": {"system": "http://hl7.org/fhir/administrative-gender", "code": c, "display": d}});
+    assert!(errors(qr(options.clone(), code("male", "Male"))).is_empty());
+    assert!(has(
+        qr(options, code("male", "Female")),
+        "QuestionnaireResponse.item[0].answer[0]",
+        "options value set"
+    ));
+}

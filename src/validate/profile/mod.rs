@@ -31,6 +31,7 @@ pub mod native;
 mod opdef;
 pub mod primitive;
 pub(crate) mod questionnaire;
+pub(crate) mod searchparam;
 pub mod snapshot;
 mod structure;
 pub mod terminology;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::Profile;
-use crate::validate::profile::{Severity, definitions, opdef, questionnaire};
+use crate::validate::profile::{Severity, definitions, opdef, questionnaire, searchparam};
 
 impl Walk<'_> {
     /// A resource (at the root, in `contained`, in a Bundle entry or a Parameters value).
@@ -94,6 +94,12 @@ impl Walk<'_> {
         }
         if rt == "QuestionnaireResponse" {
             questionnaire::check(self.v, obj, &self.path.clone(), self.out);
+        }
+        if rt == "SearchParameter" {
+            searchparam::search_parameter(self.v, obj, &self.path.clone(), self.out);
+        }
+        if rt == "CapabilityStatement" {
+            searchparam::capability_statement(self.v, obj, &self.path.clone(), self.out);
         }
         if self.v.is_canonical_resource(rt) {
             if self.v.no_experimental_content() && obj.sget("experimental") == Some(&Value::Bool(true)) {
