@@ -167,6 +167,11 @@ IMPLEMENTED = {
     "EXT_VER_URL_NOT_ALLOWED": ("implemented", W + "extension.rs", "suite extensions", ""),
     "Extension_EXT_Modifier_N": ("implemented", W + "extension.rs", LR + " cross_version_extensions_are_defined_by_their_r5_element", "at extension[i][url='...'], as Java"),
     "Extension_EXT_Modifier_Y": ("implemented", W + "extension.rs", LR + " a_regular_extension_is_not_a_modifier_extension", "at modifierExtension[i][url='...'], as Java"),
+    # The JSON parser's shape rules (Java's JsonParser), on the parsed document
+    "This_property_must_be__not_": ("implemented", W + "element.rs", LR + " a_property_is_never_a_json_null", "a null property value"),
+    "This_property_must_be_an_simple_value_not_": ("implemented", W + "element.rs", LR + " a_property_is_never_a_json_null", "a null or a structure where a primitive is"),
+    "This_property_must_be_an_Array_not_": ("implemented", W + "element.rs", "suite fmt; " + LR + " a_property_is_never_a_json_null", "a single value or a null where an array is"),
+    "This_property_must_be_an_object_not_": ("implemented", W + "element.rs", "suite fmt", "a primitive where a complex type is"),
     # SearchParameter and CapabilityStatement.rest.resource.searchParam
     "SEARCHPARAMETER_MISSING_COMPONENTS": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", ""),
     "SEARCHPARAMETER_TYPE_WRONG": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", "R4 core's SearchParameters ship in the R4 package"),

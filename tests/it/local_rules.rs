@@ -502,3 +502,13 @@ fn questionnaire_answers_keep_references_patterns_units_and_options() {
         "options value set"
     ));
 }
+
+#[test]
+fn a_property_is_never_a_json_null() {
+    // THIS_PROPERTY_MUST_BE__NOT_ (a complex element), _AN_SIMPLE_VALUE_NOT_ (a primitive),
+    // _AN_ARRAY_NOT_ (a list); a null item of an array is another rule.
+    let p = json!({"resourceType": "Patient", "meta": null, "birthDate": null, "name": null});
+    assert!(has(p.clone(), "Patient.meta", "must be an Object, not a Null"));
+    assert!(has(p.clone(), "Patient.birthDate", "must be a simple value, not a Null"));
+    assert!(has(p, "Patient.name", "must be an Array, not a Null"));
+}

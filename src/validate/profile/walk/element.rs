@@ -335,7 +335,7 @@ impl Walk<'_> {
             if is_shadow && ce.name == "value" {
                 continue;
             }
-            let mut found: Option<(&Value, Option<&Value>, &str, &str)> = None;
+            let mut found: Option<(Option<&Value>, Option<&Value>, &str, &str)> = None;
             if ce.choice {
                 // `valueString` and `_valueString` are one value; the first type given counts.
                 let mine = || choices.iter().filter(|o| o.0 as usize == ci);
@@ -350,7 +350,7 @@ impl Walk<'_> {
                 }
                 if let Some(pos) = first {
                     let (k, _, ti) = &ce.choice_keys[pos as usize];
-                    let main = mine().find(|o| o.1 == pos && !o.2).map_or(&Value::Null, |o| o.3);
+                    let main = mine().find(|o| o.1 == pos && !o.2).map(|o| o.3);
                     let shadow = mine().find(|o| o.1 == pos && o.2).map(|o| o.3);
                     found = Some((main, shadow, ce.types[*ti].code.as_str(), k.as_str()));
                 }
@@ -361,7 +361,7 @@ impl Walk<'_> {
                 let (m, sh) = slots[ci];
                 if m.is_some() || sh.is_some() {
                     let ty = ce.types.first().map(|t| t.code.as_str()).unwrap_or("BackboneElement");
-                    found = Some((m.unwrap_or(&Value::Null), sh, ty, ce.name.as_str()));
+                    found = Some((m, sh, ty, ce.name.as_str()));
                 }
             }
             let Some((main, shadow, ty, key)) = found else {
@@ -392,7 +392,20 @@ impl Walk<'_> {
             let ty = if ce.types.is_empty() { if ce.path.contains('.') { "BackboneElement" } else { &cp.type_name } } else { ty };
             let mut items: Vec<(Option<&'v Value>, Option<&'v Value>)> = Vec::new();
             let len = self.push_element(if ce.choice { &ce.name } else { key }, ce.choice.then_some(ty), None);
-            let main = if main.is_null() { None } else { Some(main) };
+            // A property whose value is JSON null: Java's parser says the property must be an
+            // object, an array or a simple value, not a null (THIS_PROPERTY_MUST_BE__NOT_ and
+            // kin); an item of an array may be null (its `_element` is checked below).
+            if main.is_some_and(Value::is_null) {
+                let want = if ce.base_many {
+                    "an Array"
+                } else if is_primitive(ty) {
+                    "a simple value"
+                } else {
+                    "an Object"
+                };
+                self.report(Severity::Error, "structure", format!("the property {key} must be {want}, not a Null"));
+            }
+            let main = main.filter(|m| !m.is_null());
             let json_array = matches!(main, Some(Value::Array(_)));
             match (main, shadow) {
                 (Some(Value::Array(a)), sh) => {
