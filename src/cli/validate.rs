@@ -75,6 +75,10 @@ pub struct Args {
     /// A string that looks like it embeds HTML tags is an error (HL7's `-security-checks`).
     #[arg(long)]
     pub security_checks: bool,
+    /// What looks like an HTML tag in markdown is an error, not a warning (HL7's
+    /// `noHtmlInMarkdown`).
+    #[arg(long)]
+    pub no_html_in_markdown: bool,
     /// Relative references must resolve in the content validated (HL7's reference policy
     /// CHECK_EXISTS_AND_TYPE, without fetching anything).
     #[arg(long)]
@@ -140,7 +144,8 @@ pub fn run(config: &Config, args: Args) -> i32 {
             .with_references_checked(args.check_references)
             .with_example_urls(args.allow_example_urls)
             .with_extension_domains(config.validation.extension_domains.iter().chain(&args.extension_domain).cloned().collect())
-            .with_security_checks(args.security_checks),
+            .with_security_checks(args.security_checks)
+            .with_no_html_in_markdown(args.no_html_in_markdown),
         Err(e) => {
             eprintln!("mhg: {e}");
             return 2;

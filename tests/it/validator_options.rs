@@ -1,6 +1,6 @@
 //! The HL7 validator's options the gateway's validator exposes, with Java's defaults:
 //! `--level`, `--best-practice`, `--want-invariants-in-messages`, `--no-experimental-content`,
-//! `--check-references`, `--allow-example-urls`, `--extension-domain`, `--security-checks` on
+//! `--check-references`, `--allow-example-urls`, `--extension-domain`, `--security-checks`, `--no-html-in-markdown` on
 //! `mhg validate`, and the same as `Validator` settings. Also HL7's rule
 //! that an entry holding a reference needs a fullUrl (BUNDLE_BUNDLE_ENTRY_NOFULLURL).
 
@@ -150,6 +150,18 @@ fn security_checks_refuse_strings_that_embed_html() {
     let (status, issues) = validate(&patient, &["--security-checks"]);
     assert_eq!(status, 1);
     assert!(issues.contains(&at), "{issues:?}");
+}
+
+#[test]
+fn no_html_in_markdown_makes_the_markdown_warning_an_error() {
+    // HL7's `noHtmlInMarkdown` (TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML): a warning by default.
+    let comm = json!({"resourceType": "Communication", "status": "completed", "note": [{"text": "see <b>this</b>"}]});
+    let (status, issues) = validate(&comm, &[]);
+    assert_eq!(status, 0, "{issues:?}");
+    assert!(issues.contains(&"warning Communication.note[0].text".to_owned()), "{issues:?}");
+    let (status, issues) = validate(&comm, &["--no-html-in-markdown"]);
+    assert_eq!(status, 1);
+    assert!(issues.contains(&"error Communication.note[0].text".to_owned()), "{issues:?}");
 }
 
 #[test]

@@ -159,6 +159,7 @@ fn hl7_validator_r4_cases_agree_with_the_baseline() {
                         .collect(),
                 )
                 .with_security_checks(case["security-checks"] == true)
+                .with_no_html_in_markdown(case["noHtmlInMarkdown"] == true)
                 // The suite's convention: no `best-practice` means best practice is ignored.
                 .with_best_practice(
                     case["best-practice"]

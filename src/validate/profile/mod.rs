@@ -218,6 +218,8 @@ pub struct Validator {
     extension_domains: Vec<String>,
     /// A string that looks like it embeds HTML tags is an error (HL7's `-security-checks`).
     security_checks: bool,
+    /// HTML tags in markdown are an error, not a warning (HL7's `noHtmlInMarkdown` setting).
+    no_html_in_markdown: bool,
     /// The wall clock (milliseconds since 1970, UTC), given at construction: read once per
     /// validation for "today" (`minValueDuration`, `maxValueDuration`), so the walk has no
     /// clock of its own and a test can fix the date.
@@ -349,6 +351,7 @@ impl Validator {
             allow_example_urls: true,
             extension_domains: Vec::new(),
             security_checks: false,
+            no_html_in_markdown: false,
             clock: crate::calendar::now_ms,
             clean: walk::CleanMemo::default(),
             clean_on: true,
@@ -455,6 +458,17 @@ impl Validator {
     pub fn with_security_checks(mut self, on: bool) -> Self {
         self.security_checks = on;
         self
+    }
+
+    /// What looks like an HTML tag in a markdown value is an error rather than a warning
+    /// (HL7's `noHtmlInMarkdown`, TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML).
+    pub fn with_no_html_in_markdown(mut self, on: bool) -> Self {
+        self.no_html_in_markdown = on;
+        self
+    }
+
+    pub fn no_html_in_markdown(&self) -> bool {
+        self.no_html_in_markdown
     }
 
     pub fn example_urls_allowed(&self) -> bool {

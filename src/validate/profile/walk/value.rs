@@ -164,9 +164,10 @@ impl Walk<'_> {
                     );
                 }
             }
-            // HL7's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML (a warning by default).
+            // HL7's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML (a warning by default, an error
+            // with noHtmlInMarkdown).
             "markdown" if primitive::markdown_has_html(s) => self.report(
-                Severity::Warning,
+                if self.v.no_html_in_markdown() { Severity::Error } else { Severity::Warning },
                 "invalid",
                 "the markdown contains what appears to be an embedded HTML tag, which will (or should) be escaped when rendered",
             ),
