@@ -317,7 +317,7 @@ IMPLEMENTED = {
     "TYPE_SPECIFIC_CHECKS_CANONICAL_CONTAINED": ("implemented", "src/validate/profile/definitions.rs", LR + " a_contained_canonical_resource_has_an_absolute_url", ""),
     "UNICODE_BIDI_CONTROLS_CHARS_MATCH": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " bidi_controls_are_terminated; lib primitive::tests", "a warning, as Java; Java's checkUnicodeWellFormed"),
     "Type_Specific_Checks_DT_Decimal_Range": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " decimals_beyond_the_common_range_are_warned_of; lib primitive::tests", "a warning, as Java (over 18 digits or a 5-digit exponent)"),
-    "TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " html_in_markdown_is_warned_of; tests/it/validator_options.rs; lib primitive::tests", "a warning (Java's default); Java's exception for an ElementDefinition.comment on a .text.div is not made"),
+    "TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML": ("implemented", W + "value.rs + src/validate/profile/primitive.rs", LR + " html_in_markdown_is_warned_of; tests/it/validator_options.rs; lib primitive::tests", "a warning (Java's default), an error with --no-html-in-markdown; Java's exception for an ElementDefinition.comment on a .text.div is not made"),
     "Bundle_BUNDLE_Entry_NO_LOGICAL_EXPL": ("not-applicable", "", "", "in the catalogue, raised nowhere in the Java validator's source"),
     # --- s3-2: StructureDefinitionValidator rules (structure.rs), versioned extension URLs
     "SD_MUST_HAVE_DERIVATION": ("implemented", "src/validate/profile/structure.rs", "tests/it/sd_rules.rs a_profile_keeps_its_bases_kind_and_type", ""),
