@@ -32,6 +32,23 @@ pub fn shipped() -> Arc<Packages> {
     .clone()
 }
 
+/// The shipped packages and these (a case's own `.tgz` or folders), loaded after them.
+pub fn shipped_with(extra: &[PathBuf]) -> Arc<Packages> {
+    let mut p = Packages::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(packages_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tgz"))
+        .collect();
+    files.sort();
+    for f in files.iter().chain(extra) {
+        if let Err(e) = p.add(f) {
+            eprintln!("package {}: {e}", f.display());
+        }
+    }
+    Arc::new(p)
+}
+
 pub fn validator() -> &'static Validator {
     static V: OnceLock<Validator> = OnceLock::new();
     V.get_or_init(|| Validator::new(shipped()))

@@ -123,6 +123,19 @@ fn hl7_validator_r4_cases_agree_with_the_baseline() {
         // R5 definitions the harness loads as R5 (`supporting5`): an extension's definition
         // reads the same in R4.
         defs.extend(load(&cases_dir, case.get("supporting5")));
+        // Packages the case carries as files (`.tgz`), with those its `package-map` serves
+        // as dependencies: loaded as `mhg validate --package` loads them. Packages named
+        // only by id (from the registry) are not fetched.
+        let local: Vec<PathBuf> = case["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(case["package-map"].as_object().into_iter().flat_map(|m| m.values()))
+            .filter_map(Value::as_str)
+            .map(|p| cases_dir.join(p))
+            .filter(|p| p.is_file())
+            .collect();
+        let packages = if local.is_empty() { packages.clone() } else { crate::profile::shipped_with(&local) };
         let mut runs: Vec<(String, Option<String>, Vec<Value>, &Value)> = Vec::new();
         if let Some(j) = case.get("java") {
             runs.push((format!("{n:03} {file}"), None, defs.clone(), j));

@@ -248,6 +248,15 @@ impl Walk<'_> {
                     );
                 }
                 Some(_) => {}
+                // Not expandable here (all of SNOMED CT, say), but drawing on none of the
+                // codings' systems: none is in it.
+                None if !pairs.is_empty() && pairs.iter().all(|(s, c)| self.v.surely_not_in(&b.value_set, *s, c)) => {
+                    self.report(
+                        sev,
+                        "code-invalid",
+                        format!("none of the codings is in the value set {} ({word} binding)", b.value_set),
+                    );
+                }
                 None => self.delegated_binding(
                     &b.value_set,
                     sev,
@@ -289,6 +298,9 @@ impl Walk<'_> {
                     self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
                 }
                 Some(_) => {}
+                None if self.v.surely_not_in(&b.value_set, system, code) => {
+                    self.report(sev, "code-invalid", format!("the code is not in the value set {} ({word} binding)", b.value_set));
+                }
                 None => self.delegated_binding(
                     &b.value_set,
                     sev,
