@@ -172,6 +172,8 @@ IMPLEMENTED = {
     "This_property_must_be_an_simple_value_not_": ("implemented", W + "element.rs", LR + " a_property_is_never_a_json_null", "a null or a structure where a primitive is"),
     "This_property_must_be_an_Array_not_": ("implemented", W + "element.rs", "suite fmt; " + LR + " a_property_is_never_a_json_null", "a single value or a null where an array is"),
     "This_property_must_be_an_object_not_": ("implemented", W + "element.rs", "suite fmt", "a primitive where a complex type is"),
+    "Reference_REF_CantResolveProfile": ("implemented", W + "reference.rs", LR + " a_bundled_target_s_profiles_must_be_known", "for targets contained or in the Bundle"),
+    "ED_PATH_WRONG_TYPE_MATCH": ("implemented", "src/validate/profile/definitions.rs", LR + " a_differential_names_a_choice_by_one_type_only_when_it_constrains_it_to_that_type", "a StructureDefinition's differential, at the definition"),
     # SearchParameter and CapabilityStatement.rest.resource.searchParam
     "SEARCHPARAMETER_MISSING_COMPONENTS": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", ""),
     "SEARCHPARAMETER_TYPE_WRONG": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", "R4 core's SearchParameters ship in the R4 package"),

@@ -512,3 +512,70 @@ fn a_property_is_never_a_json_null() {
     assert!(has(p.clone(), "Patient.birthDate", "must be a simple value, not a Null"));
     assert!(has(p, "Patient.name", "must be an Array, not a Null"));
 }
+
+#[test]
+fn an_implementation_guide_s_global_profiles_apply_to_every_resource_of_their_type() {
+    // ImplementationGuide.global, as HL7's validator applies the guides it loads.
+    let sd = json!({"resourceType": "StructureDefinition", "url": "http://example.org/fhir/StructureDefinition/named-patient",
+        "name": "NamedPatient", "status": "active", "kind": "resource", "abstract": false, "type": "Patient",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
+        "differential": {"element": [{"id": "Patient.name", "path": "Patient.name", "min": 1}]}});
+    let ig = json!({"resourceType": "ImplementationGuide", "url": "http://example.org/fhir/ImplementationGuide/x", "name": "X",
+        "status": "active", "packageId": "example.x", "fhirVersion": ["4.0.1"],
+        "global": [{"type": "Patient", "profile": "http://example.org/fhir/StructureDefinition/named-patient"}]});
+    let v = mhg::validate::profile::Validator::new(crate::profile::shipped()).with_loose([sd, ig]);
+    let errs =
+        |r: Value| v.validate(&r, &[]).into_iter().filter(|f| f.severity == Severity::Error).map(|f| f.expression).collect::<Vec<_>>();
+    assert_eq!(errs(json!({"resourceType": "Patient", "active": true})), ["Patient"]);
+    assert!(errs(json!({"resourceType": "Patient", "name": [{"family": "X"}]})).is_empty());
+}
+
+#[test]
+fn a_differential_names_a_choice_by_one_type_only_when_it_constrains_it_to_that_type() {
+    // ED_PATH_WRONG_TYPE_MATCH (Java's snapshot generator), at the definition.
+    let sd = |element: Value| {
+        json!({"resourceType": "StructureDefinition", "url": "http://example.org/fhir/StructureDefinition/obs",
+            "name": "Obs", "status": "active", "kind": "resource", "abstract": false, "type": "Observation",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation", "derivation": "constraint",
+            "differential": {"element": [element]}})
+    };
+    assert!(has(
+        sd(json!({"id": "Observation.valueBla", "path": "Observation.valueBla"})),
+        "StructureDefinition",
+        "must be 'Observation.value[x]'"
+    ));
+    assert!(has(
+        sd(json!({"id": "Observation.valueQuantity", "path": "Observation.valueQuantity"})),
+        "StructureDefinition",
+        "not constrained"
+    ));
+    let typed = sd(json!({"id": "Observation.valueQuantity", "path": "Observation.valueQuantity", "type": [{"code": "Quantity"}]}));
+    assert!(!errors(typed).iter().any(|e| e.contains("not constrained")));
+}
+
+#[test]
+fn a_bundled_target_s_profiles_must_be_known() {
+    // Reference_REF_CantResolveProfile: the target is here, so it is checked against the
+    // element's target profiles, which must resolve.
+    let sd = json!({"resourceType": "StructureDefinition", "url": "http://example.org/fhir/StructureDefinition/obs-subject",
+        "name": "ObsSubject", "status": "active", "kind": "resource", "abstract": false, "type": "Observation",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation", "derivation": "constraint",
+        "differential": {"element": [{"id": "Observation.subject", "path": "Observation.subject",
+            "type": [{"code": "Reference", "targetProfile": ["http://example.org/fhir/StructureDefinition/not-loaded"]}]}]}});
+    let v = mhg::validate::profile::Validator::new(crate::profile::shipped()).with_loose([sd]);
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "http://example.org/fhir/Observation/1", "resource": {"resourceType": "Observation", "id": "1", "status": "final",
+            "meta": {"profile": ["http://example.org/fhir/StructureDefinition/obs-subject"]},
+            "code": {"text": "x"}, "subject": {"reference": "Patient/1"}}},
+        {"fullUrl": "http://example.org/fhir/Patient/1", "resource": {"resourceType": "Patient", "id": "1"}}]});
+    let f: Vec<String> = v
+        .validate(&bundle, &[])
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {}", f.expression, f.text))
+        .collect();
+    assert!(
+        f.iter().any(|e| e.starts_with("Bundle.entry[0].resource.subject: Unable to resolve the profile reference")),
+        "{f:?}"
+    );
+}

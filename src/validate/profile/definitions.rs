@@ -64,6 +64,30 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
             }
             in_base().map(|(b, at)| b.elements[at].types.iter().map(|t| t.code.clone()).collect()).unwrap_or_default()
         };
+        // A choice renamed for a type (`Observation.valueQuantity`) only where the element
+        // constrains the choice to that one type (Java's snapshot generator,
+        // ED_PATH_WRONG_TYPE_MATCH); reported at the definition, as Java's snapshot errors are.
+        if let (Some(b), Some((parent, last))) = (&base, p.rsplit_once('.')) {
+            let has = |q: &str| b.elements.iter().any(|x| x.path == q);
+            if !has(p) && has(parent) {
+                let choice = b.elements.iter().filter(|x| x.path.ends_with("[x]")).find_map(|x| {
+                    let stem = x.path.strip_suffix("[x]")?.strip_prefix(parent)?.strip_prefix('.')?;
+                    let ty = last.strip_prefix(stem).filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))?;
+                    Some((x.path.clone(), ty))
+                });
+                if let Some((choice_path, ty)) = choice {
+                    let own = own_types(e);
+                    let one = own.len() == 1 && own[0].eq_ignore_ascii_case(ty);
+                    if !one {
+                        out.push(at(
+                            path.to_owned(),
+                            "structure",
+                            format!("no snapshot can be generated: the path must be '{choice_path}' not '{p}' when the type list is not constrained"),
+                        ));
+                    }
+                }
+            }
+        }
         if let Some(slicing) = e.get("slicing") {
             let discriminators = &slicing["discriminator"];
             let is_slice = e.get("sliceName").is_some();

@@ -188,6 +188,10 @@ pub struct Validator {
     /// Loose definitions (StructureDefinition, ValueSet, CodeSystem) by canonical URL; they win
     /// over packages.
     loose: HashMap<String, Arc<Value>>,
+    /// `ImplementationGuide.global`: (resource type, profile) pairs of the guides loaded, loose
+    /// or in packages. Every resource of the type is checked against the profile, as HL7's
+    /// validator does with the guides it loads.
+    globals: Vec<(String, String)>,
     profiles: Memo<Profile>,
     /// Base definitions by type name (`Patient`, `HumanName`): the hot lookup, without building
     /// the canonical URL each time. Only types that exist are kept, so the names are the
@@ -333,9 +337,15 @@ impl std::fmt::Debug for Validator {
 
 impl Validator {
     pub fn new(packages: Arc<Packages>) -> Self {
+        let globals = packages
+            .urls_of_type("ImplementationGuide")
+            .filter_map(|u| packages.resolve(u))
+            .flat_map(|ig| implementation_guide_globals(&ig))
+            .collect();
         Validator {
             packages,
             loose: HashMap::new(),
+            globals,
             profiles: RwLock::default(),
             types: RwLock::default(),
             expansions: RwLock::default(),
@@ -381,11 +391,19 @@ impl Validator {
                 self = self.with_loose(entries);
                 continue;
             }
+            if r["resourceType"] == "ImplementationGuide" {
+                self.globals.extend(implementation_guide_globals(&r));
+            }
             if let Some(url) = r["url"].as_str() {
                 self.loose.insert(url.to_owned(), Arc::new(r));
             }
         }
         self
+    }
+
+    /// The profiles the loaded ImplementationGuides make global for resources of type `rt`.
+    pub fn global_profiles<'a>(&'a self, rt: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.globals.iter().filter(move |(t, _)| t == rt).map(|(_, p)| p.as_str())
     }
 
     pub fn with_engine(mut self, engine: Arc<dyn InvariantEngine>) -> Self {
@@ -781,4 +799,14 @@ fn dedup(out: &mut Vec<Finding>) {
     }
     let mut seen = std::collections::HashSet::with_capacity(out.len());
     out.retain(|f| seen.insert((f.severity, f.code, f.text.clone(), f.expression.clone())));
+}
+
+/// An ImplementationGuide's `global` (type, profile) pairs.
+fn implementation_guide_globals(ig: &Value) -> Vec<(String, String)> {
+    ig["global"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| Some((g["type"].as_str()?.to_owned(), g["profile"].as_str()?.to_owned())))
+        .collect()
 }

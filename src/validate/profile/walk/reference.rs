@@ -145,6 +145,15 @@ impl Walk<'_> {
         if targets.is_empty() {
             return;
         }
+        // Reference_REF_CantResolveProfile: a target that is here (contained or in the
+        // Bundle) is checked against the target profiles, so each must be known.
+        if found_in.is_some() {
+            for t in &targets {
+                if !t.starts_with(CORE) && self.v.profile(t).is_none() {
+                    self.report(Severity::Error, "structure", format!("Unable to resolve the profile reference '{t}'"));
+                }
+            }
+        }
         let ok = targets.iter().any(|t| {
             let t = t.split('|').next().unwrap_or_default();
             match t.strip_prefix(CORE) {

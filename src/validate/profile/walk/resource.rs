@@ -61,6 +61,21 @@ impl Walk<'_> {
                 }
             }
         }
+        // ImplementationGuide.global: the loaded guides' profiles for every resource of a type.
+        for u in self.v.global_profiles(rt) {
+            match self.v.profile(u) {
+                Some(p) if p.type_name == rt => {
+                    if !profiles.iter().any(|q| q.url == p.url) {
+                        profiles.push(p);
+                    }
+                }
+                _ => self.report(
+                    Severity::Warning,
+                    "not-found",
+                    format!("the global profile {u} of a loaded ImplementationGuide is not known: not checked"),
+                ),
+            }
+        }
         // R4 (Vital Signs): an Observation coded with a vital sign's code SHALL conform to
         // that sign's core profile, whether it claims it or not.
         if rt == "Observation" {
