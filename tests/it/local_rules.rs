@@ -579,3 +579,29 @@ fn a_bundled_target_s_profiles_must_be_known() {
         "{f:?}"
     );
 }
+
+#[test]
+fn a_slice_s_minimum_is_its_own_not_the_sliced_element_s() {
+    // A generated snapshot: effective[x] is required and type-sliced; the Period slice, with
+    // no min of its own, is optional (an effectiveDateTime meets the profile), as in Java's.
+    let sd = json!({"resourceType": "StructureDefinition", "url": "http://example.org/fhir/StructureDefinition/obs-effective",
+        "name": "ObsEffective", "status": "active", "kind": "resource", "abstract": false, "type": "Observation",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation", "derivation": "constraint",
+        "differential": {"element": [
+            {"id": "Observation.effective[x]", "path": "Observation.effective[x]", "min": 1,
+             "slicing": {"discriminator": [{"type": "type", "path": "$this"}], "rules": "open"},
+             "type": [{"code": "dateTime"}, {"code": "Period"}]},
+            {"id": "Observation.effective[x]:effectivePeriod", "path": "Observation.effective[x]", "sliceName": "effectivePeriod", "type": [{"code": "Period"}]},
+            {"id": "Observation.effective[x]:effectivePeriod.start", "path": "Observation.effective[x].start", "min": 1}]}});
+    let v = mhg::validate::profile::Validator::new(crate::profile::shipped()).with_loose([sd]);
+    let obs = |effective: Value| {
+        let mut o = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "meta": {"profile": ["http://example.org/fhir/StructureDefinition/obs-effective"]}});
+        if let Value::Object(m) = effective {
+            o.as_object_mut().unwrap().extend(m);
+        }
+        v.validate(&o, &[]).into_iter().filter(|f| f.severity == Severity::Error).map(|f| f.text).collect::<Vec<_>>()
+    };
+    assert_eq!(obs(json!({"effectiveDateTime": "2020-09-10"})), Vec::<String>::new());
+    assert!(!obs(json!({})).is_empty());
+}

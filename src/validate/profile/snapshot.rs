@@ -180,6 +180,9 @@ pub(super) fn generate(v: &Validator, sd: &Value, depth: usize) -> Option<Vec<Va
                 if let Some(first) = copy.first_mut().and_then(Value::as_object_mut) {
                     first.remove("slicing");
                     first.insert("sliceName".into(), Value::String(slice.clone().unwrap_or_default()));
+                    // A slice's own minimum is 0 unless the differential says otherwise (the
+                    // sliced element's minimum counts all its slices), as Java's generator has it.
+                    first.insert("min".into(), Value::from(0));
                 }
                 let n = copy.len();
                 list.splice(end..end, copy);
