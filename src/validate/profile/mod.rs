@@ -20,6 +20,7 @@
 //! leaf of JSON comparisons the walk, [`native`] and `definitions.rs` share; nothing below
 //! imports the walk.
 
+pub mod codes;
 mod definitions;
 mod errata;
 mod json;

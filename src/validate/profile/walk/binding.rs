@@ -14,7 +14,7 @@ use crate::terminology::delegate::{Answer, VsQuery};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
-use crate::validate::profile::{Severity, SystemKind, ucum};
+use crate::validate::profile::{Severity, SystemKind, codes, ucum};
 
 /// At most `n` characters of `s` (a server's message).
 fn truncate(s: &str, n: usize) -> String {
@@ -48,6 +48,17 @@ impl Walk<'_> {
         // Only a CodeSystem can be a complete one loaded here.
         let cs = if kind == SystemKind::CodeSystem { self.v.code_system(system) } else { None };
         let Some(cs) = cs else {
+            // LOINC and SNOMED CT are not loaded, but a code without their form is in neither.
+            if codes::well_formed(system, code) == Some(false) {
+                let len = self.push("code", None);
+                self.report(
+                    Severity::Error,
+                    "code-invalid",
+                    format!("the code does not have the form of a code of {system}, so it is unknown there"),
+                );
+                self.path.truncate(len);
+                return;
+            }
             if kind == SystemKind::ValueSet {
                 let len = self.push("system", None);
                 self.report(Severity::Error, "invalid", "the Coding.system is a value set, not a code system");
