@@ -174,6 +174,8 @@ IMPLEMENTED = {
     "This_property_must_be_an_object_not_": ("implemented", W + "element.rs", "suite fmt", "a primitive where a complex type is"),
     "Reference_REF_CantResolveProfile": ("implemented", W + "reference.rs", LR + " a_bundled_target_s_profiles_must_be_known", "for targets contained or in the Bundle"),
     "ED_PATH_WRONG_TYPE_MATCH": ("implemented", "src/validate/profile/definitions.rs", LR + " a_differential_names_a_choice_by_one_type_only_when_it_constrains_it_to_that_type", "a StructureDefinition's differential, at the definition"),
+    "CODESYSTEM_CS_HL7_PRESENT_ELEMENT_SUPPL_WRONG": ("implemented", "src/validate/profile/definitions.rs", LR + " a_supplement_says_so_and_supplements_codes_of_its_base", "at CodeSystem.content"),
+    "CODESYSTEM_CS_HL7_PRESENT_ELEMENT_SUPPL_MISSING": ("implemented", "src/validate/profile/definitions.rs", "", "at CodeSystem.content"),
     # SearchParameter and CapabilityStatement.rest.resource.searchParam
     "SEARCHPARAMETER_MISSING_COMPONENTS": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", ""),
     "SEARCHPARAMETER_TYPE_WRONG": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", "R4 core's SearchParameters ship in the R4 package"),
@@ -222,7 +224,7 @@ IMPLEMENTED = {
     "CODESYSTEM_PROPERTY_DUPLICATE_URI": ("implemented", "src/validate/profile/definitions.rs", "suite tx 037", ""),
     "CODESYSTEM_PROPERTY_UNDEFINED": ("implemented", "src/validate/profile/definitions.rs", "suite tx 037", ""),
     "CODESYSTEM_PROPERTY_WRONG_TYPE": ("implemented", "src/validate/profile/definitions.rs", "suite tx 037", ""),
-    "CODESYSTEM_CS_SUPP_INVALID_CODE": ("implemented", "src/validate/profile/definitions.rs", "suite tx", ""),
+    "CODESYSTEM_CS_SUPP_INVALID_CODE": ("implemented", "src/validate/profile/definitions.rs", LR + " a_supplement_says_so_and_supplements_codes_of_its_base", "a loaded base, or LOINC and SNOMED CT by the form of their codes"),
     "VALUESET_INCLUDE_INVALID_CONCEPT_CODE": ("implemented", "src/validate/profile/definitions.rs", "suite tx", ""),
     "VALUESET_INCLUDE_INVALID_CONCEPT_CODE_VER": ("implemented", "src/validate/profile/definitions.rs", "suite tx", ""),
     "VALUESET_INCLUDE_SYSTEM_ABSOLUTE": ("implemented", "src/validate/profile/definitions.rs", "suite tx", ""),

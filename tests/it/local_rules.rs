@@ -605,3 +605,27 @@ fn a_slice_s_minimum_is_its_own_not_the_sliced_element_s() {
     assert_eq!(obs(json!({"effectiveDateTime": "2020-09-10"})), Vec::<String>::new());
     assert!(!obs(json!({})).is_empty());
 }
+
+#[test]
+fn a_supplement_says_so_and_supplements_codes_of_its_base() {
+    // CODESYSTEM_CS_HL7_PRESENT_ELEMENT_SUPPL_WRONG, CODESYSTEM_CS_SUPP_INVALID_CODE: a loaded
+    // base (administrative-gender), and LOINC by the form of its codes.
+    let cs = |supplements: &str, content: &str, code: &str| {
+        json!({"resourceType": "CodeSystem", "url": "http://example.org/fhir/CodeSystem/supp", "name": "Supp", "status": "active",
+            "content": content, "supplements": supplements, "concept": [{"code": code, "display": "x"}]})
+    };
+    let gender = "http://hl7.org/fhir/administrative-gender";
+    assert!(!errors(cs(gender, "supplement", "male")).iter().any(|e| e.contains("supplement")));
+    assert!(has(cs(gender, "complete", "male"), "CodeSystem.content", "content value of 'supplement'"));
+    assert!(has(
+        cs(gender, "supplement", "nope"),
+        "CodeSystem.concept[0]",
+        "not declared in the base CodeSystem"
+    ));
+    assert!(has(
+        cs("http://loinc.org", "supplement", "test"),
+        "CodeSystem.concept[0]",
+        "not declared in the base CodeSystem"
+    ));
+    assert!(!errors(cs("http://loinc.org", "supplement", "8310-5")).iter().any(|e| e.contains("not declared")));
+}

@@ -157,6 +157,55 @@ pub(super) fn structure_definition(v: &Validator, sd: &Map<String, Value>, path:
     }
 }
 
+/// A supplement (CODESYSTEM_CS_HL7_PRESENT_ELEMENT_SUPPL_WRONG / _MISSING,
+/// CODESYSTEM_CS_SUPP_INVALID_CODE): `content` is `supplement` exactly when `supplements`
+/// names the code system supplemented, and its concepts are codes of that system (where it
+/// is loaded, or by the form of LOINC and SNOMED CT codes).
+fn supplement(v: &Validator, cs: &Map<String, Value>, concepts: &[Value], path: &str, out: &mut Vec<Finding>) {
+    let content = cs.get("content").and_then(Value::as_str);
+    let Some(base) = cs.get("supplements").and_then(Value::as_str) else {
+        if content == Some("supplement") {
+            out.push(at(
+                format!("{path}.content"),
+                "invalid",
+                "CodeSystem Supplements with a content value of 'supplement' SHALL have a supplements element that specifies which code system is being supplemented".into(),
+            ));
+        }
+        return;
+    };
+    if content != Some("supplement") {
+        out.push(at(
+            format!("{path}.content"),
+            "invalid",
+            "CodeSystem Supplements SHALL have a content value of 'supplement'".into(),
+        ));
+    }
+    let base = base.split('|').next().unwrap_or(base);
+    let known = authoritative_code_system(v, base);
+    fn walk(list: &[Value], at_path: &str, base: &str, known: Option<&foldhash::HashMap<String, Option<String>>>, out: &mut Vec<Finding>) {
+        for (i, c) in list.iter().enumerate() {
+            let here = format!("{at_path}.concept[{i}]");
+            if let Some(code) = c.get("code").and_then(Value::as_str) {
+                let missing = match known {
+                    Some(k) => !k.contains_key(code),
+                    None => super::codes::well_formed(base, code) == Some(false),
+                };
+                if missing {
+                    out.push(at(
+                        here.clone(),
+                        "invalid",
+                        format!("the code is not declared in the base CodeSystem {base} so is not valid in the supplement"),
+                    ));
+                }
+            }
+            if let Some(sub) = c.get("concept").and_then(Value::as_array) {
+                walk(sub, &here, base, known, out);
+            }
+        }
+    }
+    walk(concepts, path, base, known.as_deref(), out);
+}
+
 /// The type codes an element definition states.
 fn own_types(e: &Value) -> Vec<String> {
     e.get("type").and_then(Value::as_array).into_iter().flatten().filter_map(|t| t["code"].as_str().map(str::to_owned)).collect()
@@ -198,7 +247,7 @@ pub(super) fn canonical_resource(v: &Validator, rt: &str, r: &Map<String, Value>
         }
     }
     match rt {
-        "CodeSystem" => code_system(r, path, out),
+        "CodeSystem" => code_system(v, r, path, out),
         "ValueSet" => value_set(v, r, path, out),
         "ConceptMap" => concept_map(v, r, path, out),
         _ => {}
@@ -252,8 +301,9 @@ fn property_key(ty: &str) -> Option<&'static str> {
     })
 }
 
-fn code_system(cs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
+fn code_system(v: &Validator, cs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
     let concepts = cs.get("concept").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    supplement(v, cs, concepts, path, out);
     if cs.get("content").and_then(Value::as_str) == Some("complete") {
         if let Some(n) = cs.get("count").and_then(Value::as_u64) {
             let have = concept_count(concepts);
