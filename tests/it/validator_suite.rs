@@ -34,11 +34,17 @@ fn load(dir: &Path, files: Option<&Value>) -> Vec<Value> {
         .collect()
 }
 
-/// (any error, error expressions) of a Java outcome: a file under expected/ or an inline object.
+/// (any error, error expressions) of a Java outcome: a file under expected/, an inline
+/// `outcome` (an OperationOutcome), or an inline count (`errorCount`).
 fn java_outcome(dir: &Path, java: &Value) -> Option<(bool, Option<BTreeSet<String>>)> {
+    let inline = java.get("outcome").filter(|o| o["resourceType"] == "OperationOutcome");
     match java {
-        Value::String(p) => {
-            let oo: Value = serde_json::from_slice(&std::fs::read(dir.join("expected").join(p)).ok()?).ok()?;
+        _ if inline.is_some() || java.is_string() => {
+            let oo: Value = match (inline, java) {
+                (Some(o), _) => o.clone(),
+                (None, Value::String(p)) => serde_json::from_slice(&std::fs::read(dir.join("expected").join(p)).ok()?).ok()?,
+                _ => return None,
+            };
             let errs: BTreeSet<String> = oo["issue"]
                 .as_array()
                 .into_iter()

@@ -147,7 +147,9 @@ pub(super) struct TxView<'a> {
 /// Validates `resource` (the root) against its own profiles and `profiles`, the dates relative
 /// to `today` (days since 1970-01-01, UTC).
 pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, tx: TxView<'_>, out: &mut Vec<Finding>) {
-    let rt = resource["resourceType"].as_str().unwrap_or("Resource");
+    // A root that is no resource (no `resourceType`) is located at `$`, as HL7's validator
+    // locates it.
+    let rt = resource["resourceType"].as_str().unwrap_or("$");
     let prep = Prep::new(resource);
     let mut w = Walk {
         v,
