@@ -176,6 +176,9 @@ IMPLEMENTED = {
     "ED_PATH_WRONG_TYPE_MATCH": ("implemented", "src/validate/profile/definitions.rs", LR + " a_differential_names_a_choice_by_one_type_only_when_it_constrains_it_to_that_type", "a StructureDefinition's differential, at the definition"),
     "CODESYSTEM_CS_HL7_PRESENT_ELEMENT_SUPPL_WRONG": ("implemented", "src/validate/profile/definitions.rs", LR + " a_supplement_says_so_and_supplements_codes_of_its_base", "at CodeSystem.content"),
     "CODESYSTEM_CS_HL7_PRESENT_ELEMENT_SUPPL_MISSING": ("implemented", "src/validate/profile/definitions.rs", "", "at CodeSystem.content"),
+    "VALUESET_BAD_FILTER_EXPR_LANG": ("implemented", "src/validate/profile/definitions.rs", LR + " a_parameterised_value_set_s_filter_expressions_name_its_parameters", ""),
+    "VALUESET_BAD_FILTER_EXPR_VALUE": ("implemented", "src/validate/profile/definitions.rs", LR + " a_parameterised_value_set_s_filter_expressions_name_its_parameters", "with the FHIRPath engine"),
+    "VALUESET_BAD_FILTER_EXPR_PARAM_NAME": ("implemented", "src/validate/profile/definitions.rs", LR + " a_parameterised_value_set_s_filter_expressions_name_its_parameters", ""),
     # SearchParameter and CapabilityStatement.rest.resource.searchParam
     "SEARCHPARAMETER_MISSING_COMPONENTS": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", ""),
     "SEARCHPARAMETER_TYPE_WRONG": ("implemented", "src/validate/profile/searchparam.rs", LR + " search_parameters_keep_what_they_derive_from", "R4 core's SearchParameters ship in the R4 package"),

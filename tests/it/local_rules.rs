@@ -629,3 +629,29 @@ fn a_supplement_says_so_and_supplements_codes_of_its_base() {
     ));
     assert!(!errors(cs("http://loinc.org", "supplement", "8310-5")).iter().any(|e| e.contains("not declared")));
 }
+
+#[test]
+fn a_parameterised_value_set_s_filter_expressions_name_its_parameters() {
+    // VALUESET_BAD_FILTER_EXPR_LANG, _VALUE, _PARAM_NAME (the tools' valueset-parameter).
+    let vs = |lang: &str, expr: &str| {
+        json!({"resourceType": "ValueSet", "url": "http://example.org/fhir/ValueSet/p", "name": "P", "status": "active",
+            "extension": [{"url": "http://hl7.org/fhir/tools/StructureDefinition/valueset-parameter",
+                "extension": [{"url": "name", "valueCode": "p-inactive"}]}],
+            "compose": {"include": [{"system": "http://snomed.info/sct", "filter": [{"property": "inactive", "op": "=",
+                "_value": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/cqf-expression",
+                    "valueExpression": {"language": lang, "expression": expr}}]}}]}]}})
+    };
+    let at = "ValueSet.compose.include[0].filter[0].extension[0].value.ofType(Expression)";
+    let v = crate::profile::validator_with_engine();
+    let errs = |r: Value| {
+        v.validate(&r, &[])
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| format!("{}: {}", f.expression, f.text))
+            .collect::<Vec<_>>()
+    };
+    assert!(!errs(vs("text/fhirpath", "%p-inactive")).iter().any(|e| e.starts_with(at)));
+    assert!(errs(vs("text/fhirpath", "%p-other")).iter().any(|e| e.starts_with(at) && e.contains("unknown parameter 'p-other'")));
+    assert!(errs(vs("text/cql", "%p-inactive")).iter().any(|e| e.starts_with(at) && e.contains("text/cql")));
+    assert!(errs(vs("text/fhirpath", "$ and %p-inactive")).iter().any(|e| e.starts_with(at) && e.contains("not a valid FHIRPath")));
+}

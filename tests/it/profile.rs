@@ -49,6 +49,16 @@ pub fn shipped_with(extra: &[PathBuf]) -> Arc<Packages> {
     Arc::new(p)
 }
 
+/// The shipped packages with the FHIRPath engine, as the gateway runs the validator.
+pub fn validator_with_engine() -> &'static Validator {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let model = Arc::new(mhg::validate::fhirpath::model::TypeModel::from_packages(&shipped()));
+        let engine = Arc::new(mhg::validate::fhirpath::FhirPath::new(model).expect("FHIRPath engine"));
+        Validator::new(shipped()).with_engine(engine)
+    })
+}
+
 pub fn validator() -> &'static Validator {
     static V: OnceLock<Validator> = OnceLock::new();
     V.get_or_init(|| Validator::new(shipped()))

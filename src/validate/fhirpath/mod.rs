@@ -491,6 +491,10 @@ fn to_values(v: &FhirPathValue) -> Vec<FpValue> {
 /// unless the expression needs the whole root (`%rootResource`, `resolve()`): converting a large
 /// Bundle per invariant would make Bundle validation quadratic.
 impl crate::validate::profile::InvariantEngine for FhirPath {
+    fn parses(&self, expr: &str) -> Option<bool> {
+        Some(self.parse(expr).is_ok())
+    }
+
     fn invariant(&self, expr: &str, focus: &Value, focus_type: &str, resource: &Value, root: &Value) -> Result<bool, InvariantError> {
         let needs_root = expr.contains("rootResource") || expr.contains("resolve()");
         let root = if needs_root { root } else { resource };

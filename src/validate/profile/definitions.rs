@@ -206,6 +206,62 @@ fn supplement(v: &Validator, cs: &Map<String, Value>, concepts: &[Value], path: 
     walk(concepts, path, base, known.as_deref(), out);
 }
 
+/// A parameterised value set (the tools' `valueset-parameter` extension): a filter value
+/// given by a `cqf-expression` is FHIRPath (VALUESET_BAD_FILTER_EXPR_LANG), readable
+/// (VALUESET_BAD_FILTER_EXPR_VALUE, where an engine is plugged in), and names only declared
+/// parameters (VALUESET_BAD_FILTER_EXPR_PARAM_NAME). Located as Java locates them: at the
+/// filter's `extension[i].value.ofType(Expression)` (the value's extension, as Java's path
+/// names it).
+fn filter_expressions(v: &Validator, vs: &Map<String, Value>, compose: &Value, path: &str, out: &mut Vec<Finding>) {
+    const PARAM: &str = "http://hl7.org/fhir/tools/StructureDefinition/valueset-parameter";
+    const EXPR: &str = "http://hl7.org/fhir/StructureDefinition/cqf-expression";
+    let declared: Vec<&str> = vs
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e["url"] == PARAM)
+        .flat_map(|e| e["extension"].as_array().into_iter().flatten())
+        .filter(|e| e["url"] == "name")
+        .filter_map(|e| e["valueCode"].as_str())
+        .collect();
+    for part in ["include", "exclude"] {
+        for (i, inc) in compose.get(part).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, f) in inc["filter"].as_array().into_iter().flatten().enumerate() {
+                for (k, e) in f["_value"]["extension"].as_array().into_iter().flatten().enumerate() {
+                    if e["url"] != EXPR {
+                        continue;
+                    }
+                    let here = format!("{path}.compose.{part}[{i}].filter[{j}].extension[{k}].value.ofType(Expression)");
+                    let lang = e["valueExpression"]["language"].as_str().unwrap_or_default();
+                    let Some(expr) = e["valueExpression"]["expression"].as_str() else { continue };
+                    if lang != "text/fhirpath" {
+                        out.push(at(here, "invalid", format!("A ValueSet expression language must be 'text/fhirpath' not '{lang}'")));
+                        continue;
+                    }
+                    if v.engine().and_then(|en| en.parses(expr)) == Some(false) {
+                        out.push(at(here, "invalid", format!("The value of the expression '{expr}' is not a valid FHIRPath")));
+                        continue;
+                    }
+                    // `%name`: a parameter (names may hold '-', as the extension declares them).
+                    for name in expr.split('%').skip(1).map(|t| {
+                        let end = t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(t.len());
+                        &t[..end]
+                    }) {
+                        if !name.is_empty() && !declared.contains(&name) {
+                            out.push(at(
+                                here.clone(),
+                                "invalid",
+                                format!("The filter parameter expression '{expr}' refers to the unknown parameter '{name}'"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The type codes an element definition states.
 fn own_types(e: &Value) -> Vec<String> {
     e.get("type").and_then(Value::as_array).into_iter().flatten().filter_map(|t| t["code"].as_str().map(str::to_owned)).collect()
@@ -367,6 +423,7 @@ fn code_system(v: &Validator, cs: &Map<String, Value>, path: &str, out: &mut Vec
 
 fn value_set(v: &Validator, vs: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
     let Some(compose) = vs.get("compose") else { return };
+    filter_expressions(v, vs, compose, path, out);
     for part in ["include", "exclude"] {
         for (i, inc) in compose.get(part).and_then(Value::as_array).into_iter().flatten().enumerate() {
             let here = format!("{path}.compose.{part}[{i}]");

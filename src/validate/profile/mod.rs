@@ -86,6 +86,12 @@ pub trait InvariantEngine: Send + Sync {
     ) -> Result<Vec<Result<bool, InvariantError>>, InvariantError> {
         Err(InvariantError::Unsupported)
     }
+
+    /// Whether `expr` is a FHIRPath expression the engine can read; None when the engine
+    /// cannot tell (the syntax is then not judged).
+    fn parses(&self, _expr: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// Why an [`InvariantEngine`] gave no verdict; the walk reports "could not be evaluated".
