@@ -655,3 +655,42 @@ fn a_parameterised_value_set_s_filter_expressions_name_its_parameters() {
     assert!(errs(vs("text/cql", "%p-inactive")).iter().any(|e| e.starts_with(at) && e.contains("text/cql")));
     assert!(errs(vs("text/fhirpath", "$ and %p-inactive")).iter().any(|e| e.starts_with(at) && e.contains("not a valid FHIRPath")));
 }
+
+#[test]
+fn a_measure_report_keeps_to_its_measure() {
+    // MEASURE_MR_SCORE_PROHIBITED_MS, _SCORE_REQUIRED, _SCORE_VALUE_INVALID_01,
+    // MEASURE_MR_GRP_STRAT_NO_CODE, _STRAT_MISSING_BY_CODE, _GRP_POP_MISSING_BY_CODE, against
+    // a contained Measure.
+    let pop =
+        |code: &str| json!({"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": code}]}});
+    let report = |scoring: &str, group: Value| {
+        json!({"resourceType": "MeasureReport", "status": "complete", "type": "summary", "measure": "#m",
+            "period": {"start": "2026-01-01", "end": "2026-12-31"},
+            "contained": [{"resourceType": "Measure", "id": "m", "status": "active",
+                "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": scoring}]},
+                "group": [{"population": [pop("initial-population")],
+                    "stratifier": [{"id": "by-age", "code": {"text": "age"}, "criteria": {"language": "text/cql", "expression": "Age"}}]}]}],
+            "group": [group]})
+    };
+    let strat = json!([{"code": [{"text": "age"}]}]);
+    let ok = json!({"population": [pop("initial-population")], "stratifier": strat});
+    assert!(!errors(report("cohort", ok.clone())).iter().any(|e| e.starts_with("MeasureReport.group")));
+    let mut scored = ok.clone();
+    scored["measureScore"] = json!({"value": 0.5});
+    assert!(has(report("cohort", scored.clone()), "MeasureReport.group[0].measureScore", "'cohort'"));
+    assert!(has(report("proportion", ok.clone()), "MeasureReport.group[0]", "measureScore is required"));
+    scored["measureScore"] = json!({"value": 2});
+    assert!(has(report("proportion", scored), "MeasureReport.group[0].measureScore.value", "between 0 and 1"));
+    let unnamed = json!({"population": [pop("initial-population")], "stratifier": [{"stratum": [{"value": {"text": "x"}}]}]});
+    let e = errors(report("cohort", unnamed));
+    assert!(
+        e.iter().any(|e| e.starts_with("MeasureReport.group[0].stratifier[0]: ") && e.contains("stratifier definition")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|e| e.starts_with("MeasureReport.group[0]: ") && e.contains("(id = 'by-age')")),
+        "{e:?}"
+    );
+    let no_pop = json!({"stratifier": strat});
+    assert!(has(report("cohort", no_pop), "MeasureReport.group[0]", "does not include a population"));
+}

@@ -26,6 +26,7 @@ mod errata;
 mod json;
 mod keys;
 pub mod load;
+pub(crate) mod measure;
 pub mod model;
 mod narrative;
 pub mod native;

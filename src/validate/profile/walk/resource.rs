@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::Profile;
-use crate::validate::profile::{Severity, definitions, opdef, questionnaire, searchparam};
+use crate::validate::profile::{Severity, definitions, measure, opdef, questionnaire, searchparam};
 
 impl Walk<'_> {
     /// A resource (at the root, in `contained`, in a Bundle entry or a Parameters value).
@@ -109,6 +109,9 @@ impl Walk<'_> {
         }
         if rt == "QuestionnaireResponse" {
             questionnaire::check(self.v, obj, &self.path.clone(), self.out);
+        }
+        if rt == "MeasureReport" {
+            measure::check(self.v, obj, &self.path.clone(), self.out);
         }
         if rt == "SearchParameter" {
             searchparam::search_parameter(self.v, obj, &self.path.clone(), self.out);
