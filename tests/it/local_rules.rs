@@ -694,3 +694,21 @@ fn a_measure_report_keeps_to_its_measure() {
     let no_pop = json!({"stratifier": strat});
     assert!(has(report("cohort", no_pop), "MeasureReport.group[0]", "does not include a population"));
 }
+
+#[test]
+fn questionnaire_quantity_limits_compare_ucum_units() {
+    // QUESTIONNAIRE_QR_ITEM_DECIMAL_MIN/MAX on quantities: UCUM units converted (m against
+    // km); units of different kinds cannot be compared.
+    let qr = |value: Value| {
+        json!({"resourceType": "QuestionnaireResponse", "status": "completed", "questionnaire": "#q",
+            "contained": [{"resourceType": "Questionnaire", "id": "q", "status": "active", "item": [{"linkId": "a", "type": "quantity",
+                "extension": [{"url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-minQuantity",
+                    "valueQuantity": {"value": 5, "unit": "km", "system": "http://unitsofmeasure.org", "code": "km"}}]}]}],
+            "item": [{"linkId": "a", "answer": [{"valueQuantity": value}]}]})
+    };
+    let q = |v: f64, code: &str| json!({"value": v, "unit": code, "system": "http://unitsofmeasure.org", "code": code});
+    let at = "QuestionnaireResponse.item[0].answer[0].value.ofType(Quantity)";
+    assert!(errors(qr(q(6000.0, "m"))).is_empty());
+    assert!(has(qr(q(4000.0, "m")), at, "less than the allowed minimum"));
+    assert!(has(qr(q(6000.0, "kg")), at, "cannot be compared"));
+}

@@ -93,6 +93,8 @@ fn answers_are_checked_against_the_item() {
             "QuestionnaireResponse.item[1]",
             "QuestionnaireResponse.item[1].answer[0].value.ofType(decimal)",
             "QuestionnaireResponse.item[2].answer[0]",
+            // `1` is no SCTID (no Verhoeff check digit): unknown in SNOMED CT.
+            "QuestionnaireResponse.item[2].answer[0].value.ofType(Coding).code",
         ],
         "{errors:?}"
     );

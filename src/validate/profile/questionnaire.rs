@@ -440,8 +440,9 @@ impl Check<'_> {
         }
     }
 
-    /// A Quantity answer: SDC's minQuantity and maxQuantity in the same units (other units
-    /// are not converted: no finding), maxDecimalPlaces, and questionnaire-unitOption.
+    /// A Quantity answer: SDC's minQuantity and maxQuantity (UCUM units converted, other
+    /// systems' compared only when the units are the same), maxDecimalPlaces,
+    /// questionnaire-unitOption and questionnaire-unitValueSet.
     fn quantity(&mut self, q: &Map<String, Value>, value: &Value, vpath: &str) {
         if let Some(v) = value.get("value") {
             self.decimals(q, &v.to_string(), vpath);
@@ -468,13 +469,30 @@ impl Check<'_> {
                         self.push(Severity::Error, "invariant", vpath.to_owned(), format!("The quantity is {rel} the allowed {word}"));
                     }
                 }
-            } else if lu.0 != Some("http://unitsofmeasure.org") || vu.0 != Some("http://unitsofmeasure.org") {
-                self.push(
-                    Severity::Error,
-                    "invariant",
-                    vpath.to_owned(),
-                    format!("The quantity cannot be compared to the allowed {word}"),
-                );
+            } else {
+                // Both UCUM: compared in base units (metres against kilometres); units of
+                // different kinds, or of another system, cannot be compared.
+                let ucum = lu.0 == Some(super::ucum::SYSTEM) && vu.0 == Some(super::ucum::SYSTEM);
+                let order = match (ucum, value["value"].as_f64(), limit["value"].as_f64(), vu.1, lu.1) {
+                    (true, Some(x), Some(l), Some(xu), Some(lu)) => super::ucum::compare((x, xu), (l, lu)),
+                    _ => Some(None),
+                };
+                match order {
+                    Some(Some(o)) => {
+                        if (below && o == std::cmp::Ordering::Less) || (!below && o == std::cmp::Ordering::Greater) {
+                            let rel = if below { "less than" } else { "greater than" };
+                            self.push(Severity::Error, "invariant", vpath.to_owned(), format!("The quantity is {rel} the allowed {word}"));
+                        }
+                    }
+                    Some(None) => self.push(
+                        Severity::Error,
+                        "invariant",
+                        vpath.to_owned(),
+                        format!("The quantity cannot be compared to the allowed {word}"),
+                    ),
+                    // A unit this reading cannot evaluate: not judged.
+                    None => {}
+                }
             }
         }
         // questionnaire-unitValueSet: the units (a unit with no code is not in it).

@@ -193,6 +193,22 @@ fn known(unit: &str) -> bool {
     a.prefixes.iter().any(|p| unit.strip_prefix(p).is_some_and(|rest| a.atoms.get(rest) == Some(&true)))
 }
 
+/// How `a` (value and UCUM code) compares with `b`: None when either code is not a UCUM
+/// expression this reading can evaluate; `Some(None)` when they measure different things
+/// (metres and kilograms); else the ordering of the two in base units (temperature offsets
+/// applied). Codes are checked by the grammar above before octofhir-ucum reads them.
+pub fn compare(a: (f64, &str), b: (f64, &str)) -> Option<Option<std::cmp::Ordering>> {
+    let base = |(v, code): (f64, &str)| {
+        if !code.is_ascii() || check(code).is_err() {
+            return None;
+        }
+        let analysis = std::panic::catch_unwind(|| octofhir_ucum::analyse(code).ok()).ok().flatten()?;
+        Some((analysis.dimension.0, v * analysis.factor + analysis.offset))
+    };
+    let ((da, xa), (db, xb)) = (base(a)?, base(b)?);
+    Some((da == db).then(|| xa.partial_cmp(&xb)).flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
