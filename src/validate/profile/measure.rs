@@ -214,10 +214,8 @@ impl Report<'_> {
         }
         let Some(scoring) = self.scoring else { return };
         match scoring {
-            "cohort" => {
-                if ms.is_some() {
-                    error(self.out, msp, "business-rule", "No measureScore when the scoring of the message is 'cohort'".into());
-                }
+            "cohort" if ms.is_some() => {
+                error(self.out, msp, "business-rule", "No measureScore when the scoring of the message is 'cohort'".into());
             }
             "proportion" | "ratio" | "continuous-variable" => {
                 let Some(ms) = ms else {

@@ -478,12 +478,11 @@ impl Check<'_> {
                     _ => Some(None),
                 };
                 match order {
-                    Some(Some(o)) => {
-                        if (below && o == std::cmp::Ordering::Less) || (!below && o == std::cmp::Ordering::Greater) {
-                            let rel = if below { "less than" } else { "greater than" };
-                            self.push(Severity::Error, "invariant", vpath.to_owned(), format!("The quantity is {rel} the allowed {word}"));
-                        }
+                    Some(Some(o)) if (below && o == std::cmp::Ordering::Less) || (!below && o == std::cmp::Ordering::Greater) => {
+                        let rel = if below { "less than" } else { "greater than" };
+                        self.push(Severity::Error, "invariant", vpath.to_owned(), format!("The quantity is {rel} the allowed {word}"));
                     }
+                    Some(Some(_)) => {}
                     Some(None) => self.push(
                         Severity::Error,
                         "invariant",
