@@ -14,17 +14,22 @@ pub fn packages_dir() -> PathBuf {
     root().join("conformance/packages")
 }
 
+/// The shipped package files, in name order.
+fn shipped_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(packages_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tgz"))
+        .collect();
+    files.sort();
+    files
+}
+
 pub fn shipped() -> Arc<Packages> {
     static P: OnceLock<Arc<Packages>> = OnceLock::new();
     P.get_or_init(|| {
         let mut p = Packages::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(packages_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "tgz"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in shipped_files() {
             p.add(&f).unwrap();
         }
         Arc::new(p)
@@ -35,13 +40,7 @@ pub fn shipped() -> Arc<Packages> {
 /// The shipped packages and these (a case's own `.tgz` or folders), loaded after them.
 pub fn shipped_with(extra: &[PathBuf]) -> Arc<Packages> {
     let mut p = Packages::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(packages_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tgz"))
-        .collect();
-    files.sort();
-    for f in files.iter().chain(extra) {
+    for f in shipped_files().iter().chain(extra) {
         if let Err(e) = p.add(f) {
             eprintln!("package {}: {e}", f.display());
         }

@@ -52,13 +52,7 @@ struct Report<'a> {
 /// The checks of a MeasureReport at `path`.
 pub(super) fn check(v: &Validator, mr: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
     let Some(url) = mr.get("measure").and_then(Value::as_str) else { return };
-    let resolved = match url.strip_prefix('#') {
-        Some(id) => {
-            mr.get("contained").and_then(Value::as_array).into_iter().flatten().find(|c| c["id"] == id).cloned().map(std::sync::Arc::new)
-        }
-        None => v.resolve(url),
-    };
-    let Some(m) = resolved.filter(|m| m["resourceType"] == "Measure") else {
+    let Some(m) = v.resolve_from(mr, url).filter(|m| m["resourceType"] == "Measure") else {
         out.push(Finding {
             severity: Severity::Warning,
             code: "required",
@@ -71,9 +65,8 @@ pub(super) fn check(v: &Validator, mr: &Map<String, Value>, path: &str, out: &mu
     if mgroups.is_empty() {
         return;
     }
-    let mr = Value::Object(mr.clone());
-    let mut r = Report { scoring: m["scoring"]["coding"][0]["code"].as_str(), report_type: mr["type"].as_str(), out };
-    let groups = arr(&mr, "group");
+    let mut r = Report { scoring: m["scoring"]["coding"][0]["code"].as_str(), report_type: mr.get("type").and_then(Value::as_str), out };
+    let groups = mr.get("group").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     if groups.len() == 1 && mgroups.len() == 1 {
         let gp = format!("{path}.group[0]");
         let (g, mg) = (&groups[0], &mgroups[0]);

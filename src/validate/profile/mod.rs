@@ -563,9 +563,10 @@ impl Validator {
         Some((format!("{label} {code}"), self.profile(&format!("http://hl7.org/fhir/StructureDefinition/{name}"))?))
     }
 
-    /// Whether `ty` is an R4 resource type (the base definition of that name is a resource).
+    /// Whether `ty` names a resource type (or the abstract `Resource`, `DomainResource`): the
+    /// base definition of that name is a resource.
     pub(crate) fn is_resource_type(&self, ty: &str) -> bool {
-        self.type_profile(ty).is_some_and(|p| p.kind == "resource")
+        matches!(ty, "Resource" | "DomainResource") || self.type_profile(ty).is_some_and(|p| p.kind == "resource")
     }
 
     /// A resource type with a canonical `url` (StructureDefinition, ValueSet, Questionnaire...).
@@ -601,6 +602,15 @@ impl Validator {
             // A cross-version extension: its definition built from the R5 element it names.
             xver::is_xver(url).then(|| xver::definition(url, |t| self.type_profile(t).is_some())).flatten().map(Arc::new)
         })
+    }
+
+    /// What a canonical reference of `holder` names: one of its contained resources for
+    /// `#id`, else a loaded definition.
+    pub(crate) fn resolve_from(&self, holder: &serde_json::Map<String, Value>, canonical: &str) -> Option<Arc<Value>> {
+        match canonical.strip_prefix('#') {
+            Some(id) => holder.get("contained")?.as_array()?.iter().find(|c| c["id"] == id).map(|c| Arc::new(c.clone())),
+            None => self.resolve(canonical),
+        }
     }
 
     /// Whether the definition at `url` is R4 core's 2019 copy of an external terminology

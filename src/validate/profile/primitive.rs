@@ -12,6 +12,16 @@ fn num(s: &[u8]) -> u32 {
 }
 
 /// `YYYY`, `YYYY-MM`, `YYYY-MM-DD`.
+/// The resource type a literal reference names (`Patient/1`, `https://x/fhir/Patient/1`,
+/// `.../_history/2` after it): the segment before the id, when it starts upper-case.
+pub fn reference_type(r: &str) -> Option<&str> {
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let mut it = r.rsplit('/');
+    let _id = it.next()?;
+    let t = it.next()?;
+    t.as_bytes().first().is_some_and(u8::is_ascii_uppercase).then_some(t)
+}
+
 pub fn date(s: &str) -> bool {
     let b = s.as_bytes();
     match b.len() {

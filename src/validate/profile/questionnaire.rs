@@ -67,11 +67,7 @@ struct Check<'a> {
 /// The checks of a QuestionnaireResponse at `path` (`qr` is its JSON object).
 pub(super) fn check(v: &Validator, qr: &Map<String, Value>, path: &str, out: &mut Vec<Finding>) {
     let Some(url) = s(qr, "questionnaire") else { return };
-    let resolved: Option<std::sync::Arc<Value>> = match url.strip_prefix('#') {
-        Some(id) => arr(qr, "contained").iter().find(|c| c["id"] == id).map(|c| std::sync::Arc::new(c.clone())),
-        None => v.resolve(url),
-    };
-    let Some(q) = resolved else {
+    let Some(q) = v.resolve_from(qr, url) else {
         // QUESTIONNAIRE_QR_Q_NOTFOUND: a warning (a hint for example.org), nothing checked.
         if !url.starts_with("http://example.org") && !url.starts_with("https://example.org") {
             out.push(Finding {
@@ -530,8 +526,7 @@ impl Check<'_> {
         let system = value.get("system").and_then(Value::as_str);
         let wrong_display = || {
             let (Some(sys), Some(given)) = (system, value.get("display").and_then(Value::as_str)) else { return false };
-            let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-            self.v.code_system(sys).is_some_and(|cs| matches!(cs.get(code), Some(Some(d)) if norm(d) != norm(given)))
+            self.v.code_system(sys).is_some_and(|cs| matches!(cs.get(code), Some(Some(d)) if !super::terminology::same_display(given, d)))
         };
         if self.v.surely_not_in(vs, system, code) || wrong_display() {
             self.push(
@@ -550,13 +545,7 @@ impl Check<'_> {
         if r.starts_with('#') || r.starts_with("urn:") {
             return;
         }
-        // `Type/id` or `.../Type/id`, with `/_history/v` after it allowed.
-        let r = r.split("/_history/").next().unwrap_or(r);
-        let mut parts = r.rsplit('/');
-        let (Some(_id), Some(ty)) = (parts.next(), parts.next()) else { return };
-        if !ty.as_bytes().first().is_some_and(u8::is_ascii_uppercase) {
-            return;
-        }
+        let Some(ty) = super::primitive::reference_type(r) else { return };
         if !self.v.is_resource_type(ty) {
             self.push(
                 Severity::Error,

@@ -134,6 +134,13 @@ fn entry_codes(
 }
 
 /// Expands `vs` (a ValueSet resource); None when it cannot be done locally.
+/// Whether a Coding's display is the code system's, as HL7's validator compares them:
+/// ignoring case and runs of white space (equal text is equal without normalising).
+pub fn same_display(given: &str, display: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    given == display || norm(given) == norm(display)
+}
+
 pub fn expand(defs: &dyn Lookup, vs: &Value, depth: usize, memo: &dyn Fn(&str, usize) -> Option<Arc<Expansion>>) -> Option<Expansion> {
     if depth > MAX_DEPTH {
         return None;

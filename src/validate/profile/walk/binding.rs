@@ -14,7 +14,7 @@ use crate::terminology::delegate::{Answer, VsQuery};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::get;
 use crate::validate::profile::model::{ElemId, Profile, Strength};
-use crate::validate::profile::{Severity, SystemKind, codes, ucum};
+use crate::validate::profile::{Severity, SystemKind, codes, terminology, ucum};
 
 /// At most `n` characters of `s` (a server's message).
 fn truncate(s: &str, n: usize) -> String {
@@ -89,9 +89,7 @@ impl Walk<'_> {
             }
             Some(Some(display)) => {
                 if let Some(given) = get(obj, "display").and_then(Value::as_str) {
-                    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-                    // Equal text is an equal display, without normalising (the common case).
-                    if given != display && norm(given) != norm(display) {
+                    if !terminology::same_display(given, display) {
                         let len = self.push("display", None);
                         self.report(
                             Severity::Error,
@@ -152,8 +150,7 @@ impl Walk<'_> {
                 let msg = verdict.message.as_deref().map(|m| format!(" ({})", truncate(m, 300))).unwrap_or_default();
                 // A wrong display: the code is known (the server names its display) and the
                 // display given is another.
-                let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-                let wrong_display = |d: &str| given.is_some_and(|g| norm(g) != norm(d));
+                let wrong_display = |d: &str| given.is_some_and(|g| !terminology::same_display(g, d));
                 if let Some(d) = verdict.display.as_deref().filter(|d| wrong_display(d)) {
                     let len = self.push("display", None);
                     self.report(

@@ -10,7 +10,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 
-use super::{Walk, is_resource_type};
+use super::Walk;
 use crate::validate::profile::Severity;
 use crate::validate::profile::json::SmallGet;
 
@@ -101,7 +101,7 @@ impl Walk<'_> {
                     self.at_first_entry(len, format!("entry {i}: the fullUrl must be an absolute URL"));
                 } else if let Some(r) = res {
                     let rt = r.sget("resourceType").and_then(Value::as_str);
-                    if rt.is_some() && restful_url(f).is_some_and(|t| is_resource_type(self.v, t)) {
+                    if rt.is_some() && restful_url(f).is_some_and(|t| self.v.is_resource_type(t)) {
                         match r.sget("id").and_then(Value::as_str) {
                             None => self.at_first_entry(
                                 len,

@@ -15,7 +15,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 
-use super::{Walk, is_resource_type};
+use super::Walk;
 use crate::validate::profile::Severity;
 use crate::validate::profile::json::SmallGet;
 
@@ -320,7 +320,7 @@ impl Walk<'_> {
         }
         let mut parts = r.split('/');
         let (Some(t), Some(i)) = (parts.next(), parts.next()) else { return Err(Miss::Silent) };
-        if !is_resource_type(self.v, t) {
+        if !self.v.is_resource_type(t) {
             return Err(Miss::Silent);
         }
         let Some(found) = m.by_rel.get(&format!("{t}/{i}")) else {
@@ -380,7 +380,7 @@ impl Walk<'_> {
             None => true,
             Some(h) => server && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"\\.:%$/".contains(&b)),
         };
-        ok_id(id) && head_ok && is_resource_type(self.v, ty)
+        ok_id(id) && head_ok && self.v.is_resource_type(ty)
     }
 }
 

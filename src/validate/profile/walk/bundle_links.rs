@@ -173,7 +173,7 @@ fn search_types(w: &Walk<'_>, url: Option<&str>) -> Vec<String> {
     let Some(url) = url else { return Vec::new() };
     let (head, tail) = url.split_once('?').map_or((url, None), |(h, t)| (h, Some(t)));
     let last = head.rsplit('/').next().unwrap_or_default();
-    if super::is_resource_type(w.v, last) {
+    if w.v.is_resource_type(last) {
         return vec![last.to_owned()];
     }
     tail.into_iter()

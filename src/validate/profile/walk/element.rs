@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::pointer::push_key;
-use super::{Host, Item, MAX_DEPTH, Scope, Walk, is_resource_type};
+use super::{Host, Item, MAX_DEPTH, Scope, Walk};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{get, matches_pattern, same};
 use crate::validate::profile::keys::KeyIndex;
@@ -29,7 +29,7 @@ impl Walk<'_> {
         if is_primitive(ty) {
             self.primitive(it);
         } else if let Some(value) = value {
-            if eid != 0 && is_resource_type(self.v, ty) {
+            if eid != 0 && self.v.is_resource_type(ty) {
                 if self.v.contained_skipped() && prof.elem(eid).path.ends_with(".contained") {
                     self.depth -= 1;
                     return;

@@ -189,11 +189,6 @@ pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], 
     w.resource(resource, &extra, scope);
 }
 
-/// Whether `ty` names a resource type (or the abstract `Resource`, `DomainResource`).
-fn is_resource_type(v: &Validator, ty: &str) -> bool {
-    matches!(ty, "Resource" | "DomainResource") || v.type_profile(ty).is_some_and(|p| p.kind == "resource")
-}
-
 impl<'a> Walk<'a> {
     pub fn report(&mut self, severity: Severity, code: &'static str, text: impl Into<String>) {
         self.out.push(Finding { severity, code, text: text.into(), expression: self.path.clone() });

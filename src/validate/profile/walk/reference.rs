@@ -12,10 +12,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::resource::contains;
-use super::{Scope, Walk, is_resource_type};
+use super::{Scope, Walk};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::{ElemId, Profile};
-use crate::validate::profile::{CORE, Severity, Validator};
+use crate::validate::profile::{CORE, Severity, Validator, primitive};
 
 impl Walk<'_> {
     pub(super) fn reference<'v>(&mut self, prof: &Arc<Profile>, eid: ElemId, obj: &Map<String, Value>, scope: Scope<'v>) {
@@ -54,7 +54,7 @@ impl Walk<'_> {
             self.report(Severity::Error, "invalid", "a reference cannot contain white space");
         }
         if r.contains('?') && !r.contains(':') && !(scope.in_entry && scope.full_url.is_none()) {
-            let conditional = r.split_once('?').is_some_and(|(t, _)| is_resource_type(self.v, t));
+            let conditional = r.split_once('?').is_some_and(|(t, _)| self.v.is_resource_type(t));
             let slashes = r.matches('/').count();
             if let (Some(b), Some(_), false) = (scope.bundle, scope.full_url, matches!(slashes, 1 | 3)) {
                 // HL7's Reference_REF_Format1 / Format2: inside a Bundle a relative reference
@@ -131,7 +131,7 @@ impl Walk<'_> {
                 );
                 return;
             }
-            let t = type_of_literal(r).filter(|t| is_resource_type(self.v, t)).map(str::to_owned);
+            let t = primitive::reference_type(r).filter(|t| self.v.is_resource_type(t)).map(str::to_owned);
             if t.is_some() && self.v.references_checked() && !r.contains("://") && !held_in(self.prep.root, r) {
                 self.report(Severity::Error, "not-found", "the reference does not resolve in the content validated");
                 return;
@@ -160,7 +160,7 @@ impl Walk<'_> {
                 Some("Resource" | "DomainResource") => true,
                 Some(name)
                     if !name.contains('/')
-                        && is_resource_type(self.v, name)
+                        && self.v.is_resource_type(name)
                         && self.v.resolve(t).is_some_and(|sd| sd["derivation"] != "constraint") =>
                 {
                     name == tt
@@ -316,18 +316,10 @@ fn is_search_url(r: &str) -> bool {
 fn is_relative_form(v: &Validator, r: &str) -> bool {
     let id = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     match r.split('/').collect::<Vec<_>>().as_slice() {
-        [t, i] => id(i) && is_resource_type(v, t),
-        [t, i, "_history", h] => id(i) && id(h) && is_resource_type(v, t),
+        [t, i] => id(i) && v.is_resource_type(t),
+        [t, i, "_history", h] => id(i) && id(h) && v.is_resource_type(t),
         _ => false,
     }
-}
-
-fn type_of_literal(r: &str) -> Option<&str> {
-    let r = r.split("/_history/").next().unwrap_or(r);
-    let mut it = r.rsplit('/');
-    let _id = it.next()?;
-    let t = it.next()?;
-    t.as_bytes().first().is_some_and(u8::is_ascii_uppercase).then_some(t)
 }
 
 #[cfg(test)]
@@ -398,9 +390,9 @@ mod tests {
 
     #[test]
     fn the_type_of_a_literal_reference() {
-        assert_eq!(type_of_literal("Patient/1"), Some("Patient"));
-        assert_eq!(type_of_literal("http://server/fhir/Observation/2/_history/3"), Some("Observation"));
-        assert_eq!(type_of_literal("patient/1"), None);
-        assert_eq!(type_of_literal("1"), None);
+        assert_eq!(primitive::reference_type("Patient/1"), Some("Patient"));
+        assert_eq!(primitive::reference_type("http://server/fhir/Observation/2/_history/3"), Some("Observation"));
+        assert_eq!(primitive::reference_type("patient/1"), None);
+        assert_eq!(primitive::reference_type("1"), None);
     }
 }

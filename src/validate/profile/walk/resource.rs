@@ -8,12 +8,16 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::Profile;
-use crate::validate::profile::{Severity, definitions, measure, opdef, questionnaire, searchparam};
+use crate::validate::profile::{Finding, Severity, Validator, definitions, measure, opdef, questionnaire, searchparam};
+
+/// The checks of one resource type beyond its StructureDefinition (`definitions.rs`,
+/// `questionnaire.rs`...): the resource's JSON object at its FHIRPath.
+type ResourceRules = fn(&Validator, &Map<String, Value>, &str, &mut Vec<Finding>);
 
 impl Walk<'_> {
     /// A resource (at the root, in `contained`, in a Bundle entry or a Parameters value).
@@ -101,23 +105,18 @@ impl Walk<'_> {
             scope.root = value;
             scope.root_ptr = self.ptr.len();
         }
-        if rt == "StructureDefinition" {
-            definitions::structure_definition(self.v, obj, &self.path.clone(), self.out);
-        }
-        if rt == "OperationDefinition" {
-            opdef::check(self.v, obj, &self.path.clone(), self.out);
-        }
-        if rt == "QuestionnaireResponse" {
-            questionnaire::check(self.v, obj, &self.path.clone(), self.out);
-        }
-        if rt == "MeasureReport" {
-            measure::check(self.v, obj, &self.path.clone(), self.out);
-        }
-        if rt == "SearchParameter" {
-            searchparam::search_parameter(self.v, obj, &self.path.clone(), self.out);
-        }
-        if rt == "CapabilityStatement" {
-            searchparam::capability_statement(self.v, obj, &self.path.clone(), self.out);
+        // The rules of one resource type that its StructureDefinition cannot state.
+        let resource_rules: Option<ResourceRules> = match rt {
+            "StructureDefinition" => Some(definitions::structure_definition),
+            "OperationDefinition" => Some(opdef::check),
+            "QuestionnaireResponse" => Some(questionnaire::check),
+            "MeasureReport" => Some(measure::check),
+            "SearchParameter" => Some(searchparam::search_parameter),
+            "CapabilityStatement" => Some(searchparam::capability_statement),
+            _ => None,
+        };
+        if let Some(rules) = resource_rules {
+            rules(self.v, obj, &self.path.clone(), self.out);
         }
         if self.v.is_canonical_resource(rt) {
             if self.v.no_experimental_content() && obj.sget("experimental") == Some(&Value::Bool(true)) {
