@@ -211,6 +211,9 @@ pub struct Validator {
     /// What a URL used as a code system names: a ValueSet or a supplement is a mistake worth
     /// an error.
     value_set_systems: RwLock<HashMap<String, SystemKind>>,
+    /// The code systems a ValueSet draws on (its includes and what they import), for value
+    /// sets that cannot be expanded here; None when that cannot be told.
+    drawn_systems: Memo<Vec<String>>,
     engine: Option<Arc<dyn InvariantEngine>>,
     /// Extensions whose definition is not loaded: errors (the HL7 validator's default) or
     /// warnings (the gateway's default: FHIR lets a receiver ignore them).
@@ -359,6 +362,7 @@ impl Validator {
             expansions: RwLock::default(),
             code_systems: RwLock::default(),
             value_set_systems: RwLock::default(),
+            drawn_systems: RwLock::default(),
             engine: None,
             unknown_extension_errors: false,
             skip_contained: false,
@@ -677,22 +681,36 @@ impl Validator {
         if let Some(e) = self.expansion(url) {
             return !e.has(system, code);
         }
-        fn systems_exclude(v: &Validator, url: &str, system: &str, depth: usize) -> bool {
-            let Some(vs) = v.resolve(url).filter(|vs| vs["resourceType"] == "ValueSet" && depth < 8) else { return false };
-            let includes = vs["compose"]["include"].as_array().map_or(&[][..], Vec::as_slice);
-            !includes.is_empty()
-                && includes.iter().all(|inc| {
-                    inc["system"].as_str().is_none_or(|s| s != system)
-                        && inc["valueSet"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                            .all(|u| systems_exclude(v, u, system, depth + 1))
-                        && (inc.get("system").is_some() || inc.get("valueSet").is_some())
-                })
+        system.is_some_and(|s| self.drawn_systems(url, 0).is_some_and(|drawn| !drawn.iter().any(|d| d == s)))
+    }
+
+    /// The code systems the ValueSet at `url` draws on (memoised for the value sets asked
+    /// about, not those reached through imports, so the depth bound gives one answer per
+    /// URL): every include names a system or imports value sets whose systems are known.
+    /// None when an include names neither, or an import does not resolve.
+    fn drawn_systems(&self, url: &str, depth: usize) -> Option<Arc<Vec<String>>> {
+        if let Some(d) = self.drawn_systems.read().ok()?.get(url).filter(|_| depth == 0) {
+            return d.clone();
         }
-        system.is_some_and(|s| systems_exclude(self, url, s, 0))
+        let vs = self.resolve(url).filter(|vs| vs["resourceType"] == "ValueSet" && depth < 8);
+        let drawn = vs.and_then(|vs| {
+            let includes = vs["compose"]["include"].as_array().filter(|i| !i.is_empty())?;
+            let mut out = Vec::new();
+            for inc in includes {
+                if inc.get("system").is_none() && inc.get("valueSet").is_none() {
+                    return None;
+                }
+                out.extend(inc["system"].as_str().map(str::to_owned));
+                for u in inc["valueSet"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    out.extend(self.drawn_systems(u, depth + 1)?.iter().cloned());
+                }
+            }
+            Some(Arc::new(out))
+        });
+        if depth == 0 {
+            self.drawn_systems.write().ok()?.insert(url.to_owned(), drawn.clone());
+        }
+        drawn
     }
 
     /// The expansion of a ValueSet (memoised); None when it cannot be expanded locally.
