@@ -23,9 +23,14 @@ pub struct RecordSchema {
 
 impl RecordSchema {
     pub fn compile(schema: &Value) -> Result<Self, String> {
+        // The `regex` crate's engine (linear time, no backtracking wrapper) where every pattern
+        // compiles with it; a schema of a mapping override that needs look-around or
+        // back-references falls back to fancy-regex, jsonschema's default.
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
+            .with_pattern_options(jsonschema::PatternOptions::regex())
             .build(schema)
+            .or_else(|_| jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(schema))
             .map_err(|e| format!("record schema does not compile: {}", e.masked()))?;
         let mut names = HashSet::new();
         collect_names(schema, &mut names);

@@ -34,8 +34,12 @@ impl R4Schema {
             obj.remove("discriminator");
             obj.insert("$ref".into(), json!("#/definitions/Bundle"));
         }
+        // Every pattern of the R4 schema is a plain regular expression: the `regex` crate's
+        // engine answers them without fancy-regex's wrapper (-1.5% of a produced record's
+        // instructions; issue 17).
         let bundle = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft6)
+            .with_pattern_options(jsonschema::PatternOptions::regex())
             .build(&root)
             .map_err(|e| format!("FHIR R4 JSON schema does not compile: {}", e.masked()))?;
         Ok(R4Schema { bundle })
