@@ -52,7 +52,7 @@ const DATE_FIELDS: &[&str] =
 
 fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
     match v {
-        Value::String(s) if s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')) => {
+        Value::String(s) if has_control(s) => {
             out.push(Issue::new("value", "text contains control characters, which FHIR strings may not hold").at(path.clone()));
         }
         Value::Number(n) if !decimal_ok(n.as_str()) => {
@@ -78,13 +78,25 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
             for (i, child) in a.iter().enumerate() {
                 let len = path.len();
                 path.push('/');
-                path.push_str(&i.to_string());
+                let _ = std::fmt::Write::write_fmt(path, format_args!("{i}"));
                 walk(child, path, out);
                 path.truncate(len);
             }
         }
         _ => {}
     }
+}
+
+/// Whether `s` holds a control character (Unicode category Cc: U+0000 to U+001F, U+007F to
+/// U+009F) other than tab, carriage return and line feed. By bytes: a C1 control is `C2 80`
+/// to `C2 9F` in UTF-8, and `C2` starts no other character of the range.
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &x)| {
+        (x < 0x20 && !matches!(x, b'\t' | b'\r' | b'\n'))
+            || x == 0x7f
+            || (x == 0xc2 && b.get(i + 1).is_some_and(|y| (0x80..=0x9f).contains(y)))
+    })
 }
 
 /// False for a number whose exponent puts it beyond a double: infinite, or zero although its
@@ -264,6 +276,16 @@ pub fn check(record: &Value) -> Vec<Issue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_by_bytes_are_those_by_chars() {
+        let by_chars = |s: &str| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'));
+        for c in (0u32..0x800).chain([0x2028, 0xfeff, 0x1f600]).filter_map(char::from_u32) {
+            for s in [c.to_string(), format!("a{c}"), format!("{c}z"), format!("\u{e9}{c}\u{a0}")] {
+                assert_eq!(has_control(&s), by_chars(&s), "U+{:04X}", c as u32);
+            }
+        }
+    }
 
     #[test]
     fn calendar() {

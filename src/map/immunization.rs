@@ -1,7 +1,7 @@
 //! Vaccinations: one `Immunization` (IPS) each, whether given at the site, copied from a card or
 //! certificate, reported, or not done.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! Who and where: the assessment site and laboratories (`Organization`), the physician
 //! (`Practitioner`), and countries where doses were given (`Location`, kind jurisdiction).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde_json::{Value, json};
 

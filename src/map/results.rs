@@ -2,7 +2,7 @@
 //! where the record names one, and Observations for the TB class, the other classifications and
 //! the assessment outcome (fitness to travel, validity, programme, destination).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use serde_json::{Value, json};
 

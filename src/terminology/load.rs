@@ -1,6 +1,6 @@
 //! Reading and checking the mapping directory. All errors name the file and the JSON path.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;

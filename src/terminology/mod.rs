@@ -13,7 +13,7 @@
 pub mod delegate;
 mod load;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde_json::{Map, Value, json};
 
