@@ -17,6 +17,23 @@ pub(super) fn get<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Valu
     if obj.len() <= 16 { obj.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v) } else { obj.get(key) }
 }
 
+/// `v[key]` (JSON null when `v` is not an object or has no `key`) by [`get`]: the same answer
+/// as serde_json's `Index`, without SipHash for FHIR's small objects.
+#[inline]
+pub(super) fn at<'v>(v: &'v Value, key: &str) -> &'v Value {
+    static NULL: Value = Value::Null;
+    match v {
+        Value::Object(m) => get(m, key).unwrap_or(&NULL),
+        _ => &NULL,
+    }
+}
+
+/// `obj.contains_key(key)` by [`get`].
+#[inline]
+pub(super) fn has(obj: &Map<String, Value>, key: &str) -> bool {
+    get(obj, key).is_some()
+}
+
 /// Exact equality of JSON values (decimals compared by value).
 pub(super) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Host, Item, Scope, Walk};
 use crate::validate::profile::Severity;
+use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::model::{Discriminator, ElemId, Profile, Strength, is_primitive};
@@ -78,18 +79,20 @@ fn values_at<'v>(v: &'v Value, ty: &str, path: &str, scope: Scope<'v>) -> Vec<(&
                     };
                     let found = if let Some(id) = r.strip_prefix('#') {
                         // In the resource, or (for a contained resource) among its siblings.
-                        let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|c| c["id"].as_str() == Some(id)));
+                        let find = |r: &'v Value| {
+                            json::at(r, "contained").as_array().and_then(|c| c.iter().find(|c| json::at(c, "id").as_str() == Some(id)))
+                        };
                         find(scope.resource).or_else(|| scope.container.and_then(find))
                     } else {
                         scope.bundle.and_then(|b| b.resolve(r, scope.full_url))
                     };
                     if let Some(f) = found {
-                        next.push((f, f["resourceType"].as_str().unwrap_or_default().to_owned()));
+                        next.push((f, json::at(f, "resourceType").as_str().unwrap_or_default().to_owned()));
                     }
                 }
                 Seg::Ext(url) => {
                     for e in x.sget("extension").and_then(Value::as_array).into_iter().flatten() {
-                        if e["url"].as_str() == Some(url) {
+                        if json::at(e, "url").as_str() == Some(url) {
                             next.push((e, "Extension".to_owned()));
                         }
                     }
@@ -252,7 +255,9 @@ pub(super) fn matches<'v>(
                             Some(exp) => vals.iter().any(|(val, _)| match val {
                                 Value::String(c) => exp.has(None, c),
                                 Value::Object(o) => {
-                                    let one = |c: &Value| c["code"].as_str().is_some_and(|k| exp.has(c["system"].as_str(), k));
+                                    let one = |c: &Value| {
+                                        json::at(c, "code").as_str().is_some_and(|k| exp.has(json::at(c, "system").as_str(), k))
+                                    };
                                     one(val) || o.sget("coding").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(one))
                                 }
                                 _ => false,

@@ -56,6 +56,7 @@ use super::{Finding, Severity, Validator};
 use std::cell::RefCell;
 
 use crate::terminology::delegate::{TxAnswers, VsQuery};
+use crate::validate::profile::json;
 use bundle::BundleIndex;
 pub(super) use clean::CleanMemo;
 use pointer::Prep;
@@ -149,7 +150,7 @@ pub(super) struct TxView<'a> {
 pub(super) fn validate_root(v: &Validator, resource: &Value, profiles: &[&str], today: i64, tx: TxView<'_>, out: &mut Vec<Finding>) {
     // A root that is no resource (no `resourceType`) is located at `$`, as HL7's validator
     // locates it.
-    let rt = resource["resourceType"].as_str().unwrap_or("$");
+    let rt = json::at(resource, "resourceType").as_str().unwrap_or("$");
     let prep = Prep::new(resource);
     let mut w = Walk {
         v,

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::MAX_DEPTH;
 use crate::validate::profile::InvariantEngine;
+use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 
 /// What one validation prepares lazily for the FHIRPath engine: the root converted once, and
@@ -64,7 +65,7 @@ fn index_resources(v: &Value, ptr: &mut String, out: &mut HashMap<usize, String>
     }
     match v {
         Value::Object(m) => {
-            if m.contains_key("resourceType") {
+            if json::has(m, "resourceType") {
                 out.insert(v as *const Value as usize, ptr.clone());
             }
             for (k, x) in m {

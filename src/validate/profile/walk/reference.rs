@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::resource::contains;
 use super::{Scope, Walk};
+use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::{ElemId, Profile};
 use crate::validate::profile::{CORE, Severity, Validator, primitive};
@@ -84,12 +85,14 @@ impl Walk<'_> {
             if id.is_empty() {
                 // `#` is the containing resource (for a contained one), else the resource itself.
                 let contained_in = scope.container.filter(|c| contains(c, scope.resource));
-                Some(contained_in.unwrap_or(scope.resource)["resourceType"].as_str().unwrap_or_default().to_owned())
+                Some(json::at(contained_in.unwrap_or(scope.resource), "resourceType").as_str().unwrap_or_default().to_owned())
             } else {
-                let find = |r: &'v Value| r["contained"].as_array().and_then(|c| c.iter().find(|x| x["id"].as_str() == Some(id)));
+                let find = |r: &'v Value| {
+                    json::at(r, "contained").as_array().and_then(|c| c.iter().find(|x| json::at(x, "id").as_str() == Some(id)))
+                };
                 let found = find(scope.resource).or_else(|| scope.container.and_then(find));
                 match found {
-                    Some(x) => x["resourceType"].as_str().map(str::to_owned),
+                    Some(x) => json::at(x, "resourceType").as_str().map(str::to_owned),
                     None => {
                         self.report(Severity::Error, "not-found", "the contained resource referenced is not in this resource");
                         return;
@@ -115,7 +118,7 @@ impl Walk<'_> {
                     "the reference matches several entries of the Bundle (they share its fullUrl)",
                 );
             }
-            found["resourceType"].as_str().map(str::to_owned)
+            json::at(found, "resourceType").as_str().map(str::to_owned)
         } else if r.starts_with("urn:") {
             if scope.bundle.is_some_and(|b| matches!(b.kind, "document" | "message" | "transaction" | "batch")) {
                 self.report(Severity::Error, "not-found", "the reference does not resolve to an entry of the Bundle");
@@ -161,7 +164,7 @@ impl Walk<'_> {
                 Some(name)
                     if !name.contains('/')
                         && self.v.is_resource_type(name)
-                        && self.v.resolve(t).is_some_and(|sd| sd["derivation"] != "constraint") =>
+                        && self.v.resolve(t).is_some_and(|sd| json::at(&sd, "derivation") != "constraint") =>
                 {
                     name == tt
                 }
@@ -276,12 +279,12 @@ fn held_in(root: &Value, r: &str) -> bool {
     let Some((ty, id)) = r.rsplit_once('/') else { return false };
     let ty = ty.rsplit('/').next().unwrap_or(ty);
     fn holds(v: &Value, ty: &str, id: &str, depth: usize) -> bool {
-        if v["resourceType"] == ty && v["id"] == id {
+        if json::at(v, "resourceType") == ty && json::at(v, "id") == id {
             return true;
         }
-        let slots = match v["resourceType"].as_str() {
-            Some("Bundle") => &v["entry"],
-            Some("Parameters") => &v["parameter"],
+        let slots = match json::at(v, "resourceType").as_str() {
+            Some("Bundle") => &json::at(v, "entry"),
+            Some("Parameters") => &json::at(v, "parameter"),
             _ => return false,
         };
         in_slots(slots, ty, id, depth)
@@ -293,7 +296,7 @@ fn held_in(root: &Value, r: &str) -> bool {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|s| holds(&s["resource"], ty, id, depth + 1) || in_slots(&s["part"], ty, id, depth + 1))
+                .any(|s| holds(&json::at(s, "resource"), ty, id, depth + 1) || in_slots(&json::at(s, "part"), ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
 }

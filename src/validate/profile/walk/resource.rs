@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Host, Item, Scope, Walk};
+use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::model::Profile;
 use crate::validate::profile::{Finding, Severity, Validator, definitions, measure, opdef, questionnaire, searchparam};
@@ -100,7 +101,7 @@ impl Walk<'_> {
         // a Parameters or a Bundle entry is a root of its own (the HL7 validator's `forEntry`:
         // ref-1 finds an entry's contained resources).
         let is_contained = contains(outer.resource, value);
-        let in_parameters = matches!(outer.resource["resourceType"].as_str(), Some("Parameters" | "Bundle")) && !is_contained;
+        let in_parameters = matches!(json::at(outer.resource, "resourceType").as_str(), Some("Parameters" | "Bundle")) && !is_contained;
         if (outer.bundle.is_none() && outer.root.as_object().is_some_and(|r| std::ptr::eq(r, obj))) || in_parameters {
             scope.root = value;
             scope.root_ptr = self.ptr.len();
@@ -207,7 +208,7 @@ impl Walk<'_> {
 
 /// Whether `r` is one of `container`'s contained resources (the very node, not an equal one).
 pub(super) fn contains(container: &Value, r: &Value) -> bool {
-    container["contained"].as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, r)))
+    json::at(container, "contained").as_array().is_some_and(|a| a.iter().any(|x| std::ptr::eq(x, r)))
 }
 
 /// Whether a JSON value holds the string `#` (a reference to the containing resource).
