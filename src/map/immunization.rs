@@ -21,7 +21,7 @@ pub fn immunizations(b: &mut Builder, r: &Record, refs: &Refs) {
         let status = b.code_only("vaccination-status", &v.status, || (format!("{input}/status"), format!("{out}.status")));
         let vaccine = b.coded("vaccine", "vaccine", &v.vaccine, &[], || (format!("{input}/vaccine"), format!("{out}.vaccineCode")));
 
-        let mut imm = json!({"resourceType": "Immunization"});
+        let mut imm = super::resource("Immunization");
         put(&mut imm, "meta", b.profiles("Immunization"));
         put(
             &mut imm,

@@ -12,7 +12,7 @@ use crate::ingest::Record;
 /// A healthcare-provider `Organization` identified by `(system, value)`: the assessment site or a
 /// laboratory.
 fn provider(b: &mut Builder, key: &str, system: String, value: &str, name: &str, country: Option<&str>, origin: &str) -> String {
-    let mut org = json!({"resourceType": "Organization"});
+    let mut org = super::resource("Organization");
     put(&mut org, "meta", b.profiles("Organization"));
     put(&mut org, "identifier", json!([{"system": system, "value": value}]));
     put(&mut org, "active", true);
@@ -67,7 +67,7 @@ pub fn physician(b: &mut Builder, r: &Record) -> Option<String> {
             "value": l
         }));
     }
-    let mut pr = json!({"resourceType": "Practitioner"});
+    let mut pr = super::resource("Practitioner");
     put(&mut pr, "meta", b.profiles("Practitioner"));
     put(&mut pr, "identifier", Value::Array(ids));
     put(&mut pr, "active", true);
@@ -93,7 +93,7 @@ pub fn country_location(b: &mut Builder, code: &str, input: &str, cache: &mut Ha
         .first()
         .and_then(|c| c.get("display").cloned())
         .unwrap_or_else(|| json!(code));
-    let mut loc = json!({"resourceType": "Location"});
+    let mut loc = super::resource("Location");
     put(&mut loc, "identifier", json!([{"system": system, "value": code}]));
     put(&mut loc, "status", "active");
     put(&mut loc, "name", name);

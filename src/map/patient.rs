@@ -1,6 +1,6 @@
 //! The person: `Patient` (IPS), with every identifier, name, birth data, languages and contact.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::util::sid;
 use super::{Builder, Request, put};
@@ -119,7 +119,7 @@ pub fn patient(b: &mut Builder, r: &Record) -> String {
         });
     }
 
-    let mut pat = json!({"resourceType": "Patient"});
+    let mut pat = super::resource("Patient");
     put(&mut pat, "meta", b.profiles("Patient"));
     if !extensions.is_empty() {
         put(&mut pat, "extension", Value::Array(extensions));

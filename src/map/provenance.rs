@@ -22,7 +22,7 @@ pub fn consent(b: &mut Builder, r: &Record, refs: &Refs) {
     let Some(c) = r.provenance.as_ref().and_then(|p| p.consent.as_ref()) else { return };
     let out = b.next_entry_path();
     let status = b.code_only("consent-status", &c.status, || ("/provenance/consent/status".to_owned(), format!("{out}.status")));
-    let mut cons = json!({"resourceType": "Consent"});
+    let mut cons = super::resource("Consent");
     put(&mut cons, "identifier", json!([{"system": sid("consent"), "value": r.record_id}]));
     put(&mut cons, "status", status);
     put(
@@ -88,7 +88,7 @@ pub fn provenance(b: &mut Builder, r: &Record, site: &str) {
         }
     }
     let activity = if r.record_version > 1 { ("UPDATE", "revise") } else { ("CREATE", "create") };
-    let mut prov = json!({"resourceType": "Provenance"});
+    let mut prov = super::resource("Provenance");
     put(&mut prov, "target", Value::Array(targets));
     if let Some(p) = &r.provenance {
         put(&mut prov, "occurredDateTime", norm_datetime(&p.created));

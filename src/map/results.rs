@@ -93,7 +93,7 @@ fn bp_panel(b: &mut Builder, r: &Record, sys: Option<(usize, &TestResult)>, dia:
     let code = b.coded("panel", "observation-code", "bp-panel", &[], || (format!("{input}/test"), format!("{out}.code")));
     let status = b.code_only("result-status", &lead.status, || (format!("{input}/status"), format!("{out}.status")));
     let category = b.term.all_targets("test-category", &lead.test, CATEGORY_SYSTEM);
-    let mut obs = json!({"resourceType": "Observation"});
+    let mut obs = super::resource("Observation");
     if let Some(m) = b.profiles("Observation:bp-panel") {
         put(&mut obs, "meta", m);
     }
@@ -170,7 +170,7 @@ fn quantity(b: &mut Builder, value: &serde_json::Number, unit: &str, comparator:
 fn specimen(b: &mut Builder, res: &TestResult, kind: &str, input: &str, patient: &str) -> String {
     let out = b.next_entry_path();
     let ty = b.coded("specimen", "specimen", kind, &[], || (format!("{input}/specimen"), format!("{out}.type")));
-    let mut sp = json!({"resourceType": "Specimen"});
+    let mut sp = super::resource("Specimen");
     put(&mut sp, "meta", b.profiles("Specimen"));
     if let Some(seq) = res.sequence {
         put(
@@ -225,7 +225,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
     }
     let status = b.code_only("result-status", &res.status, || (format!("{input}/status"), format!("{out}.status")));
 
-    let mut obs = json!({"resourceType": "Observation"});
+    let mut obs = super::resource("Observation");
     let mut profiles: Vec<String> = b.term.profiles(&format!("Observation:test:{}", res.test)).to_vec();
     if profiles.is_empty() {
         profiles = b.term.profiles(&format!("Observation:{category_code}")).to_vec();
@@ -328,7 +328,7 @@ fn observation(b: &mut Builder, r: &Record, res: &TestResult, i: usize, refs: &R
 /// assessment id and a suffix.
 fn exam_observation(b: &mut Builder, r: &Record, refs: &Refs, suffix: &str, code: &str) -> (Value, String) {
     let ident = format!("{}/{suffix}", r.assessment.assessment_id);
-    let mut obs = json!({"resourceType": "Observation"});
+    let mut obs = super::resource("Observation");
     put(
         &mut obs,
         "identifier",
