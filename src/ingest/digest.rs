@@ -31,8 +31,7 @@ fn write(out: &mut Vec<u8>, v: &Value) {
                 if i > 0 {
                     out.push(b',');
                 }
-                // Writing JSON into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, k);
+                write_str(out, k);
                 out.push(b':');
                 write(out, x);
             }
@@ -48,9 +47,26 @@ fn write(out: &mut Vec<u8>, v: &Value) {
             }
             out.push(b']');
         }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
+        Value::String(s) => write_str(out, s),
+        // `arbitrary_precision`: a number's text as written.
+        Value::Number(n) => out.extend_from_slice(n.as_str().as_bytes()),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Null => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A JSON string as serde_json writes it: a string with no quote, backslash or control
+/// character (nearly every key and value) is its own bytes between quotes, since serde_json
+/// escapes only those; any other goes through serde_json.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
     }
 }
 
@@ -68,5 +84,57 @@ mod tests {
         assert_ne!(content_digest(&a), content_digest(&json!({"a": 1, "b": {"c": "x", "d": [2, 1]}})));
         // A key cannot pass for part of a value.
         assert_ne!(content_digest(&json!({"a": "b,c"})), content_digest(&json!({"a": "b", "c": null})));
+    }
+
+    /// The canonical bytes are what serde_json writes for every leaf (the writer before the
+    /// fast path, kept here as the reference): strings that need escaping and strings that do
+    /// not, numbers as written, literals.
+    #[test]
+    fn canonical_bytes_are_serde_jsons() {
+        fn reference(out: &mut Vec<u8>, v: &serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    let mut entries: Vec<_> = m.iter().collect();
+                    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    out.push(b'{');
+                    for (i, (k, x)) in entries.into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        serde_json::to_writer(&mut *out, k).unwrap();
+                        out.push(b':');
+                        reference(out, x);
+                    }
+                    out.push(b'}');
+                }
+                serde_json::Value::Array(a) => {
+                    out.push(b'[');
+                    for (i, x) in a.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        reference(out, x);
+                    }
+                    out.push(b']');
+                }
+                other => serde_json::to_writer(&mut *out, other).unwrap(),
+            }
+        }
+        let text = r#"{"z": [1.50, -0, 1e3, 2E-7, 10000000000000000000000, true, false, null], "a\"k": "q\"uote \\ back \n\t\u0001 é ✓ \u007f \u2028", "m": {"b": "", "a": "plain"}}"#;
+        let mut cases: Vec<serde_json::Value> = vec![serde_json::from_str(text).unwrap()];
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/records");
+        for e in std::fs::read_dir(golden).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            if let Ok(v) = serde_json::from_slice(&bytes) {
+                cases.push(v);
+            }
+        }
+        assert!(cases.len() > 10, "golden records found");
+        for v in &cases {
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            super::write(&mut got, v);
+            reference(&mut want, v);
+            assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+        }
     }
 }

@@ -69,23 +69,33 @@ pub fn concept(codings: Vec<Value>) -> Value {
 /// Percent-encodes a search parameter value for a conditional request URL.
 pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' => out.push(char::from(b)),
             _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 out.push('%');
                 out.push(char::from(HEX[usize::from(b >> 4)]));
                 out.push(char::from(HEX[usize::from(b & 15)]));
             }
         }
     }
-    out
 }
 
 /// `Type?identifier=system|value`, encoded.
 pub fn identifier_query(rtype: &str, system: &str, value: &str) -> String {
-    format!("{rtype}?identifier={}%7C{}", query_escape(system), query_escape(value))
+    let mut out = String::with_capacity(rtype.len() + system.len() + value.len() + 24);
+    out.push_str(rtype);
+    out.push_str("?identifier=");
+    escape_into(&mut out, system);
+    out.push_str("%7C");
+    escape_into(&mut out, value);
+    out
 }
 
 /// The data-absent-reason extension, for required elements the record does not supply.
