@@ -279,7 +279,8 @@ impl Walk<'_> {
         let children = cp.elem(pid).children.as_slice();
         let index = cp.elem(pid).keys.get_or_init(|| KeyIndex::build(cp, children));
         // Per child: its value and its shadow (non-choice children).
-        let mut slots: Vec<(Option<&'v Value>, Option<&'v Value>)> = vec![(None, None); children.len()];
+        // Inline up to 32 children (every datatype's; a resource's spill to the heap).
+        let mut slots: smallvec::SmallVec<[(Option<&'v Value>, Option<&'v Value>); 32]> = smallvec::smallvec![(None, None); children.len()];
         // Choice keys met, in key order: (child, type position, shadow, value).
         let mut choices: Vec<(u32, u32, bool, &'v Value)> = Vec::new();
         let is_root = scope.resource.as_object().is_some_and(|r| std::ptr::eq(r, obj));
@@ -390,7 +391,7 @@ impl Walk<'_> {
             // A backbone element declares no type in some snapshots; an element with children
             // and no type is one.
             let ty = if ce.types.is_empty() { if ce.path.contains('.') { "BackboneElement" } else { &cp.type_name } } else { ty };
-            let mut items: Vec<(Option<&'v Value>, Option<&'v Value>)> = Vec::new();
+            let mut items: smallvec::SmallVec<[(Option<&'v Value>, Option<&'v Value>); 2]> = smallvec::SmallVec::new();
             let len = self.push_element(if ce.choice { &ce.name } else { key }, ce.choice.then_some(ty), None);
             // A property whose value is JSON null: Java's parser says the property must be an
             // object, an array or a simple value, not a null (THIS_PROPERTY_MUST_BE__NOT_ and
