@@ -283,8 +283,8 @@ fn held_in(root: &Value, r: &str) -> bool {
             return true;
         }
         let slots = match json::at(v, "resourceType").as_str() {
-            Some("Bundle") => &json::at(v, "entry"),
-            Some("Parameters") => &json::at(v, "parameter"),
+            Some("Bundle") => json::at(v, "entry"),
+            Some("Parameters") => json::at(v, "parameter"),
             _ => return false,
         };
         in_slots(slots, ty, id, depth)
@@ -296,7 +296,7 @@ fn held_in(root: &Value, r: &str) -> bool {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|s| holds(&json::at(s, "resource"), ty, id, depth + 1) || in_slots(&json::at(s, "part"), ty, id, depth + 1))
+                .any(|s| holds(json::at(s, "resource"), ty, id, depth + 1) || in_slots(json::at(s, "part"), ty, id, depth + 1))
     }
     holds(root, ty, id, 0)
 }
