@@ -282,7 +282,7 @@ impl Walk<'_> {
         // Inline up to 32 children (every datatype's; a resource's spill to the heap).
         let mut slots: smallvec::SmallVec<[(Option<&'v Value>, Option<&'v Value>); 32]> = smallvec::smallvec![(None, None); children.len()];
         // Choice keys met, in key order: (child, type position, shadow, value).
-        let mut choices: Vec<(u32, u32, bool, &'v Value)> = Vec::new();
+        let mut choices: smallvec::SmallVec<[(u32, u32, bool, &'v Value); 2]> = smallvec::SmallVec::new();
         let is_root = scope.resource.as_object().is_some_and(|r| std::ptr::eq(r, obj));
         for (key, val) in obj {
             let hits = index.get(key);
