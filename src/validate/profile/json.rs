@@ -28,12 +28,6 @@ pub(super) fn at<'v>(v: &'v Value, key: &str) -> &'v Value {
     }
 }
 
-/// `obj.contains_key(key)` by [`get`].
-#[inline]
-pub(super) fn has(obj: &Map<String, Value>, key: &str) -> bool {
-    get(obj, key).is_some()
-}
-
 /// Exact equality of JSON values (decimals compared by value).
 pub(super) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {

@@ -349,10 +349,10 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
     match key {
         // hasValue() or (children().count() > id.count()): empty objects are reported already.
         "ele-1" => Some(obj.is_none_or(|m| m.is_empty() || m.keys().any(|k| k != "id"))),
-        "ext-1" => obj.map(|m| json::has(m, "extension") != m.keys().any(|k| k.starts_with("value"))),
+        "ext-1" => obj.map(|m| m.sget("extension").is_some() != m.keys().any(|k| k.starts_with("value"))),
         // Checked on the contained resources themselves (`Walk::orphans`).
         "dom-3" => Some(true),
-        "dom-2" | "dom-4" | "dom-5" => obj.and_then(|m| (!json::has(m, "contained")).then_some(true)),
+        "dom-2" | "dom-4" | "dom-5" => obj.and_then(|m| m.sget("contained").is_none().then_some(true)),
         "dom-6" => obj.map(|m| m.sget("text").and_then(|t| t.sget("div")).is_some()),
         // Only a `#` reference looks into the root's `contained`: that case goes to the engine.
         "ref-1" => obj.and_then(|m| s(m, "reference").is_none_or(|r| !r.starts_with('#')).then_some(true)),
@@ -364,13 +364,13 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         }),
         "org-1" => obj.map(|m| {
             m.sget("identifier").is_some_and(|i| i.as_array().is_none_or(|a| !a.is_empty()))
-                || json::has(m, "name")
-                || json::has(m, "_name")
+                || m.sget("name").is_some()
+                || m.sget("_name").is_some()
         }),
         "org-2" => obj.map(|m| s(m, "use") != Some("home")),
         "ppc-2" | "ppc-3" | "ppc-4" | "ppc-5" => obj.map(|m| {
             let code = consent_code(expr).unwrap_or_default();
-            json::has(m, "patient")
+            m.sget("patient").is_some()
                 || !m.sget("scope").and_then(|sc| sc.sget("coding")).and_then(Value::as_array).into_iter().flatten().any(|c| {
                     c.sget("system").and_then(Value::as_str) == Some("something") && c.sget("code").and_then(Value::as_str) == Some(code)
                 })
@@ -395,7 +395,7 @@ pub fn by_key(key: &str, expr: &str, v: &Value, resource: &Value) -> Option<bool
         }),
         // Bundle rules done in `bundle_rules`.
         "bdl-3" | "bdl-7" => Some(true),
-        "bdl-1" => obj.map(|m| !json::has(m, "total") || matches!(s(m, "type"), Some("searchset" | "history"))),
+        "bdl-1" => obj.map(|m| m.sget("total").is_none() || matches!(s(m, "type"), Some("searchset" | "history"))),
         "bdl-2" => obj.map(|m| {
             s(m, "type") == Some("searchset")
                 || m.sget("entry").and_then(Value::as_array).is_none_or(|es| es.iter().all(|e| e.sget("search").is_none()))

@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 
 use super::Walk;
 use crate::validate::profile::Severity;
-use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 
 impl Walk<'_> {
@@ -92,7 +91,7 @@ impl Walk<'_> {
     fn object_ids<'v>(&mut self, v: &'v Value, seen: &mut HashSet<&'v str>) {
         let Some(m) = v.as_object() else { return };
         // A nested resource (a Bundle entry's, a Parameters value) has ids of its own.
-        if json::has(m, "resourceType") {
+        if m.sget("resourceType").is_some() {
             return;
         }
         if let Some(id) = m.sget("id").and_then(Value::as_str) {
@@ -120,7 +119,7 @@ fn has_duplicate_element_id(obj: &Map<String, Value>) -> bool {
     }
     fn object<'v>(v: &'v Value, seen: &mut HashSet<&'v str>) -> bool {
         let Some(m) = v.as_object() else { return false };
-        if json::has(m, "resourceType") {
+        if m.sget("resourceType").is_some() {
             return false;
         }
         if let Some(id) = m.sget("id").and_then(Value::as_str) {

@@ -13,7 +13,6 @@ use serde_json::Value;
 
 use super::MAX_DEPTH;
 use crate::validate::profile::InvariantEngine;
-use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 
 /// What one validation prepares lazily for the FHIRPath engine: the root converted once, and
@@ -65,7 +64,7 @@ fn index_resources(v: &Value, ptr: &mut String, out: &mut HashMap<usize, String>
     }
     match v {
         Value::Object(m) => {
-            if json::has(m, "resourceType") {
+            if m.sget("resourceType").is_some() {
                 out.insert(v as *const Value as usize, ptr.clone());
             }
             for (k, x) in m {

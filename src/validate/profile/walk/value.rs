@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::{Host, Item, Walk};
 use crate::validate::profile::Severity;
-use crate::validate::profile::json;
 use crate::validate::profile::json::SmallGet;
 use crate::validate::profile::json::{matches_pattern, same};
 use crate::validate::profile::primitive::{self, has_scheme};
@@ -98,11 +97,11 @@ impl Walk<'_> {
                 None => self.report(Severity::Error, "structure", "a primitive's _element must be an object"),
                 Some(m) if m.is_empty() => self.report(Severity::Error, "structure", "a primitive's _element must not be empty"),
                 Some(m) => {
-                    if json::has(m, "value") {
+                    if m.sget("value").is_some() {
                         // HL7's ILLEGAL_PROPERTY: a primitive's value is never in its _element.
                         self.report(Severity::Error, "invalid", "the property 'value' is invalid in a primitive's _element");
                     }
-                    if value.is_none() && !json::has(m, "extension") {
+                    if value.is_none() && m.sget("extension").is_none() {
                         self.report(
                             Severity::Error,
                             "invariant",
