@@ -17,6 +17,8 @@
 //! Also here: [`prune_empty`]. FHIR has no empty strings, and an empty optional string in a
 //! record says nothing, so it is treated as absent rather than refused.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
 use crate::error::Issue;
@@ -78,7 +80,7 @@ fn walk(v: &Value, path: &mut String, out: &mut Vec<Issue>) {
             for (i, child) in a.iter().enumerate() {
                 let len = path.len();
                 path.push('/');
-                let _ = std::fmt::Write::write_fmt(path, format_args!("{i}"));
+                let _ = write!(path, "{i}");
                 walk(child, path, out);
                 path.truncate(len);
             }

@@ -197,7 +197,6 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Inserts `key: value` unless `value` is null (keeps the builders free of `if let` ladders).
 /// A resource under construction: `{"resourceType": ty}`, with room for the elements the
 /// mappers `put` after it (a map grown one key at a time reallocates its entries and rehashes
 /// its index at 4, 8 and 16 keys: issue 17's profile of the mapping).
@@ -207,6 +206,7 @@ pub(crate) fn resource(ty: &str) -> Value {
     Value::Object(m)
 }
 
+/// Inserts `key: value` unless `value` is null (keeps the builders free of `if let` ladders).
 pub(crate) fn put(obj: &mut Value, key: &str, value: impl Into<Value>) {
     let v = value.into();
     if !v.is_null() {
